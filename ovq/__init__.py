@@ -1,0 +1,18 @@
+"""ovq: a post-training quantization compiler for OpenVINO models."""
+
+from __future__ import annotations
+
+from ovq.errors import BackendError, GraphError, IRError, OvqError, VerificationError
+from ovq.kernels import kernels_backend
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError",
+    "GraphError",
+    "IRError",
+    "OvqError",
+    "VerificationError",
+    "__version__",
+    "kernels_backend",
+]

@@ -1,0 +1,1 @@
+"""numba implementations of the kernels, same signatures as :mod:`ovq.kernels.reference`."""

@@ -1,0 +1,1 @@
+"""numpy reference kernels: the executable specification of every kernel."""
