@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ovq.errors import BackendError, GraphError, IRError, OvqError, VerificationError
+from ovq.ir import Graph, read_model, save_model
 from ovq.kernels import kernels_backend
 
 __version__ = "0.1.0"
@@ -12,7 +13,10 @@ __all__ = [
     "GraphError",
     "IRError",
     "OvqError",
+    "Graph",
     "VerificationError",
     "__version__",
     "kernels_backend",
+    "read_model",
+    "save_model",
 ]

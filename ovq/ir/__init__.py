@@ -1,0 +1,66 @@
+"""The IR mirror: read, edit and write OpenVINO models as networkx graphs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
+
+from ovq.errors import IRError
+from ovq.ir.constants import BinFile, ConstData
+from ovq.ir.element_types import ELEMENT_TYPES, ElementType, element_type
+from ovq.ir.graph import Graph, Op, Port
+from ovq.ir.reader import read_ir
+from ovq.ir.writer import save_model
+
+if TYPE_CHECKING:
+    import openvino as ov
+
+ModelSource = Union[str, os.PathLike, "ov.Model", Graph]
+
+__all__ = [
+    "ELEMENT_TYPES",
+    "BinFile",
+    "ConstData",
+    "ElementType",
+    "Graph",
+    "ModelSource",
+    "Op",
+    "Port",
+    "element_type",
+    "read_ir",
+    "read_model",
+    "save_model",
+]
+
+
+def read_model(src: ModelSource, *, bin_path: str | os.PathLike[str] | None = None) -> Graph:
+    """Mirror a model as an :class:`ovq.Graph`.
+
+    Args:
+        src: An IR ``.xml`` path (its ``.bin`` beside it), any other file OpenVINO reads
+            (``.onnx``, ``.tflite``, ``.pdmodel``, ...), an ``openvino.Model``, or a Graph
+            (returned as is).
+        bin_path: The weights file of an IR, when not beside the ``.xml``.
+
+    Raises:
+        IRError: the file is missing, unreadable, malformed or hostile.
+    """
+    if isinstance(src, Graph):
+        return src
+    if isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        if not path.exists():
+            raise IRError(f"{path}: no such file")
+        if path.is_dir():
+            raise IRError(f"{path}: is a folder, expected a model file")
+        if path.suffix.lower() == ".xml":
+            return read_ir(path, bin_path)
+        from ovq.ir.bridge import read_with_openvino
+
+        return read_with_openvino(path)
+    import openvino as ov
+
+    if isinstance(src, ov.Model):
+        return Graph.from_ov(src)
+    raise IRError(f"cannot read a model from {type(src).__name__}: expected a path, an openvino.Model or an ovq.Graph")

@@ -1,0 +1,8 @@
+"""Shared test fixtures."""
+
+from __future__ import annotations
+
+import os
+
+# Keep OpenVINO and numba from oversubscribing the 2-core CI machines.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
