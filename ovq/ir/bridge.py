@@ -31,12 +31,13 @@ def core() -> ov.Core:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("Check ") and "/src/" not in line:
-            return line
-    return text.splitlines()[0] if text else type(exc).__name__
+    """OpenVINO's reason without its source locations, on one line."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    kept = [
+        line for line in lines
+        if line and not line.startswith(("Exception from", "Check '")) and "src/" not in line
+    ]
+    return "; ".join(kept) if kept else (lines[0] if lines else type(exc).__name__)
 
 
 def graph_from_ov(model: ov.Model, *, source: str = "<openvino.Model>") -> Graph:
@@ -94,3 +95,35 @@ def read_with_openvino(path: Path, bin_path: Path | None = None) -> Graph:
     except RuntimeError as exc:
         raise IRError(f"{path}: OpenVINO cannot read it: {_first_line(exc)}") from None
     return graph_from_ov(model, source=str(path))
+
+
+def infer_shapes(graph: Graph) -> None:
+    """Fill every output port's precision and shape with what OpenVINO infers.
+
+    Runs OpenVINO's own shape and type inference on a copy of the graph whose layers
+    are temporarily named by id, then copies the results back (top level only; body
+    ports are informational and left as they are).
+    """
+    probe = graph.copy()
+    for node, op in probe.ops():
+        op.name = f"__ovq_id_{node}"
+    model = graph_to_ov(probe)
+    for ov_op in model.get_ops():
+        name = ov_op.get_friendly_name()
+        if not name.startswith("__ovq_id_"):
+            continue
+        node = int(name[len("__ovq_id_"):])
+        if node not in graph:
+            continue
+        ports = graph.op(node).outputs
+        for index, output in enumerate(ov_op.outputs()):
+            if index >= len(ports):
+                break
+            et = output.get_element_type().get_type_name()
+            from ovq.ir.element_types import ELEMENT_TYPES
+
+            if et in ELEMENT_TYPES:
+                ports[index].precision = ELEMENT_TYPES[et].precision
+            pshape = output.get_partial_shape()
+            if pshape.rank.is_static:
+                ports[index].shape = [d.get_length() if d.is_static else -1 for d in pshape]

@@ -461,6 +461,12 @@ class Graph:
 
         return graph_to_ov(self)
 
+    def infer_shapes(self) -> None:
+        """Set every output port's element type and shape from OpenVINO's inference."""
+        from ovq.ir.bridge import infer_shapes
+
+        infer_shapes(self)
+
     @classmethod
     def from_ov(cls, model: ov.Model) -> Graph:
         """Mirror an ``openvino.Model`` (serialized losslessly, weights memory-mapped)."""

@@ -196,9 +196,13 @@ def build_net(graph: Graph, writer: ConstantWriter) -> Element:
 
 def _fill_graph(parent: Element, graph: Graph, writer: ConstantWriter) -> None:
     layers = ET.SubElement(parent, "layers")
-    order = graph.topological_order()
+    order = layer_order(graph)
     for node in order:
-        layers.append(_layer(node, graph.op(node), writer))
+        op = graph.op(node)
+        for out_index, port in enumerate(op.outputs):
+            if port.precision is None:
+                port.precision = _placeholder_precision(graph, node, out_index)
+        layers.append(_layer(node, op, writer))
     edges = ET.SubElement(parent, "edges")
     position = {n: i for i, n in enumerate(order)}
     # OpenVINO's serializer lists edges by producer position, then ports.
@@ -217,6 +221,43 @@ def _fill_graph(parent: Element, graph: Graph, writer: ConstantWriter) -> None:
         )
     if graph.rt_info is not None:
         parent.append(copy.deepcopy(graph.rt_info))
+
+
+def layer_order(graph: Graph) -> list[int]:
+    """The order layers are written in: topological, keeping model I/O order.
+
+    OpenVINO numbers a model's inputs and outputs by the file order of its Parameter
+    and Result layers, so those must keep their relative (insertion) order. A graph
+    just read keeps its exact file order. If edits made the topological order reorder
+    Parameters or Results, Parameters move to the front and Results to the end.
+    """
+    order = graph.topological_order()
+    params, results = graph.parameters(), graph.results()
+    if [n for n in order if n in set(params)] == params and [n for n in order if n in set(results)] == results:
+        return order
+    io = set(params) | set(results)
+    return params + [n for n in order if n not in io] + results
+
+
+def _placeholder_precision(graph: Graph, node: int, out_index: int) -> str:
+    """A precision for an output nobody set yet (OpenVINO requires the attribute).
+
+    OpenVINO re-infers every non-Parameter port when it reads IR, so this only has to
+    be plausible: a Convert's destination type, else the first input's precision.
+    ``Graph.infer_shapes()`` replaces it with the inferred one.
+    """
+    from ovq.ir.element_types import ELEMENT_TYPES
+
+    op = graph.op(node)
+    destination = (op.attrs or {}).get("destination_type")
+    if destination in ELEMENT_TYPES:
+        return ELEMENT_TYPES[destination].precision
+    for producer in graph.inputs_of(node):
+        if producer is not None:
+            src_port = graph.op(producer[0]).outputs[producer[1]]
+            if src_port.precision:
+                return src_port.precision
+    return "FP32"
 
 
 def _layer(node: int, op: Op, writer: ConstantWriter) -> Element:
