@@ -25,3 +25,33 @@ class VerificationError(GraphError):
 
 class BackendError(OvqError):
     """A requested kernel backend is not available (``OVQ_KERNELS``)."""
+
+
+class KernelError(OvqError, ValueError):
+    """A numeric kernel got input it cannot process (bad axis, shape, range or dtype)."""
+
+
+class NonFiniteError(KernelError):
+    """A tensor holds NaN or ±Inf where a statistic or range needs finite values.
+
+    Attributes:
+        name: the caller-supplied name of the tensor (e.g. the producing layer's output).
+    """
+
+    def __init__(self, name: str, detail: str = "") -> None:
+        self.name = name
+        msg = f"tensor {name!r} contains NaN or Inf values"
+        super().__init__(f"{msg}: {detail}" if detail else msg)
+
+
+class EmptyTensorError(KernelError):
+    """A statistic was requested over zero elements (an empty tensor or channel).
+
+    Attributes:
+        name: the caller-supplied name of the tensor.
+    """
+
+    def __init__(self, name: str, detail: str = "") -> None:
+        self.name = name
+        msg = f"tensor {name!r} is empty"
+        super().__init__(f"{msg}: {detail}" if detail else msg)
