@@ -1,0 +1,76 @@
+"""The ovq command line, end to end in subprocesses (as users run it)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ovq.data import demo_model_path
+
+OVQ = [sys.executable, "-c", "import sys; from ovq.cli import main; sys.exit(main())"]
+
+
+def run(*args, check=True):
+    proc = subprocess.run([*OVQ, *map(str, args)], capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_demo_reports_identical_outputs():
+    out = run("demo").stdout
+    assert "outputs bitwise identical" in out
+    assert "FP32 accuracy on 450 held-out digits" in out
+
+
+def test_inspect_json():
+    data = json.loads(run("inspect", demo_model_path(), "--json").stdout)
+    assert data["op_counts"]["Convolution"] == 3
+    assert data["inputs"][0]["shape"] == "?,1,8,8"
+    assert data["fake_quantize_count"] == 0
+    assert data["constant_bytes"]["f32"] > 100_000
+
+
+def test_convert_writes_a_loadable_model(tmp_path):
+    out = tmp_path / "digits.xml"
+    run("convert", demo_model_path(), "-o", out)
+    data = json.loads(run("inspect", out, "--json").stdout)
+    assert data["op_counts"]["Convolution"] == 3
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    ("<net version='11'><layers><layer", "malformed XML"),
+])
+def test_errors_are_one_line_and_non_zero(tmp_path, content, message):
+    path = tmp_path / "bad.xml"
+    if content is not None:
+        path.write_text(content)
+    proc = run("inspect", path, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ovq: error:") and message in lines[0]
+    assert str(path) in lines[0]
+
+
+def test_failed_convert_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.xml"
+    shutil.copy(demo_model_path(), bad)
+    bad.with_suffix(".bin").write_bytes(b"\0" * 10)  # truncated weights
+    out = tmp_path / "out.xml"
+    proc = run("convert", bad, "-o", out, check=False)
+    assert proc.returncode == 2 and "has only 10 bytes" in proc.stderr
+    assert not out.exists() and not out.with_suffix(".bin").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.bin", "bad.xml"]
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("ovq", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "inspect" in proc.stdout and "demo" in proc.stdout

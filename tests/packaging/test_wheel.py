@@ -1,0 +1,80 @@
+"""The built wheel ships everything, and `import ovq` stays light and native-optional."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel CI built (``OVQ_WHEEL``), or one built now from the checkout."""
+    given = os.environ.get("OVQ_WHEEL")
+    if given:
+        return Path(given)
+    out = tmp_path_factory.mktemp("wheel")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (found,) = out.glob("ovq-*.whl")
+    return found
+
+
+def test_wheel_ships_passes_hw_configs_native_and_demo(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "ovq/__init__.py" in names
+    assert "ovq/passes/__init__.py" in names, "passes/ must ship as ovq.passes"
+    assert any(n.startswith("ovq/hw_configs/") for n in names), "hw_configs/ must ship as ovq/hw_configs"
+    assert any(n.startswith("ovq/_native") and n.endswith(".so") for n in names), "native extension missing"
+    assert {"ovq/data/digits/digits.xml", "ovq/data/digits/digits.bin"} <= names
+    assert "ovq/py.typed" in names
+    assert not any(n.startswith(("tests/", "csrc/", "bench/")) for n in names)
+
+
+def _python(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env})
+
+
+def test_import_works_without_the_native_extension():
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'ovq._native': raise ImportError('blocked for test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import ovq; print(ovq.kernels_backend())\n"
+    )
+    proc = _python(code, OVQ_KERNELS="auto")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() in ("numba", "numpy")
+
+
+def test_import_ovq_does_not_import_passes_or_heavy_modules():
+    proc = _python("import sys, ovq; print(sorted(m for m in sys.modules if m.startswith(('ovq.passes', 'numba', 'torch'))))")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_forcing_a_missing_backend_is_a_clear_error():
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'ovq._native': raise ImportError('blocked for test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import ovq\n"
+        "try:\n    ovq.kernels_backend()\nexcept ovq.BackendError as e:\n    print('BackendError:', e)\n"
+    )
+    proc = _python(code, OVQ_KERNELS="native")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("BackendError: OVQ_KERNELS=native: backend cannot be loaded")
