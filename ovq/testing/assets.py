@@ -60,6 +60,8 @@ __all__ = [
     "cache_dir",
     "digits_data",
     "efficientnet_crops",
+    "example_inputs",
+    "mean_pool_normalize",
     "minilm_inputs",
     "minilm_sentences",
     "random_inputs",
@@ -286,6 +288,7 @@ def _cached_build(
         build(tmp)
         if not (tmp / main_file).is_file():
             raise RuntimeError(f"asset {spec.name}: build did not produce {main_file}")
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is shared read-only data
         try:
             os.rename(tmp, final)
         except OSError:
@@ -589,6 +592,7 @@ def _build_minilm(folder: pathlib.Path) -> None:
     example = {k: torch.from_numpy(v[:2]) for k, v in inputs.items()}
     with torch.no_grad():
         ov_model = ov.convert_model(model, example_input=example)
+    ov_model.outputs[0].get_tensor().set_names({"last_hidden_state"})
     _save_ir(ov_model, folder)
     np.savez(folder / "inputs.npz", **inputs)
     (folder / "sentences.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
@@ -679,7 +683,7 @@ def _specs() -> dict[str, AssetSpec]:
                   (_TORCH, _EFFNET, _EFFNET_W)),
         AssetSpec("minilm", "ir", "all-MiniLM-L6-v2 BERT encoder; inputs input_ids, "
                   "attention_mask, token_type_ids [?,?] -> last_hidden_state",
-                  (_TORCH, _TRANSFORMERS, _TOKENIZERS, _SKLEARN, _MINILM)),
+                  (_TORCH, _TRANSFORMERS, _TOKENIZERS, _SKLEARN, _MINILM), recipe=2),
     ]
     specs += [
         AssetSpec(f"onnx_light/{m}", "onnx", f"onnx light model zoo {m} (weights are "
@@ -732,3 +736,62 @@ def asset_path(name: str) -> pathlib.Path:
     if name.startswith("onnx_light/"):
         return _onnx_light_path(spec)
     return _package_file_path(spec)
+
+
+#: Concrete sizes for dynamic input dimensions, by asset name then input index:
+#: ``{dim_index: size}``; dims not listed default to 1.
+_DYNAMIC_DIMS: dict[str, dict[int, int]] = {
+    "ddddocr/common": {3: 160},
+    "ddddocr/common_old": {3: 160},
+}
+
+
+def example_inputs(name: str, n: int = 8) -> dict[str, np.ndarray]:
+    """Return one batch of inputs for an asset, realistic where the recipe has data.
+
+    ``digits``: the first ``n`` test images; ``efficientnet_lite0``: evaluation crops
+    300..300+n; ``minilm``: the first ``n`` tokenised sentences; ``resnet_like``: one
+    N(0, 1) sample (seed 1). Other assets get deterministic uniform noise in [0, 1)
+    (``silero_vad``: audio noise in +-0.1 and a zero ``state``) with dynamic dimensions
+    set to 1 (ddddocr recognisers: width 160).
+
+    Args:
+        name: Asset name.
+        n: Batch size, where the model's batch dimension is dynamic.
+
+    Returns:
+        Input arrays keyed by the model's input names.
+
+    Raises:
+        AssetUnavailable: The asset cannot be built here.
+    """
+    if name == "digits":
+        return {"input": digits_data("test")[0][:n]}
+    if name == "efficientnet_lite0":
+        return {"input": np.ascontiguousarray(efficientnet_crops(300 + n)[300:])}
+    if name == "minilm":
+        return {k: v[:n] for k, v in minilm_inputs().items()}
+    if name == "resnet_like":
+        return {"input": random_inputs(n=1)[0]}
+
+    import openvino as ov
+
+    model = ov.Core().read_model(str(asset_path(name)))
+    rng = np.random.default_rng(0)
+    out: dict[str, np.ndarray] = {}
+    overrides = _DYNAMIC_DIMS.get(name, {})
+    for port in model.inputs:
+        pshape = port.get_partial_shape()
+        shape = [d.get_length() if d.is_static else overrides.get(i, 1)
+                 for i, d in enumerate(pshape)]
+        dtype = port.get_element_type().to_dtype()
+        key = port.get_any_name()
+        if name == "silero_vad" and key == "state":
+            out[key] = np.zeros(shape, dtype)
+        elif name == "silero_vad":
+            out[key] = ((rng.random(shape) * 2 - 1) * 0.1).astype(dtype)
+        elif np.issubdtype(dtype, np.floating):
+            out[key] = rng.random(shape).astype(dtype)
+        else:
+            out[key] = np.zeros(shape, dtype)
+    return out
