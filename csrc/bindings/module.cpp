@@ -9,6 +9,8 @@ namespace py = pybind11;
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "ovq native kernels (statistics, weight quantization, bias correction)";
-    m.attr("ABI_VERSION") = 1;
+    m.attr("ABI_VERSION") = 2;
     ovq::register_info(m);
+    ovq::register_reduce(m);
+    ovq::register_quant(m);
 }

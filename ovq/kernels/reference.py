@@ -1,1 +1,324 @@
-"""numpy reference kernels: the executable specification of every kernel."""
+"""numpy reference kernels: the executable specification of every kernel.
+
+Every backend (``native``, ``numba``) implements the functions below with the same
+signature and must return the same values (bit-identical unless a function's docstring
+names a tolerance); ``tests/kernels`` checks that. Speed is not a goal here: the code
+is written to be read.
+
+Conventions shared by every kernel (validation is done by :mod:`ovq.kernels`, which
+calls these with already-checked arguments):
+
+* ``x`` is a float32, float16 or bfloat16 array of any rank and any strides. Values are
+  widened to float32 exactly; sums accumulate in float64.
+* ``axis`` names the axes that are **kept** (the "channel" axes): ``None`` reduces the
+  whole tensor to a scalar (shape ``()``), an int keeps that axis (shape ``(C,)``), a
+  tuple keeps those axes in the given order (e.g. ``(0, 1)`` for per-sample,
+  per-channel values of shape ``(N, C)``). Axes are already normalized (non-negative,
+  distinct).
+* Statistics need finite data: a NaN or ±Inf in ``x`` raises
+  :class:`~ovq.errors.NonFiniteError` naming ``name``.
+* The FakeQuantize arithmetic follows OpenVINO's CPU plugin at the f32 inference
+  precision exactly (see :func:`fake_quantize`), including its float32 rounding, fused
+  multiply-adds and x86 ``min``/``max`` NaN behaviour.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ovq.errors import EmptyTensorError, NonFiniteError
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _f32(x: np.ndarray) -> np.ndarray:
+    """Widen float16/bfloat16 (exactly) to float32; float32 passes through."""
+    return np.asarray(x).astype(np.float32, copy=False)
+
+
+def _check_finite(x32: np.ndarray, name: str) -> None:
+    if not np.isfinite(x32).all():
+        bad = int(np.count_nonzero(~np.isfinite(x32)))
+        raise NonFiniteError(name, f"{bad} of {x32.size} values are not finite")
+
+
+def _rows(x32: np.ndarray, axis: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
+    """View ``x`` as ``(K, R)``: kept axes (in order) first, then everything else."""
+    kshape = tuple(x32.shape[a] for a in axis)
+    moved = np.moveaxis(x32, axis, tuple(range(len(axis)))) if axis else x32
+    k = int(np.prod(kshape, dtype=np.int64))
+    return moved.reshape(k, -1) if k else moved.reshape(0, 0), kshape
+
+
+def fma32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Correctly rounded float32 fused multiply-add ``a * b + c`` (one rounding).
+
+    The float32 product is exact in float64; the float64 sum is exact up to the error
+    term ``err`` (TwoSum), which decides the rounding only when the float64 sum lies
+    exactly halfway between two float32 numbers.
+    """
+    a64 = np.asarray(a, np.float32).astype(np.float64)
+    b64 = np.asarray(b, np.float32).astype(np.float64)
+    c64 = np.asarray(c, np.float32).astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = a64 * b64
+        s = p + c64
+        bp = s - p
+        err = (p - (s - bp)) + (c64 - bp)
+        r = s.astype(np.float32)
+        back = r.astype(np.float64)
+        d = back - s  # rounding step taken by the float32 conversion
+        other = np.nextafter(r, np.where(d > 0, -np.inf, np.inf).astype(np.float32))
+        tie = (d != 0) & np.isfinite(d) & ((other.astype(np.float64) - s) == -d)
+        # At a tie the exact value is s + err: move toward it if err points away from r.
+        fix = tie & (err != 0) & ((err > 0) != (d > 0))
+        return np.where(fix, other, r).astype(np.float32)
+
+
+def _x86_max(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``maxps(a, b)``: ``a`` if ``a > b`` else ``b`` (a NaN ``a`` yields ``b``)."""
+    return np.where(a > b, a, b)
+
+
+def _x86_min(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``minps(a, b)``: ``a`` if ``a < b`` else ``b`` (a NaN ``a`` yields ``b``)."""
+    return np.where(a < b, a, b)
+
+
+# --------------------------------------------------------------------------- reducers
+
+
+def minmax(x: np.ndarray, axis: tuple[int, ...] = (), *, name: str = "tensor"
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum and maximum over all axes not in ``axis``.
+
+    Returns:
+        ``(min, max)``, float32 arrays of the kept shape.
+
+    Raises:
+        NonFiniteError: ``x`` holds NaN or ±Inf.
+        EmptyTensorError: some output would reduce over zero elements.
+    """
+    x32 = _f32(x)
+    rows, kshape = _rows(x32, axis)
+    if rows.shape[0] and rows.shape[1] == 0:
+        raise EmptyTensorError(name, "min/max over zero elements")
+    _check_finite(x32, name)
+    if rows.shape[0] == 0:
+        e = np.empty(kshape, np.float32)
+        return e, e.copy()
+    return rows.min(axis=1).reshape(kshape), rows.max(axis=1).reshape(kshape)
+
+
+def moments(x: np.ndarray, axis: tuple[int, ...] = (), *, name: str = "tensor"
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mergeable reducer state over all axes not in ``axis``.
+
+    Returns:
+        ``(count, min, max, sum, sumsq)`` with the kept shape: count int64, min/max
+        float32, sum and sum of squares float64 (each float32 value widened, squared
+        and accumulated in float64; backends may sum in another order, so sums agree
+        to a relative 1e-12). Zero elements give the merge identity: count 0,
+        min +Inf, max -Inf, sums 0.
+
+    Raises:
+        NonFiniteError: ``x`` holds NaN or ±Inf.
+    """
+    x32 = _f32(x)
+    _check_finite(x32, name)
+    rows, kshape = _rows(x32, axis)
+    n = rows.shape[1] if rows.shape[0] else 0
+    count = np.full(kshape, n, np.int64)
+    if n == 0:
+        return (count, np.full(kshape, np.inf, np.float32), np.full(kshape, -np.inf, np.float32),
+                np.zeros(kshape), np.zeros(kshape))
+    r64 = rows.astype(np.float64)
+    return (count, rows.min(axis=1).reshape(kshape), rows.max(axis=1).reshape(kshape),
+            r64.sum(axis=1).reshape(kshape), (r64 * r64).sum(axis=1).reshape(kshape))
+
+
+def quantile(x: np.ndarray, q: np.ndarray, axis: tuple[int, ...] = (), *,
+             absolute: bool = False, name: str = "tensor") -> np.ndarray:
+    """Quantiles (linear interpolation, numpy's default method) over non-kept axes.
+
+    For ``n`` sorted values ``v`` and a probability ``p``: ``h = (n - 1) * p`` (float64),
+    ``i = floor(h)``, ``j = min(i + 1, n - 1)``, result ``v[i] + (h - i) * (v[j] - v[i])``
+    in float64. ``absolute=True`` takes quantiles of ``|x|``.
+
+    Returns:
+        float64 array of shape ``(len(q), *kept_shape)``.
+
+    Raises:
+        NonFiniteError, EmptyTensorError: as :func:`minmax`.
+    """
+    x32 = _f32(x)
+    rows, kshape = _rows(x32, axis)
+    if rows.shape[0] and rows.shape[1] == 0:
+        raise EmptyTensorError(name, "quantile over zero elements")
+    _check_finite(x32, name)
+    q = np.asarray(q, np.float64).reshape(-1)
+    out = np.empty((q.size, rows.shape[0]), np.float64)
+    if rows.shape[0]:
+        v = np.sort(np.abs(rows) if absolute else rows, axis=1).astype(np.float64)
+        n = v.shape[1]
+        for k, p in enumerate(q):
+            h = (n - 1) * p
+            i = int(np.floor(h))
+            j = min(i + 1, n - 1)
+            out[k] = v[:, i] + (h - i) * (v[:, j] - v[:, i])
+    return out.reshape((q.size, *kshape))
+
+
+def histogram(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, bins: int,
+              axis: tuple[int, ...] = (), *, absolute: bool = False, name: str = "tensor"
+              ) -> np.ndarray:
+    """Counts of values in ``bins`` equal-width bins over ``[lo, hi]`` per kept index.
+
+    ``lo``/``hi`` are float64 arrays of the kept shape (``hi > lo``). A value ``v``
+    (``|v|`` with ``absolute``) goes to slot 0 if ``v < lo``, slot ``bins + 1`` if
+    ``v > hi``, else slot ``1 + min(floor((v - lo) * (bins / (hi - lo))), bins - 1)``,
+    all in float64 (so ``v == hi`` lands in the last bin, as in numpy).
+
+    Returns:
+        int64 array ``(*kept_shape, bins + 2)``: underflow, the bins, overflow.
+
+    Raises:
+        NonFiniteError: ``x`` holds NaN or ±Inf.
+    """
+    x32 = _f32(x)
+    _check_finite(x32, name)
+    rows, kshape = _rows(x32, axis)
+    lo = np.broadcast_to(np.asarray(lo, np.float64), kshape).reshape(-1)
+    hi = np.broadcast_to(np.asarray(hi, np.float64), kshape).reshape(-1)
+    out = np.zeros((rows.shape[0], bins + 2), np.int64)
+    scale = bins / (hi - lo)
+    for k in range(rows.shape[0]):
+        v = rows[k].astype(np.float64)
+        if absolute:
+            v = np.abs(v)
+        idx = np.minimum(np.floor((v - lo[k]) * scale[k]), bins - 1) + 1
+        idx = np.where(v < lo[k], 0, np.where(v > hi[k], bins + 1, idx)).astype(np.int64)
+        out[k] = np.bincount(idx, minlength=bins + 2)
+    return out.reshape((*kshape, bins + 2))
+
+
+# ------------------------------------------------------------------------ FakeQuantize
+
+
+def fq_constants(input_low, input_high, output_low, output_high, levels: int,
+                 flavor: str = "snippets") -> tuple[np.ndarray, ...]:
+    """Per-range constants ``(cl, ch, isc, ish, osc, osh)`` the CPU plugin derives.
+
+    Both flavors compute in float32 with ``L1 = float32(levels - 1)``:
+
+    * ``node`` (the CPU ``FakeQuantize`` node's JIT kernel): ``isc = L1 / (ih - il)``,
+      ``ish = (-il * L1) / (ih - il)``, ``osc = (oh - ol) / L1``, ``osh = ol``.
+    * ``snippets`` (the decomposition the CPU plugin tokenizes a standalone FQ into):
+      ``isc = L1 / (ih - il)``, ``ish = il * isc`` (subtracted), ``osc``/``osh`` as above.
+    """
+    il, ih, ol, oh = (np.asarray(v, np.float32) for v in (input_low, input_high, output_low,
+                                                          output_high))
+    l1 = np.float32(levels - 1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        isc = (l1 / (ih - il)).astype(np.float32)
+        if flavor == "node":
+            ish = ((-il * l1) / (ih - il)).astype(np.float32)
+        else:
+            ish = (il * isc).astype(np.float32)
+        osc = ((oh - ol) / l1).astype(np.float32)
+    return il, ih, isc, ish, osc, ol
+
+
+def fake_quantize(x: np.ndarray, input_low, input_high, output_low, output_high,
+                  levels: int, *, flavor: str = "snippets") -> np.ndarray:
+    """OpenVINO FakeQuantize-1 exactly as the CPU plugin computes it at f32 precision.
+
+    Ranges broadcast against ``x`` (numpy rules). With the constants of
+    :func:`fq_constants`, and ``max(a, b) = a if a > b else b``,
+    ``min(a, b) = a if a < b else b`` (x86 semantics), round-half-to-even ``rint`` and a
+    single-rounding float32 ``fma``:
+
+    * ``snippets``: ``c = min(max(x, il), ih)``; ``t = rint(float32(c * isc) - ish)``;
+      ``y = fma(t, osc, ol)``. A NaN input gives ``ol``.
+    * ``node``: ``c = max(min(x, ih), il)``; ``t = rint(fma(c, isc, ish))``;
+      ``y = fma(t, osc, ol)``. A NaN input gives ``oh``.
+
+    ``il == ih`` gives NaN, as in OpenVINO. The result is float32 with the broadcast
+    shape.
+    """
+    x32 = _f32(x)
+    il, ih, isc, ish, osc, ol = fq_constants(input_low, input_high, output_low,
+                                             output_high, levels, flavor)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if flavor == "node":
+            c = _x86_max(_x86_min(x32, ih), il)
+            t = np.rint(fma32(c, isc, ish))
+        else:
+            c = _x86_min(_x86_max(x32, il), ih)
+            t = np.rint((c * isc).astype(np.float32) - ish)
+        return fma32(t, osc, ol)
+
+
+def quantize(x: np.ndarray, input_low: np.ndarray, input_high: np.ndarray, levels: int,
+             axis: int | None = None, *, offset: int = 0, dtype=np.int8,
+             name: str = "tensor") -> np.ndarray:
+    """Integer level of each value, as the CPU FakeQuantize node computes it, plus offset.
+
+    ``input_low``/``input_high`` are float32 scalars or 1-D arrays along ``axis``.
+    ``t = rint(fma(max(min(x, ih), il), isc, ish))`` with the ``node`` constants of
+    :func:`fq_constants`, clipped to ``[0, levels - 1]``; the result is ``t + offset``
+    cast to ``dtype`` (e.g. ``offset = -127`` stores a 255-level symmetric grid as int8).
+
+    Raises:
+        NonFiniteError: ``x`` holds NaN or ±Inf.
+    """
+    x32 = _f32(x)
+    _check_finite(x32, name)
+    il = np.asarray(input_low, np.float32)
+    ih = np.asarray(input_high, np.float32)
+    if axis is not None and il.ndim:
+        shape = [1] * x32.ndim
+        shape[axis] = -1
+        il, ih = il.reshape(shape), ih.reshape(shape)
+    il, ih, isc, ish, _, _ = fq_constants(il, ih, 0.0, 1.0, levels, "node")
+    c = _x86_max(_x86_min(x32, ih), il)
+    t = np.clip(np.rint(fma32(c, isc, ish)), 0, levels - 1)
+    return (t.astype(np.int64) + offset).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray,
+               axis: int | None = None) -> np.ndarray:
+    """``float32(q - zero_point) * scale`` in float32, per channel along ``axis``.
+
+    ``q`` is any integer array; ``scale`` and ``zero_point`` are scalars or 1-D arrays
+    along ``axis`` (``zero_point`` is taken as float32).
+    """
+    q = np.asarray(q)
+    s = np.asarray(scale, np.float32)
+    z = np.asarray(zero_point, np.float32)
+    if axis is not None:
+        shape = [1] * q.ndim
+        shape[axis] = -1
+        s = s.reshape(shape) if s.ndim else s
+        z = z.reshape(shape) if z.ndim else z
+    return ((q.astype(np.float32) - z).astype(np.float32) * s).astype(np.float32)
+
+
+def quantization_error(x: np.ndarray, y: np.ndarray, axis: tuple[int, ...] = (), *,
+                       name: str = "tensor") -> tuple[np.ndarray, np.ndarray]:
+    """Sum of squared errors ``Σ(x - y)²`` and signal energy ``Σx²`` per kept index.
+
+    Differences and squares are taken in float64 from the float32 values; sums agree
+    across backends to a relative 1e-12.
+
+    Raises:
+        NonFiniteError: ``x`` or ``y`` holds NaN or ±Inf.
+    """
+    x32, y32 = _f32(x), _f32(y)
+    _check_finite(x32, name)
+    _check_finite(y32, name + " (quantized)")
+    rx, kshape = _rows(x32, axis)
+    ry, _ = _rows(y32, axis)
+    d = rx.astype(np.float64) - ry.astype(np.float64)
+    x64 = rx.astype(np.float64)
+    return (d * d).sum(axis=1).reshape(kshape), (x64 * x64).sum(axis=1).reshape(kshape)
