@@ -13,10 +13,8 @@ this process.
 
 from __future__ import annotations
 
-import copy
 import os
 import tempfile
-import xml.etree.ElementTree as ET
 import zlib
 from pathlib import Path
 from xml.etree.ElementTree import Element
@@ -26,6 +24,7 @@ from ovq.ir.constants import ConstData
 from ovq.ir.graph import BODY_TAGS, Graph, Op, Port
 
 _CHUNK = 4 << 20
+_SAMPLE = 64 << 10
 _DEFAULT_CHILD_ORDER = ("data", "rt_info", "input", "output")
 
 
@@ -79,10 +78,24 @@ class ConstantWriter:
             done += n
 
     def _crc(self, data: ConstData) -> int:
-        crc = 0
-        for chunk in self._chunks(data):
-            crc = zlib.crc32(chunk, crc)
-        return crc
+        """CRC of the payload's first and last 64 KiB: a cheap bucket key.
+
+        Equal keys are always confirmed by a full byte comparison, so sampling only
+        costs a comparison on a (rare) false bucket hit, never a wrong merge.
+        """
+        size = data.size
+        if not data.in_file:
+            raw = memoryview(data.owned)  # type: ignore[arg-type]
+            head, tail = raw[:_SAMPLE], raw[max(0, size - _SAMPLE):]
+        else:
+            assert data.bin is not None
+            view = memoryview(self._buf)
+            n = min(_SAMPLE, size)
+            data.bin.pread_into(view[:n], data.offset)
+            head = bytes(view[:n])
+            data.bin.pread_into(view[:n], data.offset + size - n)
+            tail = view[:n]
+        return zlib.crc32(tail, zlib.crc32(head))
 
     def _equal_to_written(self, data: ConstData, offset: int) -> bool:
         pos = offset
@@ -126,8 +139,19 @@ class ConstantWriter:
             pos += n
 
 
-def save_model(graph: Graph, xml_path: str | os.PathLike[str], bin_path: str | os.PathLike[str] | None = None) -> Path:
+def save_model(
+    graph: Graph,
+    xml_path: str | os.PathLike[str],
+    bin_path: str | os.PathLike[str] | None = None,
+    *,
+    fsync: bool = False,
+) -> Path:
     """Write ``graph`` as IR v11 to ``xml_path`` (and ``.bin`` beside it), atomically.
+
+    The rename makes the write atomic for every process on the machine (no reader ever
+    sees a partial file, and a failure or interrupt leaves the old files as they were).
+    ``fsync=True`` also flushes both files to the disk before the rename, for
+    durability across power loss, at the cost of waiting for the device.
 
     Returns:
         The path of the written ``.xml``.
@@ -147,18 +171,19 @@ def save_model(graph: Graph, xml_path: str | os.PathLike[str], bin_path: str | o
         temps.append(bin_tmp)
         try:
             writer = ConstantWriter(bin_fd)
-            root = build_net(graph, writer)
+            text = render_net(graph, writer)
             os.ftruncate(bin_fd, writer.pos)
-            os.fsync(bin_fd)
+            if fsync:
+                os.fsync(bin_fd)
         finally:
             os.close(bin_fd)
-        text = serialize_xml(root)
         xml_fd, xml_tmp = tempfile.mkstemp(dir=folder, prefix=f".{xml_path.name}.", suffix=".tmp")
         temps.append(xml_tmp)
         with os.fdopen(xml_fd, "wb") as f:
             f.write(text)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         for tmp in temps:
             os.chmod(tmp, 0o644 & ~_umask())
         os.replace(bin_tmp, bin_path)
@@ -181,46 +206,138 @@ def _umask() -> int:
     return mask
 
 
-def serialize_xml(root: Element) -> bytes:
-    """Serialize a ``<net>`` element the way OpenVINO lays it out (tab-indented)."""
-    ET.indent(root, space="\t")
-    return b'<?xml version="1.0"?>\n' + ET.tostring(root, encoding="utf-8", xml_declaration=False) + b"\n"
+_ESCAPE_ATTR = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
+                               "\n": "&#10;", "\r": "&#13;", "\t": "&#09;"})
+_ESCAPE_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
-def build_net(graph: Graph, writer: ConstantWriter) -> Element:
-    """The ``<net>`` element of ``graph``; constant payloads go to ``writer``."""
-    net = Element("net", {"name": graph.name, "version": "11", **graph.net_attrs})
-    _fill_graph(net, graph, writer)
-    return net
+def _emit(elem: Element, depth: int, out: list[str]) -> None:
+    """Append ``elem`` to ``out`` tab-indented, without touching the element.
+
+    Whitespace-only text and tails of the source document are dropped (they are layout,
+    not content); real text (``<dim>`` values) is kept.
+    """
+    indent = "\t" * depth
+    attrs = "".join(f' {k}="{str(v).translate(_ESCAPE_ATTR)}"' for k, v in elem.attrib.items())
+    text = (elem.text or "").strip()
+    children = list(elem)
+    if not children and not text:
+        out.append(f"{indent}<{elem.tag}{attrs} />\n")
+    elif not children:
+        out.append(f"{indent}<{elem.tag}{attrs}>{text.translate(_ESCAPE_TEXT)}</{elem.tag}>\n")
+    else:
+        out.append(f"{indent}<{elem.tag}{attrs}>\n")
+        for child in children:
+            _emit(child, depth + 1, out)
+        out.append(f"{indent}</{elem.tag}>\n")
 
 
-def _fill_graph(parent: Element, graph: Graph, writer: ConstantWriter) -> None:
-    layers = ET.SubElement(parent, "layers")
+def render_net(graph: Graph, writer: ConstantWriter) -> bytes:
+    """The IR ``.xml`` text of ``graph``; constant payloads go to ``writer``."""
+    out = ['<?xml version="1.0"?>\n']
+    attrs = _attrs({"name": graph.name, "version": "11", **graph.net_attrs})
+    out.append(f"<net{attrs}>\n")
+    _graph_text(graph, writer, 1, out)
+    out.append("</net>\n")
+    return "".join(out).encode("utf-8")
+
+
+def _attrs(attrs: dict[str, str]) -> str:
+    return "".join(f' {k}="{str(v).translate(_ESCAPE_ATTR)}"' for k, v in attrs.items())
+
+
+def _graph_text(graph: Graph, writer: ConstantWriter, depth: int, out: list[str]) -> None:
+    tab = "\t" * depth
+    out.append(f"{tab}<layers>\n")
     order = layer_order(graph)
     for node in order:
         op = graph.op(node)
         for out_index, port in enumerate(op.outputs):
             if port.precision is None:
                 port.precision = _placeholder_precision(graph, node, out_index)
-        layers.append(_layer(node, op, writer))
-    edges = ET.SubElement(parent, "edges")
+        _layer_text(node, op, writer, depth + 1, out)
+    out.append(f"{tab}</layers>\n{tab}<edges>\n")
     position = {n: i for i, n in enumerate(order)}
-    # OpenVINO's serializer lists edges by producer position, then ports.
+    # OpenVINO's serializer lists edges by producer position, then output port
     # (networkx keeps edges in insertion order, i.e. file order for a graph just read).
     edge_list = sorted(graph.nx.edges(keys=True), key=lambda e: (position[e[0]], e[2][0]))
     for src, dst, (out_i, in_i) in edge_list:
-        ET.SubElement(
-            edges,
-            "edge",
-            {
-                "from-layer": str(src),
-                "from-port": str(graph.op(src).outputs[out_i].id),
-                "to-layer": str(dst),
-                "to-port": str(graph.op(dst).inputs[in_i].id),
-            },
+        out.append(
+            f'{tab}\t<edge from-layer="{src}" from-port="{graph.op(src).outputs[out_i].id}" '
+            f'to-layer="{dst}" to-port="{graph.op(dst).inputs[in_i].id}" />\n'
         )
+    out.append(f"{tab}</edges>\n")
     if graph.rt_info is not None:
-        parent.append(copy.deepcopy(graph.rt_info))
+        _emit(graph.rt_info, depth, out)
+
+
+def _layer_text(node: int, op: Op, writer: ConstantWriter, depth: int, out: list[str]) -> None:
+    tab = "\t" * depth
+    head = {"id": str(node), "name": op.name, "type": op.type, "version": op.version, **op.layer_attrs}
+    out.append(f"{tab}<layer{_attrs(head)}>\n")
+    pending: dict[str, list[list[str]]] = {}
+
+    def queue(tag: str, text: list[str]) -> None:
+        pending.setdefault(tag, []).append(text)
+
+    inner = depth + 1
+    if op.attrs is not None:
+        attrs = op.attrs
+        if op.const is not None:
+            offset, size = writer.add(op.const)
+            attrs = {**attrs, "offset": str(offset), "size": str(size)}
+        queue("data", [f"{tab}\t<data{_attrs(attrs)} />\n"])
+    if op.rt_info is not None:
+        queue("rt_info", _emitted(op.rt_info, inner))
+    if op.inputs:
+        queue("input", _ports_text("input", op.inputs, inner, output=False))
+    if op.outputs:
+        queue("output", _ports_text("output", op.outputs, inner, output=True))
+    for extra in op.extras:
+        queue(extra.tag, _emitted(extra, inner))
+    for tag in BODY_TAGS:
+        if tag in op.bodies:
+            body = [f"{tab}\t<{tag}>\n"]
+            _graph_text(op.bodies[tag], writer, inner + 1, body)
+            body.append(f"{tab}\t</{tag}>\n")
+            queue(tag, body)
+    for tag in op.child_order:
+        if pending.get(tag):
+            out.extend(pending[tag].pop(0))
+    for tag in (*_DEFAULT_CHILD_ORDER, *pending):
+        for text in pending.get(tag, []):
+            out.extend(text)
+        pending[tag] = []
+    out.append(f"{tab}</layer>\n")
+
+
+def _emitted(elem: Element, depth: int) -> list[str]:
+    text: list[str] = []
+    _emit(elem, depth, text)
+    return text
+
+
+def _ports_text(tag: str, ports: list[Port], depth: int, *, output: bool) -> list[str]:
+    tab = "\t" * depth
+    text = [f"{tab}<{tag}>\n"]
+    for port in ports:
+        attrs = {"id": str(port.id)}
+        if port.precision is not None:
+            attrs["precision"] = port.precision
+        if output and port.names:
+            attrs["names"] = ",".join(n.replace(",", "\\,") for n in port.names)
+        attrs.update(port.attrs)
+        dims = port.shape or ()
+        if not dims and not port.extra:
+            text.append(f"{tab}\t<port{_attrs(attrs)} />\n")
+            continue
+        text.append(f"{tab}\t<port{_attrs(attrs)}>\n")
+        text.extend(f"{tab}\t\t<dim>{d}</dim>\n" for d in dims)
+        for extra in port.extra:
+            _emit(extra, depth + 2, text)
+        text.append(f"{tab}\t</port>\n")
+    text.append(f"{tab}</{tag}>\n")
+    return text
 
 
 def layer_order(graph: Graph) -> list[int]:
@@ -258,56 +375,3 @@ def _placeholder_precision(graph: Graph, node: int, out_index: int) -> str:
             if src_port.precision:
                 return src_port.precision
     return "FP32"
-
-
-def _layer(node: int, op: Op, writer: ConstantWriter) -> Element:
-    layer = Element("layer", {"id": str(node), "name": op.name, "type": op.type, "version": op.version, **op.layer_attrs})
-    pending: dict[str, list[Element]] = {}
-
-    def queue(tag: str, elem: Element) -> None:
-        pending.setdefault(tag, []).append(elem)
-
-    if op.attrs is not None:
-        attrs = dict(op.attrs)
-        if op.const is not None:
-            offset, size = writer.add(op.const)
-            attrs["offset"], attrs["size"] = str(offset), str(size)
-        queue("data", Element("data", attrs))
-    if op.rt_info is not None:
-        queue("rt_info", copy.deepcopy(op.rt_info))
-    if op.inputs:
-        queue("input", _ports("input", op.inputs, output=False))
-    if op.outputs:
-        queue("output", _ports("output", op.outputs, output=True))
-    for extra in op.extras:
-        queue(extra.tag, copy.deepcopy(extra))
-    for tag in BODY_TAGS:
-        if tag in op.bodies:
-            body = Element(tag)
-            _fill_graph(body, op.bodies[tag], writer)
-            queue(tag, body)
-    for tag in op.child_order:
-        if pending.get(tag):
-            layer.append(pending[tag].pop(0))
-    for tag in (*_DEFAULT_CHILD_ORDER, *pending):
-        for elem in pending.get(tag, []):
-            layer.append(elem)
-        pending[tag] = []
-    return layer
-
-
-def _ports(tag: str, ports: list[Port], *, output: bool) -> Element:
-    group = Element(tag)
-    for port in ports:
-        attrs = {"id": str(port.id)}
-        if port.precision is not None:
-            attrs["precision"] = port.precision
-        if output and port.names:
-            attrs["names"] = ",".join(n.replace(",", "\\,") for n in port.names)
-        attrs.update(port.attrs)
-        elem = ET.SubElement(group, "port", attrs)
-        for dim in port.shape or ():
-            ET.SubElement(elem, "dim").text = str(dim)
-        for extra in port.extra:
-            elem.append(copy.deepcopy(extra))
-    return group

@@ -190,3 +190,14 @@ def test_save_into_missing_folder(ir, tmp_path):
     with pytest.raises(IRError, match="does not exist"):
         ovq.save_model(graph, tmp_path / "no" / "such" / "m.xml")
     assert os.listdir(tmp_path) == ["m.xml", "m.bin"] or sorted(os.listdir(tmp_path)) == ["m.bin", "m.xml"]
+
+
+def test_utf16_billion_laughs_is_refused(ir):
+    """A DTD hidden from byte searches by another encoding still goes through defusedxml."""
+    path, text = ir
+    bomb = '<?xml version="1.0" encoding="UTF-16"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">' + "".join(
+        f'<!ENTITY lol{i + 1} "{("&lol" + (str(i) if i else "") + ";") * 10}">' for i in range(9)
+    ) + "]>\n"
+    bad = text.replace('<?xml version="1.0"?>\n', bomb).replace('name="m"', 'name="&lol9;"')
+    path.write_bytes(bad.encode("utf-16"))
+    expect(path, "DTD or entity declarations is refused")
