@@ -11,7 +11,7 @@ from ovq.ir.constants import BinFile, ConstData
 from ovq.ir.element_types import ELEMENT_TYPES, ElementType, element_type
 from ovq.ir.graph import Graph, Op, Port
 from ovq.ir.reader import read_ir
-from ovq.ir.writer import save_model
+from ovq.ir.writer import save_model as _write_ir
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -64,3 +64,28 @@ def read_model(src: ModelSource, *, bin_path: str | os.PathLike[str] | None = No
     if isinstance(src, ov.Model):
         return Graph.from_ov(src)
     raise IRError(f"cannot read a model from {type(src).__name__}: expected a path, an openvino.Model or an ovq.Graph")
+
+
+def save_model(
+    model: ModelSource,
+    xml_path: str | os.PathLike[str],
+    *,
+    bin_path: str | os.PathLike[str] | None = None,
+    fsync: bool = False,
+) -> Path:
+    """Write a model as IR v11 ``.xml`` + ``.bin``, atomically (FP32 weights stay FP32).
+
+    Args:
+        model: An :class:`ovq.Graph`, an ``openvino.Model`` or a model path.
+        xml_path: Where to write; the ``.bin`` goes beside it unless ``bin_path`` is given.
+        bin_path: Explicit weights path.
+        fsync: Flush both files to disk before the atomic rename.
+
+    Returns:
+        The ``.xml`` path written.
+
+    Raises:
+        IRError: the model cannot be read or the destination cannot be written; nothing
+            is left behind and an existing model at ``xml_path`` is untouched.
+    """
+    return _write_ir(read_model(model), xml_path, bin_path, fsync=fsync)

@@ -157,3 +157,26 @@ def test_saving_over_the_source_model_keeps_weights_valid(saved_model):
     ovq.save_model(graph, path)
     after = runtime.infer(runtime.compile_model(str(path)), runtime.random_inputs(ov.Core().read_model(path)))
     assert runtime.outputs_equal(before, after)
+
+
+def test_ir_v10_is_read_through_openvino_and_written_as_v11(saved_model, tmp_path):
+    path = saved_model(ir_models.conv_net(), "v11")
+    v10 = tmp_path / "v10.xml"
+    v10.write_text(path.read_text().replace('version="11"', 'version="10"', 1))
+    v10.with_suffix(".bin").write_bytes(path.with_suffix(".bin").read_bytes())
+    graph = ovq.read_model(v10)
+    assert graph.source == str(v10)
+    written = ovq.save_model(graph, tmp_path / "out.xml")
+    assert 'version="11"' in written.read_text().splitlines()[1]
+    out_a, out_b = run_both(path, written)
+    assert runtime.outputs_equal(out_a, out_b)
+
+
+def test_save_model_accepts_an_openvino_model(tmp_path):
+    model = ir_models.conv_net()
+    written = ovq.save_model(model, tmp_path / "m.xml")
+    out_a, out_b = run_both(written, written)
+    assert runtime.outputs_equal(out_a, out_b)
+    inputs = runtime.random_inputs(model)
+    assert runtime.outputs_equal(runtime.infer(runtime.compile_model(model), inputs),
+                                 runtime.infer(runtime.compile_model(str(written)), inputs))
