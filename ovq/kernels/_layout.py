@@ -75,3 +75,33 @@ def plan(arrays: list[np.ndarray], axis: tuple[int, ...]) -> Plan:
     rshape = np.array([m[0] for m in merged], np.int64)
     rstrides = tuple(np.array([m[1 + i] for m in merged], np.int64) for i in range(len(parts)))
     return Plan(kshape, tuple(p[0] for p in parts), tuple(koffs), rshape, rstrides)
+
+
+def range_constants(x_shape: tuple[int, ...], ranges, levels: int, flavor: str):
+    """FakeQuantize constants for kernels walking ``x`` with ranges along <= 1 axis.
+
+    Returns:
+        ``(axis, consts)`` with ``axis`` ``()`` or ``(a,)`` and ``consts`` a float32
+        ``(6, K or 1)`` array of the rows of :func:`ovq.kernels.reference.fq_constants`,
+        or None if the ranges change the output shape or vary along several axes (the
+        caller then uses the reference).
+    """
+    from ovq.kernels.reference import fq_constants
+
+    ranges = [np.asarray(r, np.float32) for r in ranges]
+    shape = np.broadcast_shapes(tuple(x_shape), *(r.shape for r in ranges))
+    if shape != tuple(x_shape):
+        return None
+    nd = len(shape)
+    full = [r.reshape((1,) * (nd - r.ndim) + r.shape) for r in ranges]
+    varying = {d for r in full for d, n in enumerate(r.shape) if n != 1}
+    if len(varying) > 1:
+        return None
+    consts = fq_constants(*full, levels, flavor)
+    if not varying:
+        c = np.stack([np.asarray(v, np.float32).reshape(-1)[:1] for v in consts])
+        return (), np.ascontiguousarray(c, np.float32)
+    ax = varying.pop()
+    target = tuple(shape[d] if d == ax else 1 for d in range(nd))
+    c = np.stack([np.broadcast_to(v, target).reshape(-1) for v in consts])
+    return (ax,), np.ascontiguousarray(c, np.float32)
