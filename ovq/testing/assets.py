@@ -34,8 +34,10 @@ CPUs OpenVINO otherwise runs bf16.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import io
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -47,6 +49,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -285,7 +288,8 @@ def _cached_build(
     try:
         t0 = time.perf_counter()
         logger.info("building asset %s into %s", spec.name, final)
-        build(tmp)
+        with _quiet_build(spec.name):
+            build(tmp)
         if not (tmp / main_file).is_file():
             raise RuntimeError(f"asset {spec.name}: build did not produce {main_file}")
         tmp.chmod(0o755)  # mkdtemp makes it private; the cache is shared read-only data
@@ -301,6 +305,24 @@ def _cached_build(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+@contextlib.contextmanager
+def _quiet_build(name: str):
+    """Silence converter chatter (prints, progress bars, tracer warnings) during a build.
+
+    Captured output is logged at DEBUG level so it stays available with ``-o log_level``.
+    """
+    buf = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(buf), \
+            contextlib.redirect_stderr(buf):
+        warnings.simplefilter("ignore")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        try:
+            yield
+        finally:
+            if buf.getvalue().strip():
+                logger.debug("build output of %s:\n%s", name, buf.getvalue())
 
 
 def _save_ir(model: Any, folder: pathlib.Path, stem: str = "model") -> None:
