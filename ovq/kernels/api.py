@@ -130,13 +130,12 @@ class Histogram:
         inbin = np.take_along_axis(c, idx, -1)
         with np.errstate(invalid="ignore", divide="ignore"):
             frac = np.where(inbin > 0, (target - before) / inbin, 0.0)
-        edges = self.edges()
+        lo = np.broadcast_to(np.asarray(self.lo, np.float64), c.shape[:-1])[..., None]
+        hi = np.broadcast_to(np.asarray(self.hi, np.float64), c.shape[:-1])[..., None]
+        width = (hi - lo) / self.bins
         b = np.clip(idx - 1, 0, self.bins - 1)
-        left = np.take_along_axis(edges, b, -1)
-        width = (np.asarray(self.hi) - np.asarray(self.lo))[..., None] / self.bins
-        val = np.where(idx == 0, np.asarray(self.lo)[..., None],
-                       np.where(idx == self.bins + 1, np.asarray(self.hi)[..., None],
-                                left + frac * width))
+        left = lo + b * width
+        val = np.where(idx == 0, lo, np.where(idx == self.bins + 1, hi, left + frac * width))
         return val[..., 0]
 
 

@@ -109,23 +109,28 @@ def histogram(x, lo, hi, bins, axis=(), *, absolute=False, name="tensor"):
 
 
 def quantization_error(x, y, axis=(), *, name="tensor"):
-    x, code = _raw(x)
-    y = np.asarray(y)
-    if y.dtype != x.dtype and not (code and y.dtype.itemsize == 2):
-        y = y.astype(np.asarray(x).dtype if code == 0 else np.float32)
-    y, ycode = _code(y)
-    if ycode != code:
-        x, y = np.asarray(x, np.float32) if code == 0 else _ref._f32(x), _ref._f32(y)
-        code = 0
+    x, y = np.asarray(x), np.asarray(y)
+    if x.dtype != y.dtype:  # mixed precisions: compare in float32
+        x, y = _ref._f32(x), _ref._f32(y)
+    (x, code), (y, _) = _code(x), _code(y)
     kshape = tuple(x.shape[a] for a in axis)
     if x.size == 0:
         return np.zeros(kshape), np.zeros(kshape)
     p = plan([x, y], axis)
     sse, ssx, ok = _native.quant_error(p.flats[0], code, p.koffs[0], p.rstrides[0], p.flats[1],
                                        p.koffs[1], p.rstrides[1], p.rshape)
-    if not ok:
-        return _ref.quantization_error(x if code == 0 else _ref._f32(x), y, axis, name=name)
+    if not ok:  # let the reference name the offending tensor
+        return _ref.quantization_error(_ref._f32(_unview(x, code)), _ref._f32(_unview(y, code)),
+                                       axis, name=name)
     return sse.reshape(kshape), ssx.reshape(kshape)
+
+
+def _unview(x, code):
+    if code == 1:
+        return x.view(np.float16)
+    if code == 2:
+        return x.view(_BF16)
+    return x
 
 
 def fake_quantize(x, input_low, input_high, output_low, output_high, levels, *,
