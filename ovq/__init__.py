@@ -5,6 +5,7 @@ from __future__ import annotations
 from ovq.errors import BackendError, GraphError, IRError, OvqError, VerificationError
 from ovq.ir import Graph, read_model, save_model
 from ovq.kernels import kernels_backend
+from ovq.pipeline import run_pipeline
 
 __version__ = "0.1.0"
 
@@ -18,5 +19,6 @@ __all__ = [
     "__version__",
     "kernels_backend",
     "read_model",
+    "run_pipeline",
     "save_model",
 ]

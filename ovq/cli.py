@@ -48,6 +48,50 @@ def convert(model: Path, output: Path) -> None:
     click.echo(f"wrote {output} ({len(graph)} layers)")
 
 
+@cli.command("passes")
+def list_passes() -> None:
+    """List every registered pass (built-in and plugins) with its options."""
+    import dataclasses
+    import typing
+
+    from ovq.pipeline import registered_passes
+
+    for name, cls in registered_passes().items():
+        click.echo(f"{name:<24} {cls.summary()}")
+        hints = typing.get_type_hints(cls)
+        for f in cls.option_fields():
+            default = f.default if f.default is not dataclasses.MISSING else "required"
+            hint = getattr(hints.get(f.name), "__name__", str(hints.get(f.name)))
+            click.echo(f"{'':<26}{f.name}: {hint} = {default}")
+
+
+@cli.command("run-passes")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-p", "--pipeline", "spec", required=True, help="Pipeline, e.g. 'fold-constants,eliminate-dead-code'.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output IR .xml.")
+@click.option("--fixpoint", is_flag=True, help="Repeat the pipeline until nothing changes.")
+@click.option("--dump-after", multiple=True, help="Write the IR after this pass (repeatable).")
+@click.option("--dump-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for --dump-after files (default: the output's folder).")
+@click.option("--no-verify", is_flag=True, help="Skip graph verification after changing passes.")
+@click.option("--target", default=None, help="Target device passed to the passes.")
+def run_passes(model: Path, spec: str, output: Path, fixpoint: bool, dump_after: tuple[str, ...],
+               dump_dir: Path | None, no_verify: bool, target: str | None) -> None:
+    """Run a pass pipeline on MODEL and write the result as IR."""
+    from ovq.ir import read_model, save_model
+    from ovq.pipeline import PassContext, Pipeline
+
+    pipeline = Pipeline(spec, fixpoint=fixpoint)
+    graph = read_model(model)
+    ctx = PassContext(target=target, verify=not no_verify, dump_after=set(dump_after),
+                      dump_dir=dump_dir or output.parent)
+    pipeline.run(graph, ctx)
+    save_model(graph, output)
+    for record in ctx.records:
+        click.echo(record.describe())
+    click.echo(f"wrote {output} ({len(graph)} layers)")
+
+
 @cli.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also keep the model ovq wrote here (IR .xml).")

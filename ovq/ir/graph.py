@@ -117,6 +117,8 @@ class Graph:
         ir_version: IR version the graph was read from (written back as 11).
         rt_info: Model-level ``<rt_info>`` element, or ``None``.
         source: Where the graph came from, for messages.
+        revision: Incremented by every edit made through this class; a pass changed
+            the graph exactly when the revision moved.
     """
 
     def __init__(self, name: str = "model", *, source: str = "<memory>") -> None:
@@ -129,6 +131,7 @@ class Graph:
         self.meta: dict[str, Any] = {}
         self._bins: list[BinFile] = []
         self._next_id = 0
+        self.revision = 0
 
     # ------------------------------------------------------------------ nodes
     def __len__(self) -> int:
@@ -253,6 +256,7 @@ class Graph:
 
     def _insert(self, node: int, op: Op) -> None:
         self.nx.add_node(node, op=op)
+        self.revision += 1
 
     def add_const(self, values: np.ndarray | list, name: str, *, element_type: str | None = None) -> int:
         """Add a Const holding ``values`` and return its node id."""
@@ -270,6 +274,7 @@ class Graph:
         """Remove ``node`` and every edge touching it."""
         self.op(node)
         self.nx.remove_node(node)
+        self.revision += 1
 
     # ------------------------------------------------------------------ edges
     def _check_out(self, node: int, out_index: int) -> None:
@@ -295,12 +300,14 @@ class Graph:
                 f"{self.source}: input {in_index} of layer {self.op(dst).name!r} is already connected"
             )
         self.nx.add_edge(src, dst, key=(out_index, in_index))
+        self.revision += 1
 
     def disconnect(self, dst: int, in_index: int) -> tuple[int, int] | None:
         """Remove the edge into input ``in_index`` of ``dst``; return the old producer."""
         prod = self.producer(dst, in_index)
         if prod is not None:
             self.nx.remove_edge(prod[0], dst, key=(prod[1], in_index))
+            self.revision += 1
         return prod
 
     def producer(self, node: int, in_index: int) -> tuple[int, int] | None:
@@ -354,12 +361,15 @@ class Graph:
                 continue
             self.nx.remove_edge(old, dst, key=(old_out, in_index))
             self.nx.add_edge(new, dst, key=(new_out, in_index))
+            self.revision += 1
         if move_names:
             old_port, new_port = self.op(old).outputs[old_out], self.op(new).outputs[new_out]
-            for tensor_name in old_port.names:
-                if tensor_name not in new_port.names:
-                    new_port.names.append(tensor_name)
-            old_port.names = []
+            if old_port.names:
+                for tensor_name in old_port.names:
+                    if tensor_name not in new_port.names:
+                        new_port.names.append(tensor_name)
+                old_port.names = []
+                self.revision += 1
 
     def remove_dead_nodes(self) -> list[int]:
         """Remove every op that no Result or sink reaches; return the removed ids.
@@ -373,7 +383,27 @@ class Graph:
             live |= nx.ancestors(self.nx, sink)
         dead = [n for n, op in self.ops() if n not in live and op.type != "Parameter"]
         self.nx.remove_nodes_from(dead)
+        if dead:
+            self.revision += 1
         return dead
+
+    def set_attrs(self, node: int, **attrs: Any) -> None:
+        """Set ``<data>`` attributes of ``node`` (values converted like :meth:`add_op`).
+
+        Use this (or :meth:`touch` after editing an :class:`Op` in place) so that the
+        change is recorded in :attr:`revision`, which passes report as "modified".
+        """
+        op = self.op(node)
+        current = op.attrs if op.attrs is not None else {}
+        for key, value in attrs.items():
+            current[key] = _attr_str(value)
+        op.attrs = current
+        self.revision += 1
+
+    def touch(self, node: int) -> None:
+        """Record that ``node``'s op was edited in place (bumps :attr:`revision`)."""
+        self.op(node)
+        self.revision += 1
 
     # -------------------------------------------------------------- constants
     def const_data(self, node: int) -> ConstData:
@@ -402,6 +432,7 @@ class Graph:
     def _store_const(self, node: int, data: ConstData) -> None:
         op = self.op(node)
         op.const = data
+        self.revision += 1
         attrs = op.attrs if op.attrs is not None else {}
         attrs["element_type"] = data.element_type.name
         attrs["shape"] = ", ".join(str(d) for d in data.shape)

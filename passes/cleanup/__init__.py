@@ -1,0 +1,1 @@
+"""Cleanup passes: dead-code elimination and constant folding."""
