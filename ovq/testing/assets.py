@@ -192,7 +192,7 @@ def _dist_version(pkg: _Pkg) -> str:
         return "?"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -516,7 +516,7 @@ def make_efficientnet_crops(n: int = 600, seed: int = 0) -> np.ndarray:
     for i in range(n):
         im = photos[i % len(photos)]
         w, h = im.size
-        side = int(round(rng.uniform(0.35, 1.0) * min(w, h)))
+        side = round(rng.uniform(0.35, 1.0) * min(w, h))
         x0 = int(rng.integers(0, w - side + 1))
         y0 = int(rng.integers(0, h - side + 1))
         crop = im.resize((224, 224), Image.Resampling.BILINEAR, box=(x0, y0, x0 + side, y0 + side))
