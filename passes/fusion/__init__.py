@@ -1,0 +1,1 @@
+"""Fusion passes: fold linear constant arithmetic into neighbours or merge it."""

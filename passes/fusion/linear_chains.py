@@ -1,0 +1,142 @@
+"""``merge-linear-chains``: collapse chains of constant Multiply/Add into one of each.
+
+Math (c1, c2 constants, broadcast numpy-style):
+
+* ``(x · c1) · c2 = x · (c1·c2)``
+* ``(x + c1) + c2 = x + (c1+c2)``
+* ``(x + c1) · c2 = x · c2 + c1·c2``  (Add moved after the Multiply, so that a following
+  ``+ c3`` merges too and the Multiply meets the op before it)
+
+The merged constant is computed in float64 and stored in the original element type;
+results agree with the unmerged chain to float rounding (allclose, not bitwise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ovq.pipeline import Pass, PassContext, register_pass
+from ovq.rewrite import AnyInput, ConstInput, Match, OpPattern, Rewriter, RewriteRule, apply_rules
+
+
+def _float_const(graph, node) -> bool:
+    return graph.const_data(node).element_type.name in ("f32", "f16", "f64")
+
+
+def _numpy_broadcast_only(graph, node) -> bool:
+    return (graph.op(node).attrs or {}).get("auto_broadcast", "numpy") == "numpy"
+
+
+def _inner(op_type: str) -> OpPattern:
+    return OpPattern(op_type, [AnyInput("x"), ConstInput("c1", _float_const)], bind="inner",
+                     commutative=True, predicate=_numpy_broadcast_only)
+
+
+def _fits(graph, match: Match) -> str | None:
+    """The merged constant must not broadcast x to a bigger tensor than the chain did."""
+    x_node, x_out = match.outputs["x"]
+    x_shape = graph.op(x_node).outputs[x_out].shape
+    root_shape = graph.op(match.root).outputs[0].shape
+    if x_shape is None or root_shape is None or list(x_shape) != list(root_shape):
+        return "shapes unknown, or the constants broadcast the tensor"
+    return None
+
+
+def _merged(graph, match: Match, combine) -> np.ndarray:
+    c1 = graph.const_value(match["c1"])
+    c2 = graph.const_value(match["c2"])
+    merged = combine(c1.astype(np.float64), c2.astype(np.float64))
+    return merged.astype(c1.dtype)
+
+
+class MergeMultiplyChain(RewriteRule):
+    """(x·c1)·c2 → x·(c1·c2)."""
+
+    name = "merge-multiply-chain"
+    pattern = OpPattern("Multiply", [_inner("Multiply"), ConstInput("c2", _float_const)], bind="outer",
+                        commutative=True, predicate=_numpy_broadcast_only)
+
+    def check(self, graph, match):
+        return _fits(graph, match)
+
+    def rewrite(self, rw: Rewriter, match: Match) -> None:
+        g = rw.graph
+        value = _merged(g, match, np.multiply)
+        const = rw.add_const(value, f"{g.op(match.root).name}/merged_scale")
+        mul = rw.add_op("Multiply", g.op(match.root).name, attrs={"auto_broadcast": "numpy"}, num_inputs=2,
+                        like=(match.root, 0))
+        g.connect(*match.outputs["x"], mul, 0)
+        g.connect(const, 0, mul, 1)
+        rw.replace_output(match.root, 0, mul, 0)
+
+
+class MergeAddChain(RewriteRule):
+    """(x+c1)+c2 → x+(c1+c2)."""
+
+    name = "merge-add-chain"
+    pattern = OpPattern("Add", [_inner("Add"), ConstInput("c2", _float_const)], bind="outer",
+                        commutative=True, predicate=_numpy_broadcast_only)
+
+    def check(self, graph, match):
+        return _fits(graph, match)
+
+    def rewrite(self, rw: Rewriter, match: Match) -> None:
+        g = rw.graph
+        value = _merged(g, match, np.add)
+        const = rw.add_const(value, f"{g.op(match.root).name}/merged_shift")
+        add = rw.add_op("Add", g.op(match.root).name, attrs={"auto_broadcast": "numpy"}, num_inputs=2,
+                        like=(match.root, 0))
+        g.connect(*match.outputs["x"], add, 0)
+        g.connect(const, 0, add, 1)
+        rw.replace_output(match.root, 0, add, 0)
+
+
+class SwapAddMultiply(RewriteRule):
+    """(x+c1)·c2 → x·c2 + c1·c2."""
+
+    name = "swap-add-multiply"
+    pattern = OpPattern("Multiply", [_inner("Add"), ConstInput("c2", _float_const)], bind="outer",
+                        commutative=True, predicate=_numpy_broadcast_only)
+
+    def check(self, graph, match):
+        return _fits(graph, match)
+
+    def rewrite(self, rw: Rewriter, match: Match) -> None:
+        g = rw.graph
+        root = g.op(match.root).name
+        c2 = g.const_value(match["c2"])
+        shift = _merged(g, match, np.multiply)
+        scale = rw.add_const(c2, f"{root}/scale")
+        mul = rw.add_op("Multiply", f"{root}/scaled", attrs={"auto_broadcast": "numpy"}, num_inputs=2,
+                        like=(match.root, 0))
+        g.connect(*match.outputs["x"], mul, 0)
+        g.connect(scale, 0, mul, 1)
+        shift_node = rw.add_const(shift, f"{root}/shift")
+        add = rw.add_op("Add", root, attrs={"auto_broadcast": "numpy"}, num_inputs=2, like=(match.root, 0))
+        g.connect(mul, 0, add, 0)
+        g.connect(shift_node, 0, add, 1)
+        rw.replace_output(match.root, 0, add, 0)
+
+
+@register_pass
+@dataclass(frozen=True)
+class MergeLinearChainsPass(Pass):
+    """Merge chains of constant Multiply/Add into a single Multiply followed by a single Add.
+
+    Matches: Multiply/Add with a float Const operand whose other operand is a Multiply
+    or Add with a float Const operand and a single consumer, where the constants do not
+    broadcast the tensor to a larger shape (needs port shapes: the pass runs
+    ``infer_shapes`` first).
+    Emits: one Multiply and/or one Add with merged constants, stamped ``ovq_rule``; the
+    final op keeps the friendly name and tensor names of the chain's last op.
+    Preserves: values up to float rounding (allclose), model outputs and their names.
+    Follow with ``fold-linear`` to push the result into a neighbouring Conv/MatMul.
+    """
+
+    name = "merge-linear-chains"
+
+    def run(self, graph, ctx: PassContext) -> None:
+        graph.infer_shapes()
+        apply_rules(graph, [MergeMultiplyChain(), MergeAddChain(), SwapAddMultiply()])
