@@ -1,0 +1,1 @@
+"""Preprocessing passes: embed mean/scale/channel reversal into a model."""
