@@ -140,7 +140,10 @@ class EmbedPreprocessingPass(Pass):
         if not needs_axis and not layout_text:
             return None, None
         if layout_text:
-            labels = parse_layout(layout_text)
+            try:
+                labels = parse_layout(layout_text)
+            except PreprocessingError as exc:
+                raise PreprocessingError(f"input {label!r}: {exc}") from None
             if shape is not None and len(labels) != len(shape):
                 raise PreprocessingError(
                     f"input {label!r}: layout {layout_text!r} has {len(labels)} dimensions, "
