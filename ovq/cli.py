@@ -92,6 +92,40 @@ def run_passes(model: Path, spec: str, output: Path, fixpoint: bool, dump_after:
     click.echo(f"wrote {output} ({len(graph)} layers)")
 
 
+@cli.group()
+def hw() -> None:
+    """Hardware descriptors: list, show and validate targets."""
+
+
+@hw.command("list")
+def hw_list() -> None:
+    """List the shipped targets."""
+    from ovq.hw import ALIASES, list_targets, load_descriptor
+
+    for name in list_targets():
+        click.echo(f"{name:<8} {load_descriptor(name).description}")
+    click.echo("aliases: " + ", ".join(f"{a} -> {b}" for a, b in sorted(ALIASES.items())))
+
+
+@hw.command("show")
+@click.argument("target")
+def hw_show(target: str) -> None:
+    """Show a target's quantization spaces and op table (a name or a descriptor file)."""
+    from ovq.hw import load_descriptor
+
+    click.echo(load_descriptor(target).describe())
+
+
+@hw.command("validate")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def hw_validate(path: Path) -> None:
+    """Validate a descriptor file (ours, TOML or JSON, or a POT hardware config JSON)."""
+    from ovq.hw import validate_file
+
+    d = validate_file(path)
+    click.echo(f"{path}: valid descriptor for target {d.target!r} ({len(d.ops)} op rules, {len(d.spaces)} spaces)")
+
+
 @cli.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also keep the model ovq wrote here (IR .xml).")

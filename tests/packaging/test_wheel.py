@@ -33,7 +33,7 @@ def test_wheel_ships_passes_hw_configs_native_and_demo(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "ovq/__init__.py" in names
     assert "ovq/passes/__init__.py" in names, "passes/ must ship as ovq.passes"
-    assert any(n.startswith("ovq/hw_configs/") for n in names), "hw_configs/ must ship as ovq/hw_configs"
+    assert {f"ovq/hw_configs/{t}.toml" for t in ("any", "cpu", "gpu", "npu", "gna", "gna3")} <= names, "hw_configs/ must ship as ovq/hw_configs"
     assert any(n.startswith("ovq/_native") and n.endswith(".so") for n in names), "native extension missing"
     assert {"ovq/data/digits/digits.xml", "ovq/data/digits/digits.bin"} <= names
     assert "ovq/py.typed" in names
