@@ -92,6 +92,24 @@ def run_passes(model: Path, spec: str, output: Path, fixpoint: bool, dump_after:
     click.echo(f"wrote {output} ({len(graph)} layers)")
 
 
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output IR .xml.")
+@click.option("--mean-values", default=None, help="Per input, e.g. 'image[123.675,116.28,103.53]' or '[127.5]'.")
+@click.option("--scale-values", default=None, help="Per input, e.g. 'image[58.395,57.12,57.375]' or '[127.5]'.")
+@click.option("--reverse-input-channels", is_flag=True, help="Swap RGB<->BGR on every 3-channel input (done first).")
+@click.option("--layout", default=None, help="Per input, e.g. 'image(nchw)' or 'nhwc'.")
+@click.option("--batch", type=int, default=None, help="Set the batch dimension of every input.")
+def preprocess(model: Path, output: Path, mean_values: str | None, scale_values: str | None,
+               reverse_input_channels: bool, layout: str | None, batch: int | None) -> None:
+    """Embed Model Optimizer-style preprocessing into MODEL (folded into the first conv where exact)."""
+    from ovq.preprocess import preprocess_cli
+
+    written = preprocess_cli(model, output, mean_values=mean_values, scale_values=scale_values,
+                             reverse_input_channels=reverse_input_channels, layout=layout, batch=batch)
+    click.echo(f"wrote {written}")
+
+
 @cli.group()
 def hw() -> None:
     """Hardware descriptors: list, show and validate targets."""

@@ -74,3 +74,23 @@ def test_console_script_is_installed():
     assert exe is not None
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "inspect" in proc.stdout and "demo" in proc.stdout
+
+
+def test_preprocess_matches_manual_normalisation(tmp_path):
+    import numpy as np
+
+    from ovq import runtime
+    from ovq.data import load_demo_raw
+
+    out = tmp_path / "pre.xml"
+    # The demo model expects pixels/16: embed that as scale 16 and feed raw pixels.
+    proc = run("preprocess", demo_model_path(), "-o", out, "--scale-values", "[16]")
+    assert "wrote" in proc.stdout
+    raw, _ = load_demo_raw("test")
+    pixels = raw[:32].astype(np.float32)
+    embedded = runtime.infer(runtime.compile_model(str(out)), [pixels])[0]
+    reference = runtime.infer(runtime.compile_model(str(demo_model_path())), [pixels / 16])[0]
+    np.testing.assert_allclose(embedded, reference, rtol=1e-5, atol=1e-5)
+    bad = run("preprocess", demo_model_path(), "-o", tmp_path / "x.xml", "--mean-values", "[1,2,3]", check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("ovq: error:") and len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.xml").exists()
