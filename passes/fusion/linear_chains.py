@@ -51,46 +51,50 @@ def _merged(graph, match: Match, combine) -> np.ndarray:
     return merged.astype(c1.dtype)
 
 
-class MergeMultiplyChain(RewriteRule):
+class _MergeChain(RewriteRule):
+    """(x ∘ c1) ∘ c2 → x ∘ (c1 ∘ c2) for an associative ``∘`` (Multiply or Add)."""
+
+    op_type = ""
+    suffix = ""
+
+    @staticmethod
+    def combine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __init__(self) -> None:
+        self.pattern = OpPattern(self.op_type, [_inner(self.op_type), ConstInput("c2", _float_const)],
+                                 bind="outer", commutative=True, predicate=_numpy_broadcast_only)
+
+    def check(self, graph, match):
+        return _fits(graph, match)
+
+    def rewrite(self, rw: Rewriter, match: Match) -> None:
+        g = rw.graph
+        root = g.op(match.root).name
+        const = rw.add_const(_merged(g, match, self.combine), f"{root}/{self.suffix}")
+        merged = rw.add_op(self.op_type, root, attrs={"auto_broadcast": "numpy"}, num_inputs=2,
+                           like=(match.root, 0))
+        g.connect(*match.outputs["x"], merged, 0)
+        g.connect(const, 0, merged, 1)
+        rw.replace_output(match.root, 0, merged, 0)
+
+
+class MergeMultiplyChain(_MergeChain):
     """(x·c1)·c2 → x·(c1·c2)."""
 
     name = "merge-multiply-chain"
-    pattern = OpPattern("Multiply", [_inner("Multiply"), ConstInput("c2", _float_const)], bind="outer",
-                        commutative=True, predicate=_numpy_broadcast_only)
-
-    def check(self, graph, match):
-        return _fits(graph, match)
-
-    def rewrite(self, rw: Rewriter, match: Match) -> None:
-        g = rw.graph
-        value = _merged(g, match, np.multiply)
-        const = rw.add_const(value, f"{g.op(match.root).name}/merged_scale")
-        mul = rw.add_op("Multiply", g.op(match.root).name, attrs={"auto_broadcast": "numpy"}, num_inputs=2,
-                        like=(match.root, 0))
-        g.connect(*match.outputs["x"], mul, 0)
-        g.connect(const, 0, mul, 1)
-        rw.replace_output(match.root, 0, mul, 0)
+    op_type = "Multiply"
+    suffix = "merged_scale"
+    combine = staticmethod(np.multiply)
 
 
-class MergeAddChain(RewriteRule):
+class MergeAddChain(_MergeChain):
     """(x+c1)+c2 → x+(c1+c2)."""
 
     name = "merge-add-chain"
-    pattern = OpPattern("Add", [_inner("Add"), ConstInput("c2", _float_const)], bind="outer",
-                        commutative=True, predicate=_numpy_broadcast_only)
-
-    def check(self, graph, match):
-        return _fits(graph, match)
-
-    def rewrite(self, rw: Rewriter, match: Match) -> None:
-        g = rw.graph
-        value = _merged(g, match, np.add)
-        const = rw.add_const(value, f"{g.op(match.root).name}/merged_shift")
-        add = rw.add_op("Add", g.op(match.root).name, attrs={"auto_broadcast": "numpy"}, num_inputs=2,
-                        like=(match.root, 0))
-        g.connect(*match.outputs["x"], add, 0)
-        g.connect(const, 0, add, 1)
-        rw.replace_output(match.root, 0, add, 0)
+    op_type = "Add"
+    suffix = "merged_shift"
+    combine = staticmethod(np.add)
 
 
 class SwapAddMultiply(RewriteRule):

@@ -12,6 +12,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# Python source that makes `import ovq._native` fail, as on a machine without the extension.
+BLOCK_NATIVE = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'ovq._native': raise ImportError('blocked for test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+)
+
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
@@ -46,14 +55,7 @@ def _python(code: str, **env) -> subprocess.CompletedProcess:
 
 
 def test_import_works_without_the_native_extension():
-    code = (
-        "import sys, importlib.abc\n"
-        "class Block(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path, target=None):\n"
-        "        if name == 'ovq._native': raise ImportError('blocked for test')\n"
-        "sys.meta_path.insert(0, Block())\n"
-        "import ovq; print(ovq.kernels_backend())\n"
-    )
+    code = BLOCK_NATIVE + "import ovq; print(ovq.kernels_backend())\n"
     proc = _python(code, OVQ_KERNELS="auto")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() in ("numba", "numpy")
@@ -66,12 +68,7 @@ def test_import_ovq_does_not_import_passes_or_heavy_modules():
 
 
 def test_forcing_a_missing_backend_is_a_clear_error():
-    code = (
-        "import sys, importlib.abc\n"
-        "class Block(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path, target=None):\n"
-        "        if name == 'ovq._native': raise ImportError('blocked for test')\n"
-        "sys.meta_path.insert(0, Block())\n"
+    code = BLOCK_NATIVE + (
         "import ovq\n"
         "try:\n    ovq.kernels_backend()\nexcept ovq.BackendError as e:\n    print('BackendError:', e)\n"
     )
