@@ -1,0 +1,136 @@
+"""The CPU runtime audit: which Convolution/MatMul layers really run in INT8.
+
+Compiles the model on CPU with ``INFERENCE_PRECISION_HINT=f32`` (so float fallbacks
+show as f32, not bf16) and reads each runtime node's rt_info from
+``compiled.get_runtime_model()``: ``layerType``, ``runtimePrecision``,
+``primitiveType`` and ``originalLayersNames`` (int8-placement.md §8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+AUDITED_LAYER_TYPES = {"Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul",
+                       "FullyConnectedCompressed"}
+INT8_PRECISIONS = {"u8", "i8"}
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One runtime Convolution/MatMul-like node."""
+
+    name: str
+    layer_type: str
+    runtime_precision: str
+    primitive_type: str
+    original_layers: tuple[str, ...]
+
+    @property
+    def int8(self) -> bool:
+        """True if the layer executes with an 8-bit integer kernel."""
+        return self.runtime_precision in INT8_PRECISIONS and self.primitive_type.upper().endswith("_I8")
+
+
+@dataclass
+class AuditReport:
+    """Per-layer runtime precisions and the INT8 summary.
+
+    Attributes:
+        entries: Every runtime Convolution/GroupConvolution/Deconvolution/FullyConnected/MatMul.
+        expected: IR layer names that were meant to run INT8 (empty: every audited layer).
+    """
+
+    entries: list[AuditEntry] = field(default_factory=list)
+    expected: tuple[str, ...] = ()
+
+    @property
+    def int8_count(self) -> int:
+        """Audited layers running INT8."""
+        return sum(e.int8 for e in self.entries)
+
+    @property
+    def fallbacks(self) -> list[AuditEntry]:
+        """Audited layers not running INT8."""
+        return [e for e in self.entries if not e.int8]
+
+    def missing(self) -> list[str]:
+        """Expected IR layers not found inside any INT8 runtime layer."""
+        int8_names = {_ir_name(n) for e in self.entries if e.int8 for n in (e.name, *e.original_layers)}
+        return [n for n in self.expected if n not in int8_names]
+
+    @property
+    def ok(self) -> bool:
+        """Every expected layer (or, with none given, every audited layer) runs INT8."""
+        return not self.missing() if self.expected else not self.fallbacks
+
+    def summary(self) -> str:
+        """``INT8: k/n layers`` (plus the expected-layer check when one was given)."""
+        text = f"INT8: {self.int8_count}/{len(self.entries)} layers"
+        if self.expected:
+            miss = self.missing()
+            text += f" (expected {len(self.expected) - len(miss)}/{len(self.expected)} quantized layers in INT8)"
+        return text
+
+    def format(self) -> str:
+        """A table, one line per audited layer, fallbacks marked, then the summary."""
+        lines = []
+        width = max([len(e.name) for e in self.entries] + [5])
+        lines.append(f"{'layer':<{width}}  {'type':<16} {'precision':<9} kernel")
+        for e in self.entries:
+            mark = "" if e.int8 else "   <- fallback: " + ",".join(e.original_layers)
+            lines.append(f"{e.name:<{width}}  {e.layer_type:<16} {e.runtime_precision:<9} {e.primitive_type}{mark}")
+        for n in self.missing() if self.expected else []:
+            lines.append(f"expected INT8 but not: {n}")
+        lines.append(self.summary())
+        return "\n".join(lines)
+
+
+def _ir_name(name: str) -> str:
+    # LPT renames a quantized MatMul to "<name>/DequantizationMultiply".
+    for suffix in ("/DequantizationMultiply", "/DequantizationSubtract"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _rt(info: Any, key: str) -> str:
+    try:
+        value = info[key]
+    except (KeyError, RuntimeError, IndexError):
+        return ""
+    for conv in ("astype",):
+        if hasattr(value, conv):
+            try:
+                return str(value.astype(str))
+            except Exception:  # noqa: BLE001 - OVAny of another type
+                pass
+    return str(value.value if hasattr(value, "value") else value)
+
+
+def runtime_audit(model: Any, *, expected: Iterable[str] | None = None, config: dict | None = None) -> AuditReport:
+    """Compile ``model`` on CPU (f32 hint) and report each Conv/MatMul's runtime precision.
+
+    Args:
+        model: ``openvino.Model``, :class:`ovq.Graph` or a model path.
+        expected: IR layer names meant to run INT8; defaults to the names
+            ``place_fake_quantize`` recorded on a Graph (``graph.meta``), else none.
+        config: Extra compile options.
+    """
+    from ovq.ir import Graph
+    from ovq.runtime import compile_model
+
+    if expected is None and isinstance(model, Graph):
+        expected = model.meta.get("ovq.quantized_ops")
+    compiled = compile_model(model, config=config)
+    entries = []
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        layer_type = _rt(info, "layerType")
+        if layer_type not in AUDITED_LAYER_TYPES:
+            continue
+        originals = tuple(x for x in _rt(info, "originalLayersNames").split(",") if x)
+        entries.append(AuditEntry(op.get_friendly_name(), layer_type, _rt(info, "runtimePrecision"),
+                                  _rt(info, "primitiveType"), originals))
+    return AuditReport(entries, tuple(expected or ()))

@@ -1,0 +1,42 @@
+"""``place-fake-quantize``: insert FakeQuantize ops where the hardware descriptor allows.
+
+Matches: every op with an ``activations``/``weights``/``outputs`` rule in the target's
+descriptor (see :mod:`ovq.quantization.placement` and docs/placement.md for the rules).
+Emits: FakeQuantize-1 ops named ``<producer>/fq_output_<port>`` (activations) and
+``<op>/fq_weights_<port>`` (weights, ranges final); activation ranges are the
+placeholder ``[0, 1]`` unless the context config holds ``calibration_samples``, in
+which case a min/max over them is filled in.
+Preserves: model inputs/outputs and their names; values only up to quantization.
+Run after fusion (``fuse-batchnorm``, ``fold-linear``, ``fold-constants``): linear ops
+between an FQ and a Conv destroy INT8 execution on CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ovq.pipeline import Pass, PassContext, register_pass
+
+
+@register_pass
+@dataclass(frozen=True)
+class PlaceFakeQuantizePass(Pass):
+    """Insert FakeQuantize ops per the target's hardware descriptor (CPU INT8 rules)."""
+
+    name = "place-fake-quantize"
+    target: str = "ANY"
+    """Target name or descriptor path (``ANY``, ``CPU``, ``GPU``, ``NPU``, ``GNA``, ...)."""
+    preset: str | None = None
+    """``performance`` (default), ``mixed`` (default for transformers) or ``accuracy``."""
+    model_type: str | None = None
+    """``transformer`` or None."""
+    strict: bool = False
+    """Raise when an ignored-scope entry (ctx.config["ignored_scope"]) matches nothing."""
+
+    def run(self, graph, ctx: PassContext) -> None:
+        from ovq.quantization import quantize_graph
+
+        target = self.target if self.target != "ANY" or ctx.target is None else ctx.target
+        quantize_graph(graph, target, preset=self.preset, model_type=self.model_type,
+                       ignored_scope=ctx.config.get("ignored_scope"),
+                       calibration_samples=ctx.config.get("calibration_samples"), strict=self.strict)
