@@ -257,13 +257,16 @@ def preprocess_cli(
     if batch is not None and batch < 1:
         raise PreprocessingError(f"--batch {batch}: must be a positive integer")
 
-    names: list[str] = []
-    for opts in (means, scales, layouts):
-        names += [k for k in opts if k not in names]
-    per_input: dict[str, dict[str, Any]] = {k: {} for k in names}
+    # Key every option by one label per Parameter, whichever of its names was used.
+    from ovq.pipeline import get_pass
+
+    cls = get_pass(PASS_NAME)
+    per_input: dict[str, dict[str, Any]] = {}
+    labels = dict(zip(graph.parameters(), _param_display(graph)))
     for key, table in (("mean", means), ("scale", scales), ("layout", layouts)):
         for name, value in table.items():
-            per_input[name][key] = value
+            label = labels[cls(input=name).find_input(graph)] if name or len(labels) == 1 else name
+            per_input.setdefault(label, {})[key] = value
     if "" in per_input and len(graph.parameters()) != 1:
         raise PreprocessingError(
             f"the model has {len(graph.parameters())} inputs: name the input, like "
@@ -271,9 +274,8 @@ def preprocess_cli(
         )
     if batch or reverse_input_channels:
         # Batch (and channel reversal, below) concern every input: name them all.
-        for label in _param_display(graph):
-            if not any(_same_input(graph, label, k) for k in per_input):
-                per_input[label] = {}
+        for label in labels.values():
+            per_input.setdefault(label, {})
     if batch:
         for opts in per_input.values():
             opts["batch"] = batch
@@ -293,17 +295,6 @@ def _param_display(graph: Graph) -> list[str]:
         names = op.outputs[0].names if op.outputs else []
         labels.append(sorted(names)[0] if names else op.name)
     return labels
-
-
-def _same_input(graph: Graph, a: str, b: str) -> bool:
-    if a == b or not b:
-        return a == b or len(graph.parameters()) == 1
-    for p in graph.parameters():
-        op = graph.op(p)
-        aliases = {op.name, *(op.outputs[0].names if op.outputs else [])}
-        if a in aliases and b in aliases:
-            return True
-    return False
 
 
 def _mark_reversible(graph: Graph, per_input: dict[str, dict[str, Any]]) -> None:
