@@ -47,6 +47,7 @@ from .fold_linear import (
     apply_until_stable,
     bias_shape,
     channel_vector,
+    ensure_shapes,
     float_const,
     linear_pattern,
     out_axis,
@@ -164,5 +165,7 @@ class FuseBatchNormPass(Pass):
     name = "fuse-batchnorm"
 
     def run(self, graph, ctx: PassContext) -> None:
-        graph.infer_shapes()
+        if not graph.nodes_of_type("BatchNormInference"):
+            return
+        ensure_shapes(graph)
         apply_until_stable(graph, [cls() for cls in RULES])

@@ -29,7 +29,8 @@ Conditions for every rule: the weights are a float Const feeding ``L`` directly 
 FakeQuantize'd or int8/int4-compressed weights, whose producer is not a Const), the
 folded constants are float and finite, their ``auto_broadcast`` is numpy, every
 intermediate value has a single consumer and is not a model output (the framework's
-interior check), and port shapes are known (the pass runs ``infer_shapes`` first).
+interior check), and port shapes are known (the pass runs ``infer_shapes`` first when
+an op output lacks a recorded shape).
 
 New constants are computed in float64 and stored in the weights' element type, so the
 result matches the unfused graph to float rounding (allclose, not bitwise).
@@ -421,6 +422,32 @@ def fold_linear_rules(input_side: bool = True) -> list[RewriteRule]:
     return [cls() for cls in OUTPUT_RULES + (INPUT_RULES if input_side else ())]
 
 
+def ensure_shapes(graph) -> None:
+    """Run OpenVINO shape inference unless every op output already records a shape.
+
+    A model read from IR records every port's shape, and rewrites made through
+    :func:`clone_op` / ``Rewriter.add_op(like=...)`` keep them; ops added without a
+    shape (``None``) trigger a full ``infer_shapes`` (a round trip through OpenVINO,
+    the dominant cost of these passes on large models).
+    """
+    for _, op in graph.ops():
+        if any(port.shape is None for port in op.outputs):
+            graph.infer_shapes()
+            return
+
+
+def has_neighbour(graph, anchors: tuple[str, ...], neighbours: tuple[str, ...]) -> bool:
+    """True if some ``anchors`` op reads from, or feeds, a ``neighbours`` op (cheap pre-scan)."""
+    wanted = set(neighbours)
+    for node in graph.nodes_of_type(*anchors):
+        producer = graph.producer(node, 0)
+        if producer is not None and graph.op(producer[0]).type in wanted:
+            return True
+        if any(graph.op(c).type in wanted for c, _ in graph.consumers(node, 0)):
+            return True
+    return False
+
+
 def apply_until_stable(graph, rules: list[RewriteRule], tracer=None) -> int:
     """Run :func:`apply_rules` until a round rewrites nothing; total rewrites."""
     total = 0
@@ -455,5 +482,7 @@ class FoldLinearPass(Pass):
     input_side: bool = True
 
     def run(self, graph, ctx: PassContext) -> None:
-        graph.infer_shapes()
+        if not has_neighbour(graph, LINEAR_TYPES, ("Multiply", "Add")):
+            return
+        ensure_shapes(graph)
         apply_until_stable(graph, fold_linear_rules(self.input_side))

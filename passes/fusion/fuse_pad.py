@@ -41,7 +41,7 @@ import numpy as np
 from ovq.pipeline import Pass, PassContext, register_pass
 from ovq.rewrite import AnyInput, ConstInput, Match, OpPattern, Rewriter, RewriteRule
 
-from .fold_linear import apply_until_stable, clone_op
+from .fold_linear import apply_until_stable, clone_op, ensure_shapes
 
 _CONV_TYPES = ("Convolution", "GroupConvolution")
 
@@ -248,5 +248,7 @@ class FusePadPass(Pass):
     name = "fuse-pad"
 
     def run(self, graph, ctx: PassContext) -> None:
-        graph.infer_shapes()
+        if not graph.nodes_of_type("Pad"):
+            return
+        ensure_shapes(graph)
         apply_until_stable(graph, [cls() for cls in RULES])
