@@ -71,9 +71,20 @@ def numpy_broadcast(graph, node) -> bool:
     return (graph.op(node).attrs or {}).get("auto_broadcast", "numpy") == "numpy"
 
 
+def matrix_weights(graph, node) -> bool:
+    """OpPattern predicate: not a MatMul with 1-D weights (whose output has no feature axis)."""
+    if graph.op(node).type != "MatMul":
+        return True
+    producer = graph.producer(node, 1)
+    if producer is None or not graph.op(producer[0]).is_const:
+        return True  # the ConstInput reports it
+    return len(graph.const_data(producer[0]).shape) >= 2
+
+
 def linear_pattern(bind: str = "lin", *, consumers: int | None = None) -> OpPattern:
-    """Conv/GroupConv/MatMul whose weights (input 1) are a float Const."""
-    return OpPattern(LINEAR_TYPES, [AnyInput("x"), ConstInput("w", float_const)], bind=bind, consumers=consumers)
+    """Conv/GroupConv/MatMul whose weights (input 1) are a float Const (MatMul: at least 2-D)."""
+    return OpPattern(LINEAR_TYPES, [AnyInput("x"), ConstInput("w", float_const)], bind=bind, consumers=consumers,
+                     predicate=matrix_weights)
 
 
 def affine_pattern(op_type: str, inner: OpPattern | AnyInput, const: str, bind: str) -> OpPattern:
@@ -348,7 +359,7 @@ def _input_vector(graph, match: Match, const: str) -> tuple[np.ndarray | None, s
 
 def _input_side_pattern(op_type: str, const: str) -> OpPattern:
     pre = affine_pattern(op_type, AnyInput("x"), const, "pre")
-    return OpPattern(LINEAR_TYPES, [pre, ConstInput("w", float_const)], bind="lin")
+    return OpPattern(LINEAR_TYPES, [pre, ConstInput("w", float_const)], bind="lin", predicate=matrix_weights)
 
 
 class FoldInputMultiplyIntoLinear(RewriteRule):

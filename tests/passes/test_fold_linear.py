@@ -311,6 +311,24 @@ def test_model_output_between_is_refused():
     assert "'lin' is also used by a model output" in tracer.explain("fold-multiply-into-linear")
 
 
+def test_matmul_with_vector_weights_is_refused():
+    x = op.parameter([4, 4], np.float32, name="x")
+    y = op.multiply(op.matmul(x, const(4), False, False, name="lin"), const(4), name="scale")  # output [4] is M
+    graph, tracer = trace(ov.Model([y], [x], "m"), [FoldMultiplyIntoLinear()])
+    assert {e.outcome for e in tracer.entries} == {"no-match"}  # the MatMul fails matrix_weights
+    assert "Multiply" in graph.op_histogram()
+
+
+def test_missing_port_shapes_are_inferred_first():
+    x = data("conv")
+    model = ov.Model([op.multiply(linear("conv", x), const(1, 6, 1, 1), name="scale")], [x], "m")
+    graph = ovq.Graph.from_ov(model)
+    graph.op(graph.find("lin")).outputs[0].shape = None
+    assert get_pass("fold-linear")()(graph).modified
+    assert graph.op(graph.find("lin")).outputs[0].shape == [1, 6, 6, 6]
+    check_numerics(model, graph)
+
+
 # ---------------------------------------------------------------------------- helpers
 
 
