@@ -544,7 +544,10 @@ def _propagation_targets(view: _View, hw: HardwareDescriptor, n: int, o: int, ig
     g = view.g
     op = g.op(n)
     t = op.ov_type
-    if n in ignored or n in fused or not hw.is_agnostic(t) or len(op.outputs) != 1:
+    if n in ignored or n in fused or not hw.is_agnostic(t):
+        return []
+    # Multi-output ops (MaxPool-8 values + indices) only when the other outputs are unused.
+    if o != 0 or any(g.consumers(n, k) for k in range(1, len(op.outputs))):
         return []
     if lpt and t not in LPT_PRECISION_PRESERVING:
         return []
