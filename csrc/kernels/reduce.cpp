@@ -2,6 +2,7 @@
 // squared-error reducer. Semantics: ovq/kernels/reference.py.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -242,10 +243,188 @@ bool moments_t(const Operand& x, const Box& box, float* mn, float* mx, double* s
 }
 
 // -------------------------------------------------------------------------- quantile
+// Extreme quantiles (every needed rank within a few thousand of either end) are found in
+// one pass: a Keeper holds candidates for the m smallest (or largest) values and a bound
+// `t`; a value beyond the bound cannot be among them and is skipped with one compare.
+// When the buffer fills, nth_element keeps the m best and tightens t to the m-th best.
+// This is exact: every dropped value is >= (<=) m values already kept.
+struct Keeper {
+    std::vector<float> buf;
+    int64_t m = 0;      // candidates to keep (0: inactive)
+    size_t cap = 0;     // compaction threshold
+    float t;            // accept v < t (low side) / v > t (high side)
+    bool low = true;
+    void init(int64_t m_, bool low_) {
+        m = m_;
+        low = low_;
+        cap = static_cast<size_t>(2 * m + 32);  // small: compact often, keep t tight
+        // An inactive keeper accepts nothing; an active one everything until it fills.
+        t = m == 0 ? (low ? -kInf : kInf) : (low ? kInf : -kInf);
+        if (m) buf.reserve(cap);
+    }
+    bool wants(float v) const { return low ? v < t : v > t; }
+    void offer(float v) {
+        if (!wants(v)) return;
+        buf.push_back(v);
+        if (buf.size() >= cap) compact();
+    }
+    void compact() {
+        const auto nth = buf.begin() + (m - 1);
+        if (low)
+            std::nth_element(buf.begin(), nth, buf.end());
+        else
+            std::nth_element(buf.begin(), nth, buf.end(), [](float a, float b) { return a > b; });
+        t = *nth;
+        buf.resize(static_cast<size_t>(m));
+    }
+};
+
+#if OVQ_X86
+// Hot loop of keep_avx2, free of calls so its accumulators stay in registers: scans 16
+// values per step and stops at the first step with a value beyond a bound.
+template <DType D>
+__attribute__((target("avx2,fma,f16c"), always_inline)) inline int64_t keep_scan(
+    const typename Elem<D>::T* p, int64_t i, int64_t n, __m256 mask, __m256 tl, __m256 th,
+    __m256& nf) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 v0 = _mm256_and_ps(load8<D>(p + i), mask);
+        const __m256 v1 = _mm256_and_ps(load8<D>(p + i + 8), mask);
+        a0 = _mm256_add_ps(a0, _mm256_sub_ps(v0, v0));
+        a1 = _mm256_add_ps(a1, _mm256_sub_ps(v1, v1));
+        const __m256 c0 = _mm256_or_ps(_mm256_cmp_ps(v0, tl, _CMP_LT_OQ), _mm256_cmp_ps(v0, th, _CMP_GT_OQ));
+        const __m256 c1 = _mm256_or_ps(_mm256_cmp_ps(v1, tl, _CMP_LT_OQ), _mm256_cmp_ps(v1, th, _CMP_GT_OQ));
+        if (_mm256_movemask_ps(_mm256_or_ps(c0, c1))) break;
+    }
+    nf = _mm256_add_ps(nf, _mm256_add_ps(a0, a1));
+    return i;
+}
+
+// Filters 16 values at a time; a step with a value beyond a bound goes to the keepers
+// in order. Returns the number of elements consumed (a multiple of 16).
+template <DType D>
+__attribute__((target("avx2,fma,f16c"))) int64_t keep_avx2(const typename Elem<D>::T* p, int64_t n,
+                                                          bool absolute, Keeper& lo, Keeper& hi,
+                                                          float& nf) {
+    const __m256 mask = _mm256_castsi256_ps(_mm256_set1_epi32(absolute ? 0x7fffffff : -1));
+    __m256 nfv = _mm256_setzero_ps();
+    alignas(32) float tmp[16];
+    int64_t i = 0;
+    for (;;) {
+        i = keep_scan<D>(p, i, n, mask, _mm256_set1_ps(lo.t), _mm256_set1_ps(hi.t), nfv);
+        if (i + 16 > n) break;
+        // nf is already counted; offer only the lanes beyond a bound, in order.
+        const __m256 v0 = _mm256_and_ps(load8<D>(p + i), mask);
+        const __m256 v1 = _mm256_and_ps(load8<D>(p + i + 8), mask);
+        _mm256_store_ps(tmp, v0);
+        _mm256_store_ps(tmp + 8, v1);
+        const __m256 tl = _mm256_set1_ps(lo.t), th = _mm256_set1_ps(hi.t);
+        unsigned bl = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(v0, tl, _CMP_LT_OQ))) |
+                      static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(v1, tl, _CMP_LT_OQ))) << 8;
+        unsigned bh = static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(v0, th, _CMP_GT_OQ))) |
+                      static_cast<unsigned>(_mm256_movemask_ps(_mm256_cmp_ps(v1, th, _CMP_GT_OQ))) << 8;
+        for (; bl; bl &= bl - 1) lo.offer(tmp[__builtin_ctz(bl)]);
+        for (; bh; bh &= bh - 1) hi.offer(tmp[__builtin_ctz(bh)]);
+        i += 16;
+    }
+    nf += hsum8(nfv);
+    return i;
+}
+#endif
+
+template <DType D>
+void keep_run(const typename Elem<D>::T* p, int64_t n, int64_t s, bool absolute, Keeper& lo,
+              Keeper& hi, float& nf) {
+    int64_t i = 0;
+#if OVQ_X86
+    if (s == 1 && simd_enabled()) i = keep_avx2<D>(p, n, absolute, lo, hi, nf);
+#endif
+    float f = nf;
+    for (; i < n; ++i) {
+        float v = Elem<D>::load(p + i * s);
+        f += v - v;
+        if (absolute) v = std::fabs(v);
+        lo.offer(v);
+        hi.offer(v);
+    }
+    nf = f;
+}
+
+template <DType D>
+bool quantile_extreme(const Operand& x, const Box& box, const double* q, int nq, bool absolute,
+                      int64_t m_lo, int64_t m_hi, double* out) {
+    const int64_t r = detail::box_size(box);
+    const int64_t splits = detail::splits_for(box);
+    const int64_t ntasks = box.k * splits;
+    std::vector<Keeper> lows(static_cast<size_t>(ntasks)), highs(static_cast<size_t>(ntasks));
+    std::vector<float> nfs(static_cast<size_t>(ntasks), 0.0f);
+    parallel_for(ntasks, r / splits, [&](int64_t t) {
+        const int64_t k = t / splits;
+        int64_t r0, r1;
+        detail::split_range(box.shape[0], splits, t % splits, r0, r1);
+        Keeper& lo = lows[static_cast<size_t>(t)];
+        Keeper& hi = highs[static_cast<size_t>(t)];
+        lo.init(m_lo, true);
+        hi.init(m_hi, false);
+        float nf = 0.0f;
+        const int64_t base[1] = {x.koff[k]};
+        const int64_t* const strides[1] = {x.rstrides};
+        detail::walk<1>(base, strides, box, r0, r1, [&](const int64_t* off, int64_t n, const int64_t* s) {
+            keep_run<D>(static_cast<const typename Elem<D>::T*>(x.data) + off[0], n, s[0], absolute,
+                        lo, hi, nf);
+        });
+        nfs[static_cast<size_t>(t)] = nf;
+    });
+    for (float f : nfs)
+        if (f != 0.0f) return false;
+    std::vector<float> lv, hv;
+    for (int64_t k = 0; k < box.k; ++k) {
+        // The union of every split's candidates holds the m smallest (largest) values.
+        lv.clear();
+        hv.clear();
+        for (int64_t j = 0; j < splits; ++j) {
+            const auto& l = lows[static_cast<size_t>(k * splits + j)].buf;
+            const auto& h = highs[static_cast<size_t>(k * splits + j)].buf;
+            lv.insert(lv.end(), l.begin(), l.end());
+            hv.insert(hv.end(), h.begin(), h.end());
+        }
+        std::sort(lv.begin(), lv.end());                         // lv[i] = v[i], i < m_lo
+        std::sort(hv.begin(), hv.end(), std::greater<float>());  // hv[i] = v[r - 1 - i]
+        auto at = [&](int64_t i) -> double {
+            return i < m_lo ? lv[static_cast<size_t>(i)] : hv[static_cast<size_t>(r - 1 - i)];
+        };
+        for (int qi = 0; qi < nq; ++qi) {
+            const double h = static_cast<double>(r - 1) * q[qi];
+            const int64_t i = static_cast<int64_t>(std::floor(h));
+            const int64_t j = std::min<int64_t>(i + 1, r - 1);
+            const double vi = at(i);
+            const double vj = j == i ? vi : at(j);
+            out[qi * box.k + k] = vi + (h - static_cast<double>(i)) * (vj - vi);
+        }
+    }
+    return true;
+}
+
 template <DType D>
 bool quantile_t(const Operand& x, const Box& box, const double* q, int nq, bool absolute,
                 double* out) {
     const int64_t r = detail::box_size(box);
+    // Extreme path if every rank pair (i, j) lies within `lim` of one end.
+    const int64_t lim = std::min<int64_t>(r / 16, 4096);
+    int64_t m_lo = 0, m_hi = 0;
+    bool extreme = lim >= 1;
+    for (int qi = 0; qi < nq && extreme; ++qi) {
+        const double h = static_cast<double>(r - 1) * q[qi];
+        const int64_t i = static_cast<int64_t>(std::floor(h));
+        const int64_t j = std::min<int64_t>(i + 1, r - 1);
+        if (j < lim)
+            m_lo = std::max(m_lo, j + 1);
+        else if (i >= r - lim)
+            m_hi = std::max(m_hi, r - i);
+        else
+            extreme = false;
+    }
+    if (extreme) return quantile_extreme<D>(x, box, q, nq, absolute, m_lo, m_hi, out);
     std::vector<int> order(static_cast<size_t>(nq));
     for (int i = 0; i < nq; ++i) order[static_cast<size_t>(i)] = i;
     std::sort(order.begin(), order.end(), [&](int a, int b) { return q[a] < q[b]; });
