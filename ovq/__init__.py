@@ -6,6 +6,7 @@ from ovq.errors import BackendError, GraphError, IRError, OvqError, Verification
 from ovq.ir import Graph, read_model, save_model
 from ovq.kernels import kernels_backend
 from ovq.pipeline import run_pipeline
+from ovq.preprocess import PreprocessingError, embed_preprocessing
 
 __version__ = "0.1.0"
 
@@ -14,9 +15,11 @@ __all__ = [
     "GraphError",
     "IRError",
     "OvqError",
+    "PreprocessingError",
     "Graph",
     "VerificationError",
     "__version__",
+    "embed_preprocessing",
     "kernels_backend",
     "read_model",
     "run_pipeline",

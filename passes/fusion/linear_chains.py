@@ -132,7 +132,7 @@ class MergeLinearChainsPass(Pass):
     Matches: Multiply/Add with a float Const operand whose other operand is a Multiply
     or Add with a float Const operand and a single consumer, where the constants do not
     broadcast the tensor to a larger shape (needs port shapes: the pass runs
-    ``infer_shapes`` first).
+    ``infer_shapes`` first when any is unknown).
     Emits: one Multiply and/or one Add with merged constants, stamped ``ovq_rule``; the
     final op keeps the friendly name and tensor names of the chain's last op.
     Preserves: values up to float rounding (allclose), model outputs and their names.
@@ -142,5 +142,6 @@ class MergeLinearChainsPass(Pass):
     name = "merge-linear-chains"
 
     def run(self, graph, ctx: PassContext) -> None:
-        graph.infer_shapes()
+        if any(port.shape is None for _, op in graph.ops() for port in op.outputs):
+            graph.infer_shapes()  # only when some shape is unknown: it is an OpenVINO round trip
         apply_rules(graph, [MergeMultiplyChain(), MergeAddChain(), SwapAddMultiply()])
