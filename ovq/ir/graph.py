@@ -457,6 +457,21 @@ class Graph:
         clone.nx.add_edges_from(self.nx.edges(keys=True))
         return clone
 
+    def subgraph(self, nodes: Iterable[int]) -> Graph:
+        """A copy of the ops ``nodes`` and the edges among them (same ids and names).
+
+        Inputs fed from outside the set are left unconnected: the caller connects them
+        (e.g. to new Parameters) before using the result as a model.
+        """
+        keep = set(nodes)
+        sub = Graph(self.name, source=self.source)
+        sub._bins = list(self._bins)
+        for node, op in self.ops():
+            if node in keep:
+                sub._insert(node, _copy_op(op))
+        sub.nx.add_edges_from((u, v, k) for u, v, k in self.nx.edges(keys=True) if u in keep and v in keep)
+        return sub
+
     def verify(self) -> None:
         """Check the graph's invariants; raise one error listing every problem.
 

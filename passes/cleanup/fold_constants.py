@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
+from ovq.ir.element_types import element_type_from_precision
 from ovq.pipeline import Pass, PassContext, register_pass
 
 log = logging.getLogger("ovq.passes.fold_constants")
@@ -24,6 +25,8 @@ _PROBE_PREFIX = "__ovq_fold_"
 # Weight representations that folding would expand back to floating point.
 _LOW_PRECISION = {"i8", "u8", "i4", "u4", "nf4", "f4e2m1", "u2", "u1", "f8e4m3", "f8e5m2", "f8e8m0"}
 _KEEP_TYPES = {"FakeQuantize", "FakeConvert"}
+# Never folded even with constant inputs: random sources and stateful/sink ops.
+_NEVER_FOLD = {"Parameter", "Result", "ReadValue", "Assign", "RandomUniform", "Multinomial"} | _KEEP_TYPES
 
 
 @register_pass
@@ -85,10 +88,29 @@ class FoldConstantsPass(Pass):
         return guard
 
     def _probe(self, graph) -> dict[tuple[int, int], np.ndarray]:
-        """Run OpenVINO's ConstantFolding on a copy; map (node, output) to folded values."""
+        """Run OpenVINO's ConstantFolding on the foldable region; map (node, output) to values.
+
+        The probe model holds only ops whose inputs are all constant (transitively), the
+        Consts they read, and, for ShapeOf of a statically shaped tensor, a Parameter of
+        that shape standing in for the tensor. Weights that feed ordinary ops stay out,
+        so the probe is small even for large models.
+        """
         from openvino import passes
 
-        probe = graph.copy()
+        foldable, shape_inputs = self._foldable(graph)
+        frontier = [
+            (node, k)
+            for node in foldable
+            for k in range(len(graph.op(node).outputs))
+            if any(c not in foldable for c, _ in graph.consumers(node, k))
+        ]
+        if not frontier:
+            return {}
+        const_inputs = {
+            src for node in foldable for src, _k in (p for p in graph.inputs_of(node) if p is not None)
+            if graph.op(src).is_const
+        }
+        probe = graph.subgraph(foldable | const_inputs)
         for node, op in probe.ops():
             op.name = f"{_PROBE_PREFIX}{node}"
             if op.rt_info is not None and self.fold_fp16:
@@ -96,6 +118,18 @@ class FoldConstantsPass(Pass):
                 for attr in list(op.rt_info):
                     if attr.get("name") in ("decompression", "disable_const_folding"):
                         op.rt_info.remove(attr)
+        for node, (src, k) in shape_inputs.items():
+            port = graph.op(src).outputs[k]
+            et = element_type_from_precision(port.precision or "FP32")
+            param = probe.add_op("Parameter", f"__ovq_shape_of_{node}",
+                                 attrs={"shape": ",".join(map(str, port.shape)),
+                                        "element_type": et.name if et else "f32"})
+            probe.op(param).outputs[0].precision = port.precision or "FP32"
+            probe.op(param).outputs[0].shape = list(port.shape)
+            probe.connect(param, 0, node, 0)
+        for node, k in frontier:
+            result = probe.add_op("Result", f"__ovq_out_{node}_{k}", num_inputs=1, outputs=0)
+            probe.connect(node, k, result, 0)
         model = probe.to_ov()
         manager = passes.Manager()
         manager.register_pass(passes.ConstantFolding())
@@ -112,12 +146,34 @@ class FoldConstantsPass(Pass):
                 node, out_index = int(ident), int(index or 0)
             except ValueError:
                 continue
-            if node not in graph or graph.op(node).is_const:
+            if node not in foldable:
                 continue
             value = _constant_value(ov_op)
             if value is not None:
                 folded[(node, out_index)] = value
         return folded
+
+    @staticmethod
+    def _foldable(graph) -> tuple[set[int], dict[int, tuple[int, int]]]:
+        """Ops whose every input is constant, plus ShapeOf of statically shaped tensors."""
+        foldable: set[int] = set()
+        shape_inputs: dict[int, tuple[int, int]] = {}
+        for node in graph.topological_order():
+            op = graph.op(node)
+            if op.is_const or not op.inputs or not op.outputs or op.bodies or op.type in _NEVER_FOLD:
+                continue
+            producers = graph.inputs_of(node)
+            if op.type in ("ShapeOf", "ShapeOf-3") and producers[0] is not None:
+                src, k = producers[0]
+                shape = graph.op(src).outputs[k].shape
+                if src not in foldable and not graph.op(src).is_const:
+                    if shape is not None and all(d >= 0 for d in shape):
+                        foldable.add(node)
+                        shape_inputs[node] = (src, k)
+                    continue
+            if all(p is not None and (graph.op(p[0]).is_const or p[0] in foldable) for p in producers):
+                foldable.add(node)
+        return foldable, shape_inputs
 
 
 def _constant_value(ov_op) -> np.ndarray | None:
