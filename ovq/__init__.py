@@ -7,6 +7,7 @@ from ovq.ir import Graph, read_model, save_model
 from ovq.kernels import kernels_backend
 from ovq.pipeline import run_pipeline
 from ovq.preprocess import PreprocessingError, embed_preprocessing
+from ovq.quantization import place_fake_quantize
 
 __version__ = "0.1.0"
 
@@ -21,6 +22,7 @@ __all__ = [
     "__version__",
     "embed_preprocessing",
     "kernels_backend",
+    "place_fake_quantize",
     "read_model",
     "run_pipeline",
     "save_model",

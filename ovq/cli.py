@@ -7,6 +7,7 @@ and, like any failure, leaves no partial output (all writes are atomic).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -26,13 +27,33 @@ def cli() -> None:
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def inspect(model: Path, as_json: bool) -> None:
+@click.option("--runtime", is_flag=True,
+              help="Also compile on CPU and show, per Convolution/MatMul, the precision and kernel OpenVINO chose.")
+def inspect(model: Path, as_json: bool, runtime: bool) -> None:
     """Show a model's inputs, outputs, op histogram, weight bytes and FakeQuantize count."""
     from ovq.ir import read_model
     from ovq.ir.summary import summarize
 
-    summary = summarize(read_model(model))
-    click.echo(json.dumps(summary.to_dict(), indent=2) if as_json else summary.format())
+    graph = read_model(model)
+    summary = summarize(graph)
+    report = None
+    if runtime:
+        from ovq.quantization import runtime_audit
+
+        report = runtime_audit(graph)
+    if as_json:
+        data = summary.to_dict()
+        if report is not None:
+            data["runtime"] = {
+                "summary": report.summary(),
+                "layers": [dataclasses.asdict(e) for e in report.entries],
+            }
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    click.echo(summary.format())
+    if report is not None:
+        click.echo("runtime (CPU, f32 hint):")
+        click.echo(report.format())
 
 
 @cli.command()

@@ -94,3 +94,18 @@ def test_preprocess_matches_manual_normalisation(tmp_path):
     bad = run("preprocess", demo_model_path(), "-o", tmp_path / "x.xml", "--mean-values", "[1,2,3]", check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("ovq: error:") and len(bad.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.xml").exists()
+
+
+def test_inspect_runtime_reports_int8_after_placement(tmp_path):
+    import ovq
+    from ovq.data import load_demo_data
+
+    x, _ = load_demo_data("calib")
+    placed = ovq.place_fake_quantize(str(demo_model_path()), calibration_samples=[x[:16]])
+    path = ovq.save_model(placed, tmp_path / "int8.xml")
+    text = run("inspect", path, "--runtime").stdout
+    assert "FakeQuantize: " in text and "INT8: 5/5 layers" in text
+    data = json.loads(run("inspect", path, "--runtime", "--json").stdout)
+    assert data["runtime"]["summary"].startswith("INT8: 5/5")
+    fp32 = run("inspect", demo_model_path(), "--runtime").stdout
+    assert "INT8: 0/5 layers" in fp32
