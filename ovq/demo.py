@@ -1,9 +1,11 @@
 """``ovq demo``: the built-in end-to-end run on the shipped digits CNN.
 
-Today it mirrors the model through ovq (read → verify → write → read back), runs the
+It mirrors the model through ovq (read → verify → write → read back), runs the
 original and ovq's output on the real OpenVINO runtime (f32 hint) over the held-out
-test images, and reports accuracy, agreement, size and timings. Quantization joins
-this run when it lands.
+test images, then places FakeQuantize ops for the ANY target with min/max ranges over
+the calibration images and reports FP32 vs INT8 accuracy, the INT8 layer audit and
+latency. (The calibration engine with bias correction, issue 5, will replace the
+min/max step.)
 """
 
 from __future__ import annotations
@@ -14,6 +16,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+
+def _latency(model, runs: int = 200) -> float:
+    """Median seconds of one single-image inference (f32 hint; INT8 layers run INT8)."""
+    from ovq import runtime
+
+    compiled = runtime.compile_model(model)
+    request = compiled.create_infer_request()
+    sample = np.zeros([1, 1, 8, 8], np.float32)
+    for _ in range(20):
+        request.infer([sample])
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        request.infer([sample])
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 def run_demo(output: Path | None = None, *, echo: Callable[[str], None] = print) -> dict:
@@ -64,8 +83,27 @@ def run_demo(output: Path | None = None, *, echo: Callable[[str], None] = print)
          f"through ovq {acc_ours:.4f} (top-1 agreement {agreement:.4f}, "
          f"outputs {'bitwise identical' if identical else 'DIFFERENT'})")
     echo(f"compile+infer of {len(labels)} images: {t_infer * 1000:.1f} ms")
-    echo("quantization: not available yet in this build (the mirror round trip is what ran)")
+
+    # INT8: FakeQuantize placement for the ANY target with min/max ranges over the
+    # calibration images (the full calibration engine with bias correction is issue 5).
+    from ovq.data import load_demo_data as _load
+    from ovq.quantization import place_fake_quantize, runtime_audit
+
+    calib, _ = _load("calib")
+    t0 = time.perf_counter()
+    int8 = place_fake_quantize(graph.copy(), calibration_samples=[calib])
+    t_quant = time.perf_counter() - t0
+    audit = runtime_audit(int8)
+    q_out = runtime.infer(runtime.compile_model(int8), [x])[0]
+    acc_int8 = float((q_out.argmax(1) == labels).mean())
+    echo(f"INT8 (FakeQuantize placement + min/max ranges over {len(calib)} calibration images, "
+         f"{t_quant:.2f} s): accuracy {acc_int8:.4f} vs FP32 {acc_ref:.4f}; {audit.summary()}")
+    latency = {name: _latency(model) for name, model in (("fp32", graph), ("int8", int8))}
+    echo(f"latency per image (CPU, 1 request): FP32 {latency['fp32'] * 1e3:.3f} ms, "
+         f"INT8 {latency['int8'] * 1e3:.3f} ms")
     return {
+        "accuracy_int8": acc_int8,
+        "int8_layers": audit.summary(),
         "accuracy_original": acc_ref,
         "accuracy_ovq": acc_ours,
         "agreement": agreement,

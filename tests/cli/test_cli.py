@@ -26,6 +26,9 @@ def test_demo_reports_identical_outputs():
     out = run("demo").stdout
     assert "outputs bitwise identical" in out
     assert "FP32 accuracy on 450 held-out digits" in out
+    assert "INT8: 5/5 layers" in out
+    int8_accuracy = float(out.split("INT8 (")[1].split("accuracy ")[1].split()[0])
+    assert int8_accuracy >= 0.9844 - 0.005  # at most half a point below FP32
 
 
 def test_inspect_json():
