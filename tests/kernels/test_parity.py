@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ovq.kernels import Histogram
+from tests.kernels.conftest import strided
 
 SET = settings(max_examples=25, deadline=None,
                suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -25,24 +26,6 @@ def tensors(draw, max_rank=4):
     return shape, view, seed, tuple(axes)
 
 
-
-
-def strided(rng, shape, dtype, view):
-    big = [n * 2 if view == 1 else n for n in shape]
-    x = (rng.standard_normal(big) * rng.choice([1e-3, 1.0, 50.0])).astype(np.float32)
-    if view == 1:
-        x = x[tuple(slice(None, None, 2) for _ in shape)]
-    elif view == 2:
-        x = x[tuple(slice(None, None, -1) for _ in shape)]
-    elif view == 3 and len(shape) > 1:
-        x = np.ascontiguousarray(np.swapaxes(x, 0, -1)).swapaxes(0, -1)
-    if dtype == "float16":
-        return x.astype(np.float16)
-    if dtype == "bfloat16":
-        import ml_dtypes
-
-        return x.astype(ml_dtypes.bfloat16)
-    return x
 
 
 def X(spec, dtype):
