@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -16,7 +17,10 @@ OVQ = [sys.executable, "-c", "import sys; from ovq.cli import main; sys.exit(mai
 
 
 def run(*args, check=True):
-    proc = subprocess.run([*OVQ, *map(str, args)], capture_output=True, text=True, timeout=300)
+    # cwd outside the checkout: `python -c` puts the cwd first on sys.path, and the source
+    # tree's ovq/ (no extension, no passes) would shadow the installed package.
+    proc = subprocess.run([*OVQ, *map(str, args)], capture_output=True, text=True, timeout=300,
+                          cwd=tempfile.gettempdir())
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 import sys
 
 import pytest
@@ -162,7 +163,9 @@ def test_pot_hardware_config_is_imported(tmp_path):
 
 def test_cli_hw_commands(tmp_path):
     def run(*args):
+        # cwd outside the checkout so the installed ovq, not the source tree, is imported.
         return subprocess.run([sys.executable, "-c", "import sys; from ovq.cli import main; sys.exit(main())", *args],
+                              cwd=tempfile.gettempdir(),
                               capture_output=True, text=True, timeout=120)
 
     listing = run("hw", "list")

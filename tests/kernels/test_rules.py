@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import sys
 
 import numpy as np
@@ -122,7 +123,9 @@ def test_bias_shift_rules():
 
 def _run(env_value: str, code: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OVQ_KERNELS": env_value}
+    # cwd outside the checkout so the installed ovq, not the source tree, is imported.
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          cwd=tempfile.gettempdir(),
                           timeout=300)
 
 

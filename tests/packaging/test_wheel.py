@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import sys
 import zipfile
 from pathlib import Path
@@ -50,7 +51,10 @@ def test_wheel_ships_passes_hw_configs_native_and_demo(wheel):
 
 
 def _python(code: str, **env) -> subprocess.CompletedProcess:
+    # cwd outside the checkout: `python -c` puts the cwd first on sys.path, and the source
+    # tree's ovq/ (no extension, no passes) would shadow the installed package.
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=tempfile.gettempdir(),
                           env={**os.environ, **env})
 
 
