@@ -7,16 +7,15 @@
 #include <vector>
 
 #include "ovq/detail.hpp"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define OVQ_X86 1
-#endif
+#include "ovq/simd.hpp"
 
 namespace ovq {
 namespace {
 
 using detail::Elem;
+#if OVQ_X86
+using detail::load8;
+#endif
 
 // x86 maxps/minps semantics: the first operand if the comparison holds, else the second.
 inline float xmax(float a, float b) { return a > b ? a : b; }
@@ -55,18 +54,6 @@ void fq_scalar(const typename Elem<D>::T* p, int64_t sx, float* o, int64_t so, i
 }
 
 #if OVQ_X86
-template <DType D>
-__attribute__((target("avx2,fma,f16c"))) inline __m256 load8(const typename Elem<D>::T* p) {
-    if constexpr (D == DType::F32) {
-        return _mm256_loadu_ps(p);
-    } else if constexpr (D == DType::F16) {
-        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    } else {
-        const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-        return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
-    }
-}
-
 template <DType D>
 __attribute__((target("avx2,fma,f16c"))) void fq_avx2(const typename Elem<D>::T* p, float* o, int64_t n,
                                                      const K6& c, int flavor) {

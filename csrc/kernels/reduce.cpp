@@ -7,16 +7,15 @@
 #include <vector>
 
 #include "ovq/detail.hpp"
-
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define OVQ_X86 1
-#endif
+#include "ovq/simd.hpp"
 
 namespace ovq {
 namespace {
 
 using detail::Elem;
+#if OVQ_X86
+using detail::load8;
+#endif
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
@@ -63,18 +62,6 @@ __attribute__((target("avx2,fma,f16c"))) inline double hsum4d(__m256d v) {
     __m128d m = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     m = _mm_add_sd(m, _mm_unpackhi_pd(m, m));
     return _mm_cvtsd_f64(m);
-}
-
-template <DType D>
-__attribute__((target("avx2,fma,f16c"))) inline __m256 load8(const typename Elem<D>::T* p) {
-    if constexpr (D == DType::F32) {
-        return _mm256_loadu_ps(p);
-    } else if constexpr (D == DType::F16) {
-        return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    } else {
-        const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-        return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
-    }
 }
 
 template <DType D>
