@@ -55,3 +55,17 @@ class EmptyTensorError(KernelError):
         self.name = name
         msg = f"tensor {name!r} is empty"
         super().__init__(f"{msg}: {detail}" if detail else msg)
+
+
+class CalibrationDataError(OvqError):
+    """Calibration data cannot be read or does not fit the model's inputs.
+
+    The message names the file (and sample) at fault and the input it was meant for.
+    """
+
+
+class PotConfigError(OvqError):
+    """A POT-style JSON config is malformed or asks for something ovq does not support.
+
+    The message names the config file and the offending key (``compression.algorithms[0]``).
+    """
