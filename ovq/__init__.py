@@ -8,11 +8,22 @@ from ovq.kernels import kernels_backend
 from ovq.pipeline import run_pipeline
 from ovq.preprocess import PreprocessingError, embed_preprocessing
 from ovq.quantization import place_fake_quantize
+from ovq.quantization.dataset import CalibrationError, Dataset
+from ovq.quantization.ignored_scope import IgnoredScope
+from ovq.quantization.quantize import ModelType, QuantizationPreset, QuantizeReport, TargetDevice, quantize
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendError",
+    "CalibrationError",
+    "Dataset",
+    "IgnoredScope",
+    "ModelType",
+    "QuantizationPreset",
+    "QuantizeReport",
+    "TargetDevice",
+    "quantize",
     "GraphError",
     "IRError",
     "OvqError",

@@ -1,0 +1,361 @@
+"""``ovq.quantize``: DefaultQuantization from an FP model and calibration samples.
+
+Phases (each timed in the :class:`QuantizeReport`):
+
+1. **placement** — FakeQuantize placement for the target (:mod:`.placement`);
+2. **statistics** — one streamed pass over the calibration subset through an
+   instrumented copy of the FP model (:mod:`.statistics`): per-sample min/max of every
+   activation FQ input and per-channel means of every bias-corrected layer's input;
+3. **ranges** — activation ranges (:mod:`.ranges`), optional overflow fix on weights;
+4. **bias correction** — fast (analytic, one compile) or full (:mod:`.bias_correction`);
+5. **compress** — weight FQs folded into int8 constants (:mod:`.compress`).
+
+The call signature follows ``nncf.quantize`` so that code written for it needs only
+the import changed; the enums below accept NNCF's names.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ovq.errors import OvqError
+from ovq.quantization.dataset import CalibrationError, Dataset, Subset, select_subset
+
+if TYPE_CHECKING:
+    from ovq.ir.graph import Graph
+
+log = logging.getLogger("ovq.quantization")
+
+
+class TargetDevice(str, enum.Enum):
+    """Target devices with a shipped hardware descriptor (``ovq hw list``)."""
+
+    ANY = "ANY"
+    CPU = "CPU"
+    GPU = "GPU"
+    NPU = "NPU"
+    CPU_SPR = "CPU_SPR"
+    GNA = "GNA"
+    GNA3 = "GNA3"
+
+
+class QuantizationPreset(str, enum.Enum):
+    """``performance``: symmetric activations; ``mixed``: asymmetric activations."""
+
+    PERFORMANCE = "performance"
+    MIXED = "mixed"
+
+
+class ModelType(str, enum.Enum):
+    """Model families with their own placement rules."""
+
+    TRANSFORMER = "transformer"
+
+
+OVERFLOW_FIX = ("disable", "first_layer", "enable")
+
+
+def _value(x: Any) -> Any:
+    return x.value if isinstance(x, enum.Enum) else x
+
+
+@dataclass
+class QuantizeReport:
+    """What :func:`quantize` did, with the time spent per phase."""
+
+    samples: int = 0
+    activation_fqs: int = 0
+    weight_fqs: int = 0
+    quantized_ops: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    bias_corrected: int = 0
+    bias_skipped: list[tuple[str, float]] = field(default_factory=list)
+    compressed: int = 0
+    weight_bytes_before: int = 0
+    weight_bytes_after: int = 0
+    phases: dict[str, float] = field(default_factory=dict)
+    requests: int = 0
+
+    def format(self) -> str:
+        """A few human-readable lines."""
+        lines = [
+            f"calibration samples: {self.samples} ({self.requests} infer requests in flight)",
+            f"FakeQuantize: {self.activation_fqs} on activations, {self.weight_fqs} on weights; "
+            f"{self.quantized_ops} ops quantized",
+            f"bias correction: {self.bias_corrected} layers corrected, {len(self.bias_skipped)} left (shift too large "
+            f"or zero bias)",
+        ]
+        if self.compressed:
+            lines.append(f"weights: {self.compressed} tensors to integers, {self.weight_bytes_before / 2**20:.2f} MiB -> "
+                         f"{self.weight_bytes_after / 2**20:.2f} MiB")
+        if self.skipped:
+            shown = ", ".join(f"{n} ({why})" for n, why in self.skipped[:8])
+            more = f" and {len(self.skipped) - 8} more" if len(self.skipped) > 8 else ""
+            lines.append(f"left in floating point: {shown}{more}")
+        lines.append("time: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.phases.items())
+                     + f" (total {sum(self.phases.values()):.2f} s)")
+        return "\n".join(lines)
+
+
+class _Timer:
+    def __init__(self, report: QuantizeReport) -> None:
+        self.report = report
+
+    def __call__(self, phase: str) -> _Phase:
+        return _Phase(self.report, phase)
+
+
+class _Phase:
+    def __init__(self, report: QuantizeReport, phase: str) -> None:
+        self.report, self.phase = report, phase
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.report.phases[self.phase] = self.report.phases.get(self.phase, 0.0) + time.perf_counter() - self.t0
+
+
+def _first_layers(graph: Graph, weighted: set[int]) -> set[int]:
+    """Weighted ops reachable from a Parameter without passing another weighted op."""
+    seen: set[int] = set()
+    found: set[int] = set()
+    work = list(graph.parameters())
+    while work:
+        n = work.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        for k in range(len(graph.op(n).outputs)):
+            for dst, _ in graph.consumers(n, k):
+                if dst in weighted:
+                    found.add(dst)
+                else:
+                    work.append(dst)
+    return found
+
+
+def _overflow_fix(graph: Graph, meta: dict[str, dict[str, Any]], mode: str) -> int:
+    """Double the weight FQ ranges (7-bit effective weights) of the first or all layers."""
+    if mode == "disable":
+        return 0
+    weights = {m["node"]: name for name, m in meta.items() if m["kind"] == "weights" and m["node"] in graph}
+    owners = {fq: graph.consumers(fq, 0)[0][0] for fq in weights if graph.consumers(fq, 0)}
+    if mode == "first_layer":
+        first = _first_layers(graph, set(owners.values()))
+        owners = {fq: op for fq, op in owners.items() if op in first}
+    from ovq.quantization.ranges import set_fq_range
+
+    for fq in owners:
+        levels = int(graph.op(fq).attrs["levels"])
+        f = (levels - 1) / ((levels + 1) // 2 - 1)
+        lo = np.asarray(graph.const_value(graph.producer(fq, 1)[0]), np.float32) * f
+        hi = np.asarray(graph.const_value(graph.producer(fq, 2)[0]), np.float32) * f
+        set_fq_range(graph, fq, lo, hi)
+    return len(owners)
+
+
+class _Keep(Iterable):
+    """Re-iterable first ``k`` samples of a stream, remembered while the stream is consumed."""
+
+    def __init__(self, stream: Iterable[Any], k: int) -> None:
+        self.stream, self.k, self.kept = stream, k, []
+
+    def __iter__(self) -> Iterator[Any]:
+        for i, item in enumerate(self.stream):
+            if i < self.k:
+                self.kept.append(item)
+            yield item
+
+
+def calibrate_and_quantize(
+    graph: Graph,
+    calibration_dataset: Iterable[Any],
+    *,
+    fp_model: Any = None,
+    target_device: Any = "ANY",
+    preset: Any = None,
+    subset_size: int | None = 300,
+    fast_bias_correction: bool | None = True,
+    model_type: Any = None,
+    ignored_scope: Any = None,
+    compress_weights: bool = True,
+    activations_range: str = "mean_minmax",
+    outlier_prob: float = 1e-4,
+    overflow_fix: str = "disable",
+    seed: int = 0,
+    progress: bool | None = None,
+    strict: bool = False,
+) -> QuantizeReport:
+    """Quantize ``graph`` in place (see :func:`quantize` for the options)."""
+    from ovq.quantization import bias_correction as bc
+    from ovq.quantization.compress import compress_weights as fold_weights
+    from ovq.quantization.placement import apply_plan, plan_placement
+    from ovq.quantization.ranges import fq_range, observed_range, set_fq_range, unify
+    from ovq.quantization.statistics import Observation, collect_statistics
+
+    if overflow_fix not in OVERFLOW_FIX:
+        raise OvqError(f"unknown overflow_fix {overflow_fix!r}; choose one of {', '.join(OVERFLOW_FIX)}")
+    if not 0 < outlier_prob < 0.5:
+        raise OvqError(f"outlier_prob must be in (0, 0.5), got {outlier_prob}")
+    if isinstance(calibration_dataset, Dataset) and calibration_dataset.transform_fn is not None \
+            and not callable(calibration_dataset.transform_fn):
+        raise CalibrationError("ovq.Dataset: transform_fn is not callable")
+    report = QuantizeReport()
+    phase = _Timer(report)
+    subset = select_subset(calibration_dataset, subset_size, seed=seed)
+
+    with phase("placement"):
+        graph.infer_shapes()
+        if fp_model is None:
+            fp_model = graph.to_ov()
+        plan = plan_placement(graph, _value(target_device), preset=_value(preset), model_type=_value(model_type),
+                              ignored_scope=ignored_scope, strict=strict)
+        meta = apply_plan(graph, plan)
+        graph.meta["ovq.quantized_ops"] = [graph.op(n).name for n in plan.quantized_ops]
+    report.skipped = list(plan.skipped)
+    report.quantized_ops = len(plan.quantized_ops)
+    acts = {name: m for name, m in meta.items() if m["kind"] != "weights" and m["node"] in graph}
+    weight_fqs = [m["node"] for m in meta.values() if m["kind"] == "weights" and m["node"] in graph]
+    report.activation_fqs, report.weight_fqs = len(acts), len(weight_fqs)
+
+    act_nodes = {m["node"] for m in acts.values()}
+    layers = bc.find_bias_layers(graph, weight_fqs, act_nodes) if fast_bias_correction is not None else []
+    observations: dict[Any, Observation] = {}
+    fq_source: dict[str, tuple[str, int]] = {}
+    quantile = outlier_prob if activations_range == "quantile" else None
+    for name, m in acts.items():
+        src = graph.producer(m["node"], 0)
+        key = (graph.op(src[0]).name, src[1])
+        fq_source[name] = key
+        observations[key] = Observation(key, key[0], key[1], minmax=True, quantile=quantile)
+    if fast_bias_correction:
+        for o in bc.observations_for(graph, layers):
+            observations[o.key] = o
+    full_bc = fast_bias_correction is False and bool(layers)
+    stream: Any = subset
+    keep = None
+    if full_bc:
+        count = subset.count if subset.count is not None else (subset_size or 300)
+        keep = _Keep(subset, max(int(0.2 * count), 1))
+        stream = Subset(keep, None, subset.count)
+
+    with phase("statistics"):
+        stats, collection = collect_statistics(fp_model, list(observations.values()), stream, progress=progress)
+    report.samples, report.requests = collection.samples, collection.requests
+
+    with phase("ranges"):
+        ranges = {name: observed_range(stats[fq_source[name]], mode=m["mode"], estimator=activations_range)
+                  for name, m in acts.items()}
+        ranges = unify(ranges, {name: m.get("unified") for name, m in acts.items()})
+        for name, m in acts.items():
+            lo, hi = fq_range(ranges[name], m)
+            set_fq_range(graph, m["node"], lo, hi)
+        _overflow_fix(graph, meta, overflow_fix)
+
+    with phase("bias_correction"):
+        if fast_bias_correction:
+            decisions = bc.fast_bias_correction(graph, layers, stats)
+        elif full_bc:
+            decisions = bc.full_bias_correction(graph, fp_model, layers, Subset(keep.kept, None, len(keep.kept)),
+                                                progress=progress)
+        else:
+            decisions = []
+    report.bias_corrected = sum(d.applied for d in decisions)
+    report.bias_skipped = [(d.layer, d.ratio) for d in decisions if not d.applied]
+
+    if compress_weights:
+        with phase("compress"):
+            folded = fold_weights(graph, weight_fqs)
+        report.compressed = len(folded)
+        report.weight_bytes_before = sum(f.bytes_before for f in folded)
+        report.weight_bytes_after = sum(f.bytes_after for f in folded)
+    graph.meta["ovq.quantize_report"] = report
+    return report
+
+
+def quantize(
+    model: Any,
+    calibration_dataset: Iterable[Any],
+    *,
+    target_device: TargetDevice | str = "ANY",
+    preset: QuantizationPreset | str | None = None,
+    subset_size: int | None = 300,
+    fast_bias_correction: bool | None = True,
+    model_type: ModelType | str | None = None,
+    ignored_scope: Any = None,
+    compress_weights: bool = True,
+    activations_range: str = "mean_minmax",
+    outlier_prob: float = 1e-4,
+    overflow_fix: str = "disable",
+    seed: int = 0,
+    progress: bool | None = None,
+    strict: bool = False,
+    return_report: bool = False,
+) -> Any:
+    """Quantize ``model`` to INT8 with ranges and bias correction from calibration data.
+
+    Args:
+        model: ``openvino.Model`` (a new Model is returned), :class:`ovq.Graph` (a new
+            Graph is returned; the input is untouched) or a model path (a Graph).
+        calibration_dataset: Any iterable of samples — arrays, tuples of arrays, or dicts
+            by input name — or ``ovq.Dataset(data, transform_fn)``.
+        target_device: ``ANY`` (default), ``CPU``, ``GPU``, ``NPU``, ``CPU_SPR``, ``GNA``,
+            ``GNA3``, or a hardware descriptor file.
+        preset: ``performance`` (symmetric activations; default for CNNs) or ``mixed``
+            (asymmetric activations; default for transformers).
+        subset_size: Samples to calibrate on (a seeded draw when the data is larger;
+            ``None`` for all).
+        fast_bias_correction: ``True`` fast bias correction, ``False`` the full
+            (propagating) one, ``None`` none.
+        model_type: ``None`` or ``transformer``.
+        ignored_scope: :class:`ovq.IgnoredScope` or a dict (names, types, patterns, subgraphs).
+        compress_weights: Fold weight FQs into int8 constants (~4× smaller weights);
+            ``False`` keeps FakeQuantize on FP32 weights.
+        activations_range: ``mean_minmax`` (default), ``minmax`` or ``quantile``.
+        outlier_prob: Outlier probability for ``activations_range="quantile"``.
+        overflow_fix: ``disable`` (default), ``first_layer`` or ``enable``: 7-bit weights
+            for CPUs without VNNI (quantization-algorithms.md §5).
+        seed: Seed of the subset draw.
+        progress: Progress bar (``None``: on a terminal only).
+        strict: An ignored-scope entry that matches nothing is an error, not a warning.
+        return_report: Return ``(model, QuantizeReport)``.
+
+    Raises:
+        CalibrationError: empty data, or samples that do not fit the model's inputs.
+        NonFiniteError: NaN/Inf in an observed tensor (the op is named).
+        HardwareDescriptorError / PlacementError: unknown target, preset or model type.
+    """
+    import openvino as ov
+
+    from ovq.ir import Graph, read_model
+
+    t0 = time.perf_counter()
+    graph = read_model(model)
+    if graph is model or isinstance(model, Graph):
+        graph = graph.copy()
+    fp_model = model if isinstance(model, ov.Model) else None
+    read_time = time.perf_counter() - t0
+    report = calibrate_and_quantize(
+        graph, calibration_dataset, fp_model=fp_model, target_device=target_device, preset=preset,
+        subset_size=subset_size, fast_bias_correction=fast_bias_correction, model_type=model_type,
+        ignored_scope=ignored_scope, compress_weights=compress_weights, activations_range=activations_range,
+        outlier_prob=outlier_prob, overflow_fix=overflow_fix, seed=seed, progress=progress, strict=strict)
+    report.phases = {"read": read_time, **report.phases}
+    result: Any = graph
+    if isinstance(model, ov.Model):
+        t0 = time.perf_counter()
+        result = graph.to_ov()
+        report.phases["to_ov"] = time.perf_counter() - t0
+    return (result, report) if return_report else result
+
+
+__all__ = ["Dataset", "ModelType", "QuantizationPreset", "QuantizeReport", "TargetDevice", "quantize",
+           "calibrate_and_quantize"]

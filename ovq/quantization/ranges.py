@@ -1,0 +1,99 @@
+"""Activation FakeQuantize ranges from calibration statistics (quantization-algorithms.md §4–6).
+
+Estimators (``activations_range``):
+
+* ``"mean_minmax"`` (default; POT and NNCF): asymmetric ``[mean of per-sample min,
+  mean of per-sample max]``; symmetric ``high = mean of per-sample abs-max``, signed
+  when any sample went below zero (POT's ``min/min``);
+* ``"minmax"``: the global min and max over all samples;
+* ``"quantile"``: like ``mean_minmax`` on the per-sample ``p`` and ``1 - p`` quantiles
+  (outlier probability ``p``, default 1e-4); the sign still comes from the true minimum.
+
+Members of a unified-scale group (Concat inputs, recurrent port pairs) get one range
+from the min of their lows and the max of their highs. The FQ math (signed low bound
+``-high·L/(L-2)``, zero widening, ``tune_range``) is :func:`placement.activation_range`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ovq.errors import OvqError
+from ovq.ir.graph import Graph
+from ovq.quantization.placement import activation_range
+from ovq.quantization.statistics import TensorStats
+
+ESTIMATORS = ("mean_minmax", "minmax", "quantile")
+
+
+@dataclass(frozen=True)
+class ObservedRange:
+    """The statistic one FQ's range is computed from."""
+
+    low: float  # asymmetric: low statistic; symmetric: unused (0)
+    high: float  # asymmetric: high statistic; symmetric: abs-max statistic
+    signed: bool  # data went below zero
+
+
+def observed_range(stats: TensorStats, *, mode: str, estimator: str = "mean_minmax") -> ObservedRange:
+    """Reduce per-sample statistics to the numbers the FQ range is computed from."""
+    if estimator not in ESTIMATORS:
+        raise OvqError(f"unknown activations_range {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+    mins, maxs = stats.mins, stats.maxs
+    if estimator == "quantile":
+        lows, highs = stats.q_low, stats.q_high
+    else:
+        lows, highs = mins, maxs
+    signed = bool(mins.min() < 0)
+    if estimator == "minmax":
+        lo, hi = float(lows.min()), float(highs.max())
+        absmax = max(abs(lo), abs(hi))
+    else:
+        lo, hi = float(lows.mean()), float(highs.mean())
+        absmax = float(np.maximum(np.abs(lows), np.abs(highs)).mean())
+    if mode == "symmetric":
+        return ObservedRange(0.0, absmax, signed)
+    return ObservedRange(lo, hi, signed)
+
+
+def fq_range(obs: ObservedRange, meta: Mapping[str, Any]) -> tuple[float, float]:
+    """FakeQuantize ``(low, high)`` for the FQ described by placement ``meta``."""
+    kwargs = dict(mode=meta["mode"], levels=meta["levels"], level_low=meta["level_low"],
+                  level_high=meta["level_high"])
+    if meta["mode"] == "symmetric":
+        h = obs.high
+        return activation_range(-h if obs.signed else 0.0, h, **kwargs)
+    return activation_range(obs.low, obs.high, **kwargs)
+
+
+def unify(ranges: Mapping[Hashable, ObservedRange], groups: Mapping[Hashable, int | None]) -> dict[Hashable, ObservedRange]:
+    """Give every member of a unified group the group's widest statistic."""
+    merged: dict[int, ObservedRange] = {}
+    for key, r in ranges.items():
+        g = groups.get(key)
+        if g is None:
+            continue
+        cur = merged.get(g)
+        merged[g] = r if cur is None else ObservedRange(min(cur.low, r.low), max(cur.high, r.high),
+                                                       cur.signed or r.signed)
+    return {k: (merged[groups[k]] if groups.get(k) is not None else r) for k, r in ranges.items()}
+
+
+def set_fq_range(graph: Graph, fq: int, low: np.ndarray | float, high: np.ndarray | float) -> None:
+    """Write ``low``/``high`` into the four range inputs of FakeQuantize ``fq`` (out = in)."""
+    lo = np.asarray(low, np.float32)
+    hi = np.asarray(high, np.float32)
+    for port, value in ((1, lo), (2, hi), (3, lo), (4, hi)):
+        src = graph.producer(fq, port)
+        if src is None or graph.op(src[0]).type != "Const":
+            raise OvqError(f"FakeQuantize {graph.op(fq).name!r}: input {port} is not a constant")
+        if len(graph.consumers(src[0], src[1])) > 1:  # shared constant: give this FQ its own
+            c = graph.add_const(value, f"{graph.op(fq).name}/range_{port}")
+            graph.disconnect(fq, port)
+            graph.connect(c, 0, fq, port)
+        else:
+            graph.set_const_value(src[0], value)

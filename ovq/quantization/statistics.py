@@ -1,0 +1,255 @@
+"""The calibration engine: one streamed pass of the data through an instrumented model.
+
+:func:`collect_statistics` adds in-graph reductions to a copy of the FP model, one set
+per :class:`Observation`:
+
+* ``minmax``: per-sample min and max (``Reshape [N, -1]`` → ``ReduceMin``/``ReduceMax``
+  over axis 1), so each inference hands back two ``[N]`` vectors, not the tensor;
+* ``mean_axis``: the per-channel mean over every other axis plus the tensor's shape
+  (``ShapeOf``), for bias correction;
+* ``quantile``: the raw tensor, reduced on the fly by the native quantile kernel.
+
+It compiles that model once on CPU (f32 hint, THROUGHPUT hint) and streams the samples
+through an ``AsyncInferQueue`` with several requests in flight; the completion
+callback (an OpenVINO worker thread) copies the few reduced values per tensor into
+per-sample slots. Memory is O(samples × channels), never O(samples × tensor size).
+Reducing in the graph keeps OpenVINO's Conv+bias+activation fusions intact where the
+observed tensor is the fused chain's output, and moves no full activations to Python
+(see docs/quantize.md for the measurements behind this choice).
+
+Every reduced value is checked: NaN or Inf raises :class:`~ovq.errors.NonFiniteError`
+naming the op, the output and the sample.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ovq.errors import NonFiniteError, OvqError
+from ovq.quantization.dataset import CalibrationError, InputSpec, Subset
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What to measure on output ``out_index`` of the op named ``op_name``."""
+
+    key: Hashable
+    op_name: str
+    out_index: int = 0
+    minmax: bool = True
+    mean_axis: int | None = None
+    quantile: float | None = None  # outlier probability p: per-sample p and 1 - p quantiles
+
+
+@dataclass
+class TensorStats:
+    """Per-sample statistics of one observed tensor (rows in sample order)."""
+
+    mins: np.ndarray | None = None  # (rows,) per-sample minimum
+    maxs: np.ndarray | None = None  # (rows,) per-sample maximum
+    channel_mean: np.ndarray | None = None  # (C,) mean over all samples and other axes
+    shape: tuple[int, ...] | None = None  # shape seen on the first sample
+    q_low: np.ndarray | None = None  # (rows,) per-sample p-quantile
+    q_high: np.ndarray | None = None  # (rows,) per-sample (1 - p)-quantile
+
+
+@dataclass
+class CollectionReport:
+    """What one statistics pass did."""
+
+    samples: int = 0
+    observed: int = 0
+    seconds_compile: float = 0.0
+    seconds_infer: float = 0.0
+    requests: int = 0
+
+
+@dataclass
+class _Slots:
+    outputs: dict[str, int] = field(default_factory=dict)  # role -> compiled output index
+
+
+def _ops_by_name(model: Any) -> dict[str, Any]:
+    return {op.get_friendly_name(): op for op in model.get_ops()}
+
+
+def instrument(model: Any, observations: Sequence[Observation]) -> tuple[Any, list[_Slots]]:
+    """A new ``openvino.Model``: ``model``'s results plus the reductions per observation."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    by_name = _ops_by_name(model)
+    results = list(model.get_results())
+    slots: list[_Slots] = []
+    flat_shape = ops.constant(np.array([0, -1], np.int64))
+    axis1 = ops.constant(np.array([1], np.int64))
+    for obs in observations:
+        op = by_name.get(obs.op_name)
+        if op is None:
+            raise OvqError(f"calibration: no op named {obs.op_name!r} in the model")
+        if obs.out_index >= op.get_output_size():
+            raise OvqError(f"calibration: op {obs.op_name!r} has no output {obs.out_index}")
+        x = op.output(obs.out_index)
+        s = _Slots()
+        stem = f"__ovq_stat/{obs.op_name}/{obs.out_index}"
+
+        def add(role: str, node: Any) -> None:
+            res = ops.result(node)
+            res.set_friendly_name(f"{stem}/{role}")
+            s.outputs[role] = len(results)
+            results.append(res)
+
+        if obs.minmax or obs.quantile is not None:
+            flat = ops.reshape(x, flat_shape, special_zero=True)
+            if obs.minmax:
+                add("min", ops.reduce_min(flat, axis1, keep_dims=False))
+                add("max", ops.reduce_max(flat, axis1, keep_dims=False))
+            if obs.quantile is not None:
+                add("raw", flat)
+        if obs.mean_axis is not None:
+            rank = x.get_partial_shape().rank
+            if rank.is_dynamic:
+                raise OvqError(f"calibration: output {obs.out_index} of {obs.op_name!r} has a dynamic rank")
+            r = rank.get_length()
+            axis = obs.mean_axis % r
+            axes = ops.constant(np.array([a for a in range(r) if a != axis], np.int64))
+            add("mean", ops.reduce_mean(x, axes, keep_dims=False))
+            add("shape", ops.shape_of(x))
+        slots.append(s)
+    return ov.Model(results, model.get_parameters(), "ovq_statistics"), slots
+
+
+def _progress_bar(total: int | None, enabled: bool | None, desc: str):
+    from tqdm.auto import tqdm
+
+    disable = (not sys.stderr.isatty() or os.environ.get("OVQ_NO_PROGRESS")) if enabled is None else not enabled
+    return tqdm(total=total, desc=desc, unit="sample", disable=bool(disable), leave=False)
+
+
+def collect_statistics(
+    model: Any,
+    observations: Sequence[Observation],
+    samples: Subset,
+    *,
+    progress: bool | None = None,
+    requests: int | None = None,
+    on_sample: Callable[[int], None] | None = None,
+) -> tuple[dict[Hashable, TensorStats], CollectionReport]:
+    """Run ``samples`` through ``model`` once and reduce every observed tensor.
+
+    Args:
+        model: The FP ``openvino.Model`` (not modified).
+        observations: Tensors to observe and how.
+        samples: The chosen calibration samples (see :func:`select_subset`).
+        progress: Show a progress bar (``None``: only on a terminal, unless
+            ``OVQ_NO_PROGRESS`` is set).
+        requests: Infer requests in flight (default: OpenVINO's optimal number).
+
+    Raises:
+        CalibrationError: no samples, or a sample does not fit the model.
+        NonFiniteError: an observed tensor holds NaN or Inf.
+    """
+    import time
+
+    import openvino as ov
+
+    from ovq.ir.bridge import core
+    from ovq.kernels import get_kernels
+
+    report = CollectionReport(observed=len(observations))
+    t0 = time.perf_counter()
+    inst, slots = instrument(model, observations)
+    try:
+        compiled = core().compile_model(inst, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                                      "PERFORMANCE_HINT": "THROUGHPUT"})
+    except RuntimeError as exc:
+        raise OvqError(f"OpenVINO cannot compile the statistics model: {str(exc).strip().splitlines()[0]}") from None
+    report.seconds_compile = time.perf_counter() - t0
+    spec = InputSpec(compiled)
+    jobs = requests or max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+    report.requests = jobs
+    queue = ov.AsyncInferQueue(compiled, jobs)
+    kernels = get_kernels()
+
+    per_sample: dict[int, list[dict[str, np.ndarray]]] = {}
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def done(request: Any, index: int) -> None:
+        try:
+            row = []
+            for obs, s in zip(observations, slots, strict=True):
+                got: dict[str, np.ndarray] = {}
+                for role, out in s.outputs.items():
+                    data = request.get_output_tensor(out).data
+                    if role == "raw":
+                        p = obs.quantile
+                        q = kernels.quantile(data, [p, 1.0 - p], axis=0, name=obs.op_name)
+                        got["q_low"], got["q_high"] = np.array(q[0]), np.array(q[1])
+                    else:
+                        got[role] = np.array(data)
+                    if role in ("min", "max", "mean") and not np.all(np.isfinite(got[role])):
+                        raise NonFiniteError(
+                            f"output {obs.out_index} of {obs.op_name!r} holds NaN or Inf on calibration sample "
+                            f"{index}; check the input data (or exclude the op with ignored_scope)")
+                row.append(got)
+            with lock:
+                per_sample[index] = row
+        except BaseException as exc:  # re-raised on the calling thread
+            with lock:
+                errors.append(exc)
+
+    queue.set_callback(done)
+    bar = _progress_bar(samples.count, progress, "calibration")
+    t0 = time.perf_counter()
+    count = 0
+    try:
+        for index, sample in enumerate(samples):
+            if errors:
+                break
+            arrays = spec.arrays(sample, index)
+            queue.start_async(arrays, userdata=index)
+            count += 1
+            bar.update(1)
+            if on_sample is not None:
+                on_sample(index)
+    finally:
+        queue.wait_all()
+        bar.close()
+    report.seconds_infer = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    if count == 0:
+        raise CalibrationError("the calibration dataset is empty")
+    report.samples = count
+    return _gather(observations, per_sample, count), report
+
+
+def _gather(observations: Sequence[Observation], per_sample: dict[int, list[dict[str, np.ndarray]]],
+            count: int) -> dict[Hashable, TensorStats]:
+    out: dict[Hashable, TensorStats] = {}
+    order = [per_sample[i] for i in range(count)]
+    for k, obs in enumerate(observations):
+        rows = [r[k] for r in order]
+        st = TensorStats()
+        if "min" in rows[0]:
+            st.mins = np.concatenate([r["min"].reshape(-1) for r in rows]).astype(np.float64)
+            st.maxs = np.concatenate([r["max"].reshape(-1) for r in rows]).astype(np.float64)
+        if "q_low" in rows[0]:
+            st.q_low = np.concatenate([r["q_low"].reshape(-1) for r in rows]).astype(np.float64)
+            st.q_high = np.concatenate([r["q_high"].reshape(-1) for r in rows]).astype(np.float64)
+        if "mean" in rows[0]:
+            # weight every inference by its element count per channel (batches may differ)
+            weights = np.array([np.prod(r["shape"]) for r in rows], np.float64)
+            means = np.stack([r["mean"].reshape(-1) for r in rows]).astype(np.float64)
+            st.channel_mean = (weights[:, None] * means).sum(0) / weights.sum()
+            st.shape = tuple(int(d) for d in rows[0]["shape"])
+        out[obs.key] = st
+    return out
