@@ -258,7 +258,7 @@ def load_calibration_data(
             value or one per channel, in the model's channel order.
         scale_values: Images only: divisors, same syntax.
         reverse_input_channels: Images only: feed BGR instead of RGB (applied before
-            mean and scale, as in Model Optimizer).
+            mean and scale, as in Model Optimizer; nothing to do for grayscale inputs).
         central_fraction: Images only: keep this central fraction of each side
             (``0 < f <= 1``) before resizing, as POT's ``central_fraction``.
         seed: Seed of :meth:`CalibrationSource.subset` with ``shuffle=True``.
@@ -683,12 +683,12 @@ def _image_recipe(inp: ModelInput, layout: str | None, mean_values: str | None, 
             f"{where}: images are fed one at a time; the batch dimension must be 1 or dynamic"
         )
     channels = dims["C"]
+    # Reversing one channel changes nothing: a POT job (BGR by default) may feed grayscale.
+    reverse = reverse and channels == 3
     mean = _per_channel(mean_values, "--mean-values", inp, channels)
     scale = _per_channel(scale_values, "--scale-values", inp, channels)
     if scale is not None and not np.all(scale != 0):
         raise CalibrationDataError(f"--scale-values {scale_values!r}: a scale of 0 for input {inp.name!r}")
-    if reverse and channels != 3:
-        raise CalibrationDataError(f"--reverse-input-channels: {where} has {channels} channel(s), not 3")
     if inp.dtype.kind not in "fiu":
         raise CalibrationDataError(f"{where}: images cannot feed a {inp.dtype} input")
     if inp.dtype.kind != "f" and (mean is not None or scale is not None):

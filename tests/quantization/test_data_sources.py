@@ -89,7 +89,8 @@ def test_nhwc_default_and_explicit_layout(images):
 
 
 def test_rank3_chw_and_grayscale(images):
-    x = load_calibration_data(images, [("img", [1, 5, 5], F32)])[1]["img"]
+    # Channel reversal is a no-op on one channel (POT jobs ask for BGR whatever the input).
+    x = load_calibration_data(images, [("img", [1, 5, 5], F32)], reverse_input_channels=True)[1]["img"]
     assert x.shape == (1, 5, 5)
     assert x[0, 0, 0] == pytest.approx(0.299 * 10 + 0.587 * 20 + 0.114 * 30, abs=1)
 
@@ -137,7 +138,6 @@ def test_pattern_list_and_single_image(images, tmp_path):
     (("data", [2, 3, 4, 6], F32), {}, "batch dimension must be 1 or dynamic"),
     (("data", [3, 4, 6], np.bool_), {}, "images cannot feed a bool input"),
     (("data", [1, 3, 4, 6, 1], F32), {}, "images feed a rank-4"),
-    (("data", [1, 1, 4, 6], F32), {"reverse_input_channels": True}, "has 1 channel"),
     (("data", [1, 3, 4, 6], F32), {"mean_values": "[1,2]"}, "2 values for input 'data' with 3 channel"),
     (("data", [1, 3, 4, 6], F32), {"scale_values": "[1,0,1]"}, "a scale of 0"),
     (("data", [1, 3, 4, 6], F32), {"mean_values": "other[1]"}, "no model input named 'other'"),

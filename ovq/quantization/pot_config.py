@@ -1,0 +1,410 @@
+"""POT (Post-training Optimization Tool) JSON configs as ``ovq quantize`` jobs.
+
+:func:`read_pot_config` reads the config a ``pot -c FILE.json`` run would take and
+returns a :class:`PotJob`: the model files, the calibration data and the
+DefaultQuantization parameters, validated and with paths resolved against the config
+file's folder. ``ovq quantize --config FILE.json`` runs it.
+
+What is read (the mapping is tabulated in ``docs/quantize-data.md``)::
+
+    {
+      "model": {"model_name": "m", "model": "m.xml", "weights": "m.bin"},
+      "engine": {"type": "simplified", "data_source": "images/",   // folder, glob or .txt
+                 "layout": "NCHW", "central_fraction": 0.875},
+      "compression": {
+        "target_device": "CPU", "model_type": "transformer",
+        "algorithms": [{"name": "DefaultQuantization", "params": {
+          "preset": "performance", "stat_subset_size": 300, "use_fast_bias": true,
+          "shuffle_data": false, "seed": 0,
+          "ignored": {"scope": ["node"], "operations": [{"type": "Add"}]}}}]}
+    }
+
+Like POT (which reads configs with ``jstyleson``), ``//`` and ``/* */`` comments and
+trailing commas are accepted. Anything ovq cannot honour is refused with a
+:class:`~ovq.errors.PotConfigError` naming the file and the key: other algorithms
+(AccuracyAwareQuantization, ...), the Accuracy Checker and data-free engines, manual
+``weights`` / ``activations`` quantization parameters, ignored operations selected by
+attributes, and unknown keys. Keys that only tune POT's own runtime
+(``stat_requests_number``, ``dump_intermediate_model``, ...) are accepted and unused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ovq.errors import PotConfigError
+
+__all__ = ["PotConfigError", "PotJob", "read_pot_config"]
+
+PRESETS = ("performance", "mixed", "accuracy")
+MODEL_TYPES = (None, "transformer")
+
+_TOP_KEYS = ("model", "engine", "compression")
+_MODEL_KEYS = ("model_name", "model", "weights")
+_SIMPLIFIED_KEYS = ("type", "data_source", "layout", "central_fraction")
+# POT engine keys about its own inference requests: accepted, nothing to do in ovq.
+_ENGINE_RUNTIME_KEYS = ("device", "stat_requests_number", "eval_requests_number")
+_COMPRESSION_KEYS = ("target_device", "model_type", "algorithms")
+_COMPRESSION_RUNTIME_KEYS = ("dump_intermediate_model", "inplace_statistics", "inplase_statistics")
+_PARAMS = ("preset", "stat_subset_size", "use_fast_bias", "model_type", "ignored", "shuffle_data", "seed",
+           "target_device")
+_ALGORITHM = "DefaultQuantization"
+
+
+@dataclass(frozen=True)
+class PotJob:
+    """One DefaultQuantization run described by a POT config.
+
+    Attributes:
+        config: The config file.
+        model_xml: The model's ``.xml``.
+        model_bin: The model's ``.bin`` (``model.weights``; default: next to the ``.xml``).
+        data_source: Images (folder, glob pattern or ``.txt`` list) from
+            ``engine.data_source``, or None when the config has no engine (the data
+            must then come from elsewhere, e.g. ``--data``).
+        target_device: ``compression.target_device`` (default ``ANY``).
+        preset: ``performance``, ``mixed``, ``accuracy``, or None when not given (the
+            quantizer's default applies).
+        subset_size: ``stat_subset_size`` (default 300).
+        fast_bias_correction: ``use_fast_bias`` (default True).
+        ignored_scope: ``{"names": [...], "types": [...]}`` from ``ignored``, or None.
+        model_type: None or ``"transformer"``.
+        model_name: ``model.model_name``, if given.
+        layout: ``engine.layout`` (``NCHW``...), or None to let the loader guess.
+        central_fraction: ``engine.central_fraction``, or None.
+        reverse_input_channels: Always True: POT's simplified engine reads images with
+            OpenCV, i.e. in BGR order, and a POT job must see the same pixels.
+        shuffle_data: Pick the calibration subset at random (``shuffle_data``): run
+            ``source.subset(job.subset_size, shuffle=True)`` on the loaded data.
+        seed: Seed of that random pick (``seed``, default 0; passed to the loader by
+            :meth:`data_options`).
+    """
+
+    config: Path
+    model_xml: Path
+    model_bin: Path
+    data_source: Path | None = None
+    target_device: str = "ANY"
+    preset: str | None = None
+    subset_size: int = 300
+    fast_bias_correction: bool = True
+    ignored_scope: dict[str, list[str]] | None = None
+    model_type: str | None = None
+    model_name: str | None = None
+    layout: str | None = None
+    central_fraction: float | None = None
+    reverse_input_channels: bool = True
+    shuffle_data: bool = False
+    seed: int = 0
+
+    def quantize_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``ovq.quantize`` (besides the model and the data)."""
+        return {
+            "target_device": self.target_device, "preset": self.preset, "subset_size": self.subset_size,
+            "fast_bias_correction": self.fast_bias_correction, "model_type": self.model_type,
+            "ignored_scope": self.ignored_scope,
+        }
+
+    def data_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`~ovq.quantization.data_sources.load_calibration_data`."""
+        return {
+            "layout": self.layout, "reverse_input_channels": self.reverse_input_channels,
+            "central_fraction": self.central_fraction, "seed": self.seed,
+        }
+
+
+def read_pot_config(path: str | os.PathLike[str]) -> PotJob:
+    """Read a POT JSON config into a :class:`PotJob`.
+
+    Relative paths in the config resolve against the config file's folder; the model
+    files and a data source that is not a glob pattern must exist.
+
+    Raises:
+        PotConfigError: the file cannot be read or parsed (``file:line:column``), a key
+            is unknown or has a bad value, a file is missing, or the config asks for
+            something ovq does not support yet (see the module docstring).
+    """
+    cfg = Path(path)
+    try:
+        text = cfg.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PotConfigError(f"{cfg}: cannot read the config: {exc}") from None
+    doc = _parse_json(text, cfg)
+    r = _Reader(cfg)
+    top = r.mapping(doc, "", "the config")
+    r.known(top, "", _TOP_KEYS, what="top-level key")
+    for key in ("model", "compression"):
+        if key not in top:
+            raise PotConfigError(f"{cfg}: missing the {key!r} section")
+
+    model = r.mapping(top["model"], "model")
+    if "cascade" in model:
+        raise PotConfigError(f"{cfg}: model.cascade: cascaded models are not supported yet")
+    r.known(model, "model", _MODEL_KEYS)
+    model_xml = r.file(r.string(model, "model", "model", required=True), "model.model")
+    weights = r.string(model, "model", "weights")
+    model_bin = r.file(weights, "model.weights") if weights else model_xml.with_suffix(".bin")
+    if not weights and not model_bin.is_file():
+        raise PotConfigError(f"{cfg}: model.weights: not given and {model_bin} does not exist")
+
+    engine = _read_engine(r, top.get("engine"))
+    algo = _read_compression(r, top["compression"])
+    return PotJob(
+        config=cfg, model_xml=model_xml, model_bin=model_bin,
+        model_name=r.string(model, "model", "model_name"),
+        **engine, **algo,
+    )
+
+
+def _read_engine(r: _Reader, raw: Any) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    engine = r.mapping(raw, "engine")
+    kind = engine.get("type")
+    if kind is None or kind == "accuracy_checker":
+        why = "no \"type\" means" if kind is None else "\"type\": \"accuracy_checker\" is"
+        raise PotConfigError(
+            f"{r.cfg}: engine: {why} POT's Accuracy Checker engine, which is not supported yet; "
+            "use \"type\": \"simplified\" with a \"data_source\" folder of images"
+        )
+    if kind == "data_free":
+        raise PotConfigError(f"{r.cfg}: engine.type: the data-free engine is not supported yet")
+    if kind != "simplified":
+        raise PotConfigError(f"{r.cfg}: engine.type: unknown engine type {kind!r} (ovq reads \"simplified\")")
+    r.known(engine, "engine", _SIMPLIFIED_KEYS + _ENGINE_RUNTIME_KEYS)
+    source = r.string(engine, "engine", "data_source", required=True)
+    data = r.resolve(source)
+    if not any(ch in source for ch in "*?[") and not data.exists():
+        raise PotConfigError(f"{r.cfg}: engine.data_source: no such file or folder {data}")
+    out: dict[str, Any] = {"data_source": data, "layout": r.string(engine, "engine", "layout")}
+    fraction = engine.get("central_fraction")
+    if fraction is not None:
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+            raise PotConfigError(f"{r.cfg}: engine.central_fraction: expected a number in (0, 1], got {fraction!r}")
+        out["central_fraction"] = float(fraction)
+    return out
+
+
+def _read_compression(r: _Reader, raw: Any) -> dict[str, Any]:
+    comp = r.mapping(raw, "compression")
+    r.known(comp, "compression", _COMPRESSION_KEYS + _COMPRESSION_RUNTIME_KEYS)
+    algorithms = comp.get("algorithms")
+    if not isinstance(algorithms, list) or not algorithms:
+        raise PotConfigError(f"{r.cfg}: compression.algorithms: expected a non-empty list of algorithms")
+    for i, item in enumerate(algorithms):
+        name = r.mapping(item, f"compression.algorithms[{i}]").get("name")
+        if name != _ALGORITHM:
+            raise PotConfigError(
+                f"{r.cfg}: compression.algorithms[{i}]: algorithm {name!r} is not supported yet "
+                f"(ovq runs {_ALGORITHM})"
+            )
+    if len(algorithms) > 1:
+        raise PotConfigError(
+            f"{r.cfg}: compression.algorithms: {len(algorithms)} algorithms; ovq runs a single {_ALGORITHM}"
+        )
+    where = "compression.algorithms[0]"
+    r.known(algorithms[0], where, ("name", "params"))
+    params = r.mapping(algorithms[0].get("params", {}), f"{where}.params")
+    where += ".params"
+    r.known(params, where, _PARAMS, what="parameter", unsupported=True)
+
+    out: dict[str, Any] = {}
+    device = r.string(comp, "compression", "target_device")
+    algo_device = r.string(params, where, "target_device")
+    if device and algo_device and device != algo_device:
+        raise PotConfigError(f"{r.cfg}: {where}.target_device: {algo_device!r} contradicts "
+                             f"compression.target_device {device!r}")
+    if device or algo_device:
+        out["target_device"] = device or algo_device
+
+    model_type = _model_type(r, comp, "compression")
+    algo_type = _model_type(r, params, where)
+    if "model_type" in comp and "model_type" in params and model_type != algo_type:
+        raise PotConfigError(f"{r.cfg}: {where}.model_type: {algo_type!r} contradicts "
+                             f"compression.model_type {model_type!r}")
+    out["model_type"] = model_type or algo_type
+
+    preset = r.string(params, where, "preset")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise PotConfigError(f"{r.cfg}: {where}.preset: {preset!r} is not one of {', '.join(PRESETS)}")
+        out["preset"] = preset
+    size = params.get("stat_subset_size")
+    if size is not None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise PotConfigError(f"{r.cfg}: {where}.stat_subset_size: expected a positive integer, got {size!r}")
+        out["subset_size"] = size
+    for key, field in (("use_fast_bias", "fast_bias_correction"), ("shuffle_data", "shuffle_data")):
+        value = params.get(key)
+        if value is not None:
+            if not isinstance(value, bool):
+                raise PotConfigError(f"{r.cfg}: {where}.{key}: expected true or false, got {value!r}")
+            out[field] = value
+    seed = params.get("seed")
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise PotConfigError(f"{r.cfg}: {where}.seed: expected an integer, got {seed!r}")
+        out["seed"] = seed
+    if "ignored" in params:
+        out["ignored_scope"] = _ignored(r, params["ignored"], f"{where}.ignored")
+    return out
+
+
+def _model_type(r: _Reader, section: Mapping[str, Any], where: str) -> str | None:
+    value = section.get("model_type")
+    if value in (None, "None", "none"):  # POT's template spells the default "None"
+        return None
+    if value not in MODEL_TYPES:
+        raise PotConfigError(f"{r.cfg}: {where}.model_type: {value!r} is not supported (None or \"transformer\")")
+    return value
+
+
+def _ignored(r: _Reader, raw: Any, where: str) -> dict[str, list[str]] | None:
+    ignored = r.mapping(raw, where)
+    r.known(ignored, where, ("scope", "operations"))
+    names = ignored.get("scope", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise PotConfigError(f"{r.cfg}: {where}.scope: expected a list of node names")
+    ops = ignored.get("operations", [])
+    if not isinstance(ops, list):
+        raise PotConfigError(f"{r.cfg}: {where}.operations: expected a list of {{\"type\": ...}} entries")
+    types = []
+    for i, op in enumerate(ops):
+        here = f"{where}.operations[{i}]"
+        entry = r.mapping(op, here)
+        if "attributes" in entry:
+            raise PotConfigError(f"{r.cfg}: {here}.attributes: ignoring operations by attribute is not supported yet")
+        r.known(entry, here, ("type",))
+        types.append(r.string(entry, here, "type", required=True))
+    if not names and not types:
+        return None
+    return {"names": list(names), "types": types}
+
+
+class _Reader:
+    """Typed access to config sections; every error names the file and the key path."""
+
+    def __init__(self, cfg: Path) -> None:
+        self.cfg = cfg
+
+    def mapping(self, value: Any, where: str, label: str | None = None) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise PotConfigError(f"{self.cfg}: {label or where}: expected an object {{...}}, got {_kind(value)}")
+        return value
+
+    def known(self, section: Mapping[str, Any], where: str, keys: tuple[str, ...], *, what: str = "key",
+              unsupported: bool = False) -> None:
+        for key in section:
+            if key not in keys:
+                at = f"{where}.{key}" if where else key
+                shown = ", ".join(k for k in keys if k != "inplase_statistics")
+                if unsupported:
+                    raise PotConfigError(f"{self.cfg}: {at}: not supported yet (ovq reads {shown})")
+                raise PotConfigError(f"{self.cfg}: {at}: unknown {what} (expected {shown})")
+
+    def string(self, section: Mapping[str, Any], where: str, key: str, *, required: bool = False) -> str | None:
+        value = section.get(key)
+        at = f"{where}.{key}" if where else key
+        if value is None:
+            if required:
+                raise PotConfigError(f"{self.cfg}: {at}: missing")
+            return None
+        if not isinstance(value, str) or not value:
+            raise PotConfigError(f"{self.cfg}: {at}: expected a non-empty string, got {value!r}")
+        return value
+
+    def resolve(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else self.cfg.parent / p
+
+    def file(self, value: str | None, where: str) -> Path:
+        assert value is not None
+        p = self.resolve(value)
+        if not p.is_file():
+            raise PotConfigError(f"{self.cfg}: {where}: no such file {p}")
+        return p
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+# ----------------------------------------------------------------------------- JSON with comments
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _parse_json(text: str, cfg: Path) -> Any:
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise _DuplicateKey(key)
+            out[key] = value
+        return out
+
+    try:
+        return json.loads(_strip_comments(text, cfg), object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise PotConfigError(f"{cfg}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except _DuplicateKey as exc:
+        raise PotConfigError(f"{cfg}: key {exc.args[0]!r} appears twice in one object") from None
+
+
+def _strip_comments(text: str, cfg: Path) -> str:
+    """Blank out ``//`` and ``/* */`` comments and trailing commas, keeping lines and columns."""
+    out = list(text)
+    i, n = 0, len(text)
+    in_string = False
+    while i < n:
+        ch = text[i]
+        if in_string:
+            if ch == "\\":
+                i += 2
+                continue
+            in_string = ch != '"'
+        elif ch == '"':
+            in_string = True
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+            out[i:end] = " " * (end - i)
+            i = end
+            continue
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            if end < 0:
+                line = text.count("\n", 0, i) + 1
+                raise PotConfigError(f"{cfg}:{line}: a /* comment is never closed")
+            out[i:end + 2] = [c if c == "\n" else " " for c in text[i:end + 2]]
+            i = end + 2
+            continue
+        i += 1
+    # Trailing commas: a ',' followed (across blanks) by '}' or ']', outside strings.
+    blanked = "".join(out)
+    in_string = False
+    i = 0
+    while i < n:
+        ch = blanked[i]
+        if in_string:
+            if ch == "\\":
+                i += 2
+                continue
+            in_string = ch != '"'
+        elif ch == '"':
+            in_string = True
+        elif ch == ",":
+            j = i + 1
+            while j < n and blanked[j] in " \t\r\n":
+                j += 1
+            if j < n and blanked[j] in "}]":
+                out[i] = " "
+        i += 1
+    return "".join(out)
