@@ -26,13 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from ovq.errors import OvqError
+from ovq.errors import CalibrationDataError
 
 log = logging.getLogger("ovq.quantization")
 
-
-class CalibrationError(OvqError):
-    """Calibration data that cannot be used: empty, or not matching the model's inputs."""
+#: Calibration data that cannot be used: empty, or not matching the model's inputs.
+CalibrationError = CalibrationDataError
 
 
 class Dataset:
@@ -106,11 +105,15 @@ class Subset:
         return _pick(self.source, self.indices)
 
 
+DEFAULT_SUBSET_SIZE = 300
+
+
 def select_subset(dataset: Iterable[Any], subset_size: int | None, *, seed: int = 0) -> Subset:
     """Choose the calibration samples: a seeded, sorted draw of ``subset_size`` indices.
 
     With no length (a generator), the first ``subset_size`` items are taken. A
-    ``subset_size`` larger than the data warns and uses all of it. ``None`` uses all.
+    ``subset_size`` larger than the data uses all of it, with a warning unless it is the
+    default (300, which smaller datasets are expected to undershoot). ``None`` uses all.
     """
     if isinstance(dataset, (np.ndarray, Mapping)) or not isinstance(dataset, Iterable):
         raise CalibrationError(
@@ -132,8 +135,11 @@ def select_subset(dataset: Iterable[Any], subset_size: int | None, *, seed: int 
             return Subset(src, None, None)
         return Subset(itertools.islice(dataset, subset_size), None, None)
     if subset_size > n:
+        if subset_size == DEFAULT_SUBSET_SIZE:
+            log.info("calibrating on all %d samples (fewer than subset_size=%d)", n, subset_size)
+            return Subset(dataset, None, n)
         warnings.warn(f"subset_size={subset_size} is larger than the calibration dataset ({n} samples); "
-                      f"using all {n}", stacklevel=3)
+                      f"using all {n}", stacklevel=4)
         return Subset(dataset, None, n)
     if subset_size == n:
         return Subset(dataset, None, n)
@@ -214,4 +220,6 @@ class InputSpec:
             if not kinds_ok:
                 raise CalibrationError(f"{where}: input '{spec.display}' expects {spec.dtype}, got {arr.dtype}")
             arr = arr.astype(spec.dtype)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise CalibrationError(f"{where}: input '{spec.display}' holds NaN or Inf")
         return np.ascontiguousarray(arr)

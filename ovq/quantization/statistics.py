@@ -182,8 +182,18 @@ def collect_statistics(
     errors: list[BaseException] = []
     lock = threading.Lock()
 
+    float_outputs = [k for k, out in enumerate(model.outputs) if out.get_element_type().is_real()]
+    bad_inputs: list[tuple[int, list[np.ndarray]]] = []
+
     def done(request: Any, index: int) -> None:
         try:
+            # In-graph ReduceMin/ReduceMax skip NaN, so NaN is caught where it surfaces: in
+            # a model output; _locate_non_finite then names the first observed tensor.
+            if any(not np.all(np.isfinite(request.get_output_tensor(k).data)) for k in float_outputs):
+                with lock:
+                    bad_inputs.append((index, [np.array(request.get_input_tensor(i).data)
+                                               for i in range(len(compiled.inputs))]))
+                return
             row = []
             for obs, s in zip(observations, slots, strict=True):
                 got: dict[str, np.ndarray] = {}
@@ -196,9 +206,7 @@ def collect_statistics(
                     else:
                         got[role] = np.array(data)
                     if role in ("min", "max", "mean") and not np.all(np.isfinite(got[role])):
-                        raise NonFiniteError(
-                            f"output {obs.out_index} of {obs.op_name!r} holds NaN or Inf on calibration sample "
-                            f"{index}; check the input data (or exclude the op with ignored_scope)")
+                        raise NonFiniteError(f"{obs.op_name}:{obs.out_index}", _nan_hint(index))
                 row.append(got)
             with lock:
                 per_sample[index] = row
@@ -226,10 +234,38 @@ def collect_statistics(
     report.seconds_infer = time.perf_counter() - t0
     if errors:
         raise errors[0]
+    if bad_inputs:
+        index, arrays = min(bad_inputs, key=lambda b: b[0])
+        _locate_non_finite(model, observations, index, arrays)
     if count == 0:
         raise CalibrationError("the calibration dataset is empty")
     report.samples = count
     return _gather(observations, per_sample, count), report
+
+
+def _nan_hint(index: int) -> str:
+    return f"on calibration sample {index} (check the input data, or exclude the op with ignored_scope)"
+
+
+def _locate_non_finite(model: Any, observations: Sequence[Observation], index: int,
+                       arrays: list[np.ndarray]) -> None:
+    """Re-run sample ``index`` with every observed tensor as an output; raise for the first bad one."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from ovq.ir.bridge import core
+
+    by_name = _ops_by_name(model)
+    order = {op.get_friendly_name(): k for k, op in enumerate(model.get_ordered_ops())}
+    seen = sorted({(o.op_name, o.out_index) for o in observations}, key=lambda t: order.get(t[0], 0))
+    results = [ops.result(by_name[name].output(out)) for name, out in seen]
+    compiled = core().compile_model(ov.Model(results, model.get_parameters(), "ovq_nan_probe"), "CPU",
+                                    {"INFERENCE_PRECISION_HINT": "f32"})
+    outs = compiled.create_infer_request().infer(arrays)
+    for k, (name, out) in enumerate(seen):
+        if not np.all(np.isfinite(outs[compiled.output(k)])):
+            raise NonFiniteError(f"{name}:{out}", _nan_hint(index))
+    raise NonFiniteError("model outputs", _nan_hint(index) + "; no observed tensor does")
 
 
 def _gather(observations: Sequence[Observation], per_sample: dict[int, list[dict[str, np.ndarray]]],

@@ -1,0 +1,253 @@
+"""ovq.quantize vs nncf.quantize: accuracy, wall time, peak memory, INT8 coverage, latency.
+
+Usage: python bench/quantize.py [--repeats N] [MODEL ...]
+(default models: digits resnet_like efficientnet_lite0 minilm)
+
+For every model and repeat, each tool quantizes in a **fresh process** (so import
+caches and peak RSS are its own), in alternating order, on the same model, the same
+calibration samples and the same subset size, with its defaults (NNCF:
+``fast_bias_correction=True``, weights compressed; ``model_type=TRANSFORMER`` for
+MiniLM on both). The ovq process also times the floor: one plain FP32 pass over the
+same samples (same compile settings, ``AsyncInferQueue``). Peak RSS growth is
+``ru_maxrss`` after quantization minus RSS with the model and data loaded.
+
+The parent then evaluates both saved models (``compress_to_fp16=False``) on held-out
+data with the f32 hint, runs the INT8 audit, and times single-request latency.
+Times are reported as ratios (ovq / NNCF, ovq / FP32 pass): the machine is shared.
+
+Metrics: digits accuracy on 450 test images (calibration: 300 train images);
+EfficientNet-Lite0 top-1 agreement with FP32 on crops 300..599 (calibration: crops
+0..299); MiniLM embedding cosine on the 71 sentences (calibration: every second
+sentence, 36); resnet_like top-1 agreement and logit SQNR on 50 N(0,1) inputs
+(calibration: 300 N(0,1) inputs, seed 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT = ["digits", "resnet_like", "efficientnet_lite0", "minilm"]
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def calibration(name: str) -> list:
+    from ovq.testing import assets
+
+    if name == "digits":
+        x, _ = assets.digits_data("calib")
+        return [x[i : i + 1] for i in range(len(x))]
+    if name == "resnet_like":
+        return assets.random_inputs(n=300, seed=1)
+    if name == "efficientnet_lite0":
+        crops = assets.efficientnet_crops(600)
+        return [np.array(crops[i : i + 1]) for i in range(300)]
+    if name == "minilm":
+        inp = assets.minilm_inputs()
+        return [{k: v[i : i + 1] for k, v in inp.items()} for i in range(0, 71, 2)]
+    raise SystemExit(f"unknown model {name}")
+
+
+def evaluation(name: str):
+    """(inputs list, metric(fp_outputs, q_outputs) -> dict)."""
+    from ovq.testing import assets
+
+    if name == "digits":
+        x, labels = assets.digits_data("test")
+
+        def metric(fp, q):
+            return {"fp32": float((fp[0].argmax(1) == labels).mean()), "int8": float((q[0].argmax(1) == labels).mean())}
+
+        return [[x]], metric
+    if name == "resnet_like":
+        xs = assets.random_inputs(n=50, seed=2)
+
+        def metric(fp, q):
+            a, b = fp[0], q[0]
+            sqnr = 10 * np.log10((a**2).sum() / ((a - b) ** 2).sum())
+            return {"agreement": float((a.argmax(1) == b.argmax(1)).mean()), "sqnr_db": float(sqnr)}
+
+        return [[x] for x in xs], metric
+    if name == "efficientnet_lite0":
+        crops = assets.efficientnet_crops(600)
+        batches = [[np.array(crops[i : i + 50])] for i in range(300, 600, 50)]
+
+        def metric(fp, q):
+            a, b = fp[0], q[0]
+            top5 = np.argsort(-b, 1)[:, :5]
+            return {"agreement": float((a.argmax(1) == b.argmax(1)).mean()),
+                    "fp_top1_in_int8_top5": float(np.mean([a[i].argmax() in top5[i] for i in range(len(a))]))}
+
+        return batches, metric
+    if name == "minilm":
+        inp = assets.minilm_inputs()
+
+        def metric(fp, q):
+            e1 = assets.mean_pool_normalize(fp[0], inp["attention_mask"])
+            e2 = assets.mean_pool_normalize(q[0], inp["attention_mask"])
+            cos = (e1 * e2).sum(1)
+            s1, s2 = e1 @ e1.T, e2 @ e2.T
+            np.fill_diagonal(s1, -2)
+            np.fill_diagonal(s2, -2)
+            return {"cos_mean": float(cos.mean()), "cos_min": float(cos.min()),
+                    "nn_agreement": float((s1.argmax(1) == s2.argmax(1)).mean())}
+
+        return [inp], metric
+    raise SystemExit(f"unknown model {name}")
+
+
+def _fp32_pass(model, samples) -> float:
+    """One plain FP32 pass over ``samples``: the same compile settings ovq uses."""
+    import openvino as ov
+
+    from ovq.ir.bridge import core
+
+    compiled = core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "THROUGHPUT"})
+    queue = ov.AsyncInferQueue(compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+    t = time.perf_counter()
+    for s in samples:
+        queue.start_async(s if isinstance(s, dict) else [s])
+    queue.wait_all()
+    return time.perf_counter() - t
+
+
+def child(tool: str, name: str, out: str) -> None:
+    """Quantize ``name`` with ``tool`` in this process; write the model and a JSON line."""
+    import openvino as ov
+
+    from ovq.testing.assets import asset_path
+
+    model = ov.Core().read_model(str(asset_path(name)))
+    samples = calibration(name)
+    transformer = name == "minilm"
+    result = {"tool": tool, "model": name}
+    if tool == "ovq":
+        import ovq
+
+        rss0 = _rss_mb()
+        t = time.perf_counter()
+        q, report = ovq.quantize(model, samples, model_type="transformer" if transformer else None,
+                                 subset_size=300, progress=False, return_report=True)
+        result["seconds"] = time.perf_counter() - t
+        result["phases"] = report.phases
+        result["fp32_pass"] = min(_fp32_pass(model, samples) for _ in range(2))
+    else:
+        import logging
+
+        import nncf
+
+        logging.getLogger("nncf").setLevel(logging.ERROR)
+        rss0 = _rss_mb()
+        t = time.perf_counter()
+        kwargs = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
+        q = nncf.quantize(model, nncf.Dataset(samples), subset_size=300, **kwargs)
+        result["seconds"] = time.perf_counter() - t
+    result["rss_growth_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss0
+    ov.save_model(q, out, compress_to_fp16=False)
+    print(json.dumps(result))
+
+
+def _latency(compiled, inputs, runs: int = 200) -> float:
+    req = compiled.create_infer_request()
+    for _ in range(10):
+        req.infer(inputs)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        req.infer(inputs)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def _run(compiled, batches) -> list[np.ndarray]:
+    """Every output of ``compiled`` over ``batches``, concatenated along the batch axis."""
+    req = compiled.create_infer_request()
+    per_batch = [[np.array(req.infer(b)[o]) for o in compiled.outputs] for b in batches]
+    return [np.concatenate([pb[k] for pb in per_batch]) for k in range(len(compiled.outputs))]
+
+
+def evaluate(name: str, paths: dict[str, str]) -> dict:
+    import openvino as ov
+
+    from ovq.quantization import runtime_audit
+    from ovq.runtime import compile_model
+    from ovq.testing.assets import asset_path
+
+    core = ov.Core()
+    fp = compile_model(core.read_model(str(asset_path(name))))
+    batches, metric = evaluation(name)
+    fp_out = _run(fp, batches)
+    lat_in = calibration(name)[0]
+    lat_in = lat_in if isinstance(lat_in, dict) else [lat_in]
+    row = {"fp32_latency": _latency(fp, lat_in)}
+    for tool, path in paths.items():
+        model = core.read_model(path)
+        c = compile_model(model)
+        row[tool] = metric(fp_out, _run(c, batches))
+        audit = runtime_audit(model)
+        row[tool]["int8"] = audit.summary()
+        row[tool]["fq"] = sum(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+        row[tool]["latency"] = _latency(c, lat_in)
+        row[tool]["bin_mb"] = Path(path).with_suffix(".bin").stat().st_size / 2**20
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("models", nargs="*", default=DEFAULT)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--child", nargs=3, metavar=("TOOL", "MODEL", "OUT"))
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    env = dict(os.environ, OVQ_NO_PROGRESS="1", PYTHONWARNINGS="ignore")
+    table = []
+    with tempfile.TemporaryDirectory(prefix="ovq-bench-") as tmp:
+        for name in args.models:
+            runs: dict[str, list[dict]] = {"ovq": [], "nncf": []}
+            paths = {}
+            for r in range(args.repeats):
+                order = ("ovq", "nncf") if r % 2 == 0 else ("nncf", "ovq")
+                for tool in order:
+                    out = str(Path(tmp) / f"{name}_{tool}.xml")
+                    proc = subprocess.run([sys.executable, __file__, "--child", tool, name, out], env=env,
+                                          capture_output=True, text=True, cwd=tempfile.gettempdir())
+                    if proc.returncode:
+                        raise SystemExit(f"{tool} on {name} failed:\n{proc.stderr[-3000:]}")
+                    runs[tool].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                    paths[tool] = out
+            ev = evaluate(name, paths)
+            med = {t: float(np.median([x["seconds"] for x in v])) for t, v in runs.items()}
+            floor = float(np.median([x["fp32_pass"] for x in runs["ovq"]]))
+            rss = {t: float(np.median([x["rss_growth_mb"] for x in v])) for t, v in runs.items()}
+            table.append((name, med, floor, rss, ev, runs["ovq"][-1]["phases"]))
+            print(f"done {name}", file=sys.stderr)
+    print(f"{'model':<20} {'ovq/nncf time':>13} {'ovq/fp32 pass':>13} {'ΔRSS ovq/nncf MB':>17} "
+          f"{'lat ovq/nncf':>12}  accuracy (ovq | nncf)")
+    for name, med, floor, rss, ev, phases in table:
+        acc = {t: {k: v for k, v in ev[t].items() if k not in ("latency", "int8", "fq", "bin_mb")} for t in ("ovq", "nncf")}
+        print(f"{name:<20} {med['ovq'] / med['nncf']:>13.2f} {med['ovq'] / floor:>13.2f} "
+              f"{rss['ovq']:>8.0f}/{rss['nncf']:<8.0f} {ev['ovq']['latency'] / ev['nncf']['latency']:>12.2f}  "
+              f"{json.dumps(acc['ovq'])} | {json.dumps(acc['nncf'])}")
+        print(f"{'':<20} ovq {med['ovq']:.2f} s, nncf {med['nncf']:.2f} s, FP32 pass {floor:.2f} s; "
+              f"INT8 ovq {ev['ovq']['int8']}, nncf {ev['nncf']['int8']}; FQ {ev['ovq']['fq']} vs {ev['nncf']['fq']}; "
+              f".bin {ev['ovq']['bin_mb']:.2f} vs {ev['nncf']['bin_mb']:.2f} MiB")
+        print(f"{'':<20} ovq phases: " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()))
+
+
+if __name__ == "__main__":
+    main()
