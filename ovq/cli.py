@@ -131,6 +131,46 @@ def preprocess(model: Path, output: Path, mean_values: str | None, scale_values:
     click.echo(f"wrote {written}")
 
 
+@cli.command()
+@click.argument("model", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Output IR .xml.")
+@click.option("--data", type=click.Path(path_type=Path),
+              help="Calibration data: a folder of images, a .npy/.npz file, or a folder of them.")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
+              help="A POT-style JSON config (model / engine / compression with DefaultQuantization).")
+@click.option("--target-device", default=None, help="ANY (default), CPU, GPU, NPU, CPU_SPR, GNA, GNA3 or a descriptor file.")
+@click.option("--preset", type=click.Choice(["performance", "mixed"], case_sensitive=False), default=None,
+              help="performance: symmetric activations; mixed: asymmetric (default for transformers).")
+@click.option("--subset-size", type=int, default=None, help="Calibration samples (default 300).")
+@click.option("--model-type", type=click.Choice(["transformer"], case_sensitive=False), default=None)
+@click.option("--ignored-scope", default=None,
+              help="Op names (comma-separated), JSON {\"names\", \"types\", \"patterns\"}, or a .json file.")
+@click.option("--bias-correction", type=click.Choice(["fast", "full", "none"]), default=None,
+              help="fast (default), full (propagating, slower) or none.")
+@click.option("--no-compress-weights", is_flag=True, help="Keep weights as FakeQuantize on FP32 constants.")
+@click.option("--input-shape", default=None, help="Completes dynamic input dims, e.g. '1,3,224,224'.")
+@click.option("--layout", default=None, help="Images: the input layout, e.g. 'nchw' or 'nhwc'.")
+@click.option("--mean-values", default=None, help="Images: subtracted per channel, e.g. '[123.675,116.28,103.53]'.")
+@click.option("--scale-values", default=None, help="Images: divisors per channel, e.g. '[58.395,57.12,57.375]'.")
+@click.option("--reverse-input-channels", is_flag=True, help="Images: feed BGR instead of RGB.")
+@click.option("--seed", type=int, default=None, help="Seed of the calibration subset draw (default 0).")
+@click.option("--no-audit", is_flag=True, help="Skip compiling the result to report runtime INT8 coverage.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def quantize(model: Path | None, output: Path | None, data: Path | None, config: Path | None,
+             bias_correction: str | None, no_compress_weights: bool, no_audit: bool, quiet: bool,
+             **options: object) -> None:
+    """Quantize MODEL to INT8 with calibration data and write the result as IR."""
+    from ovq.quantization.quantize_cli import job_from_options, parse_ignored_scope, run_quantize_job
+
+    options["ignored_scope"] = parse_ignored_scope(options["ignored_scope"])  # type: ignore[arg-type]
+    options["bias_correction"] = bias_correction
+    options["compress_weights"] = False if no_compress_weights else None
+    options["audit"] = not no_audit
+    options["progress"] = False if quiet else None
+    job = job_from_options(model, output, data, config, options)
+    run_quantize_job(job, echo=click.echo)
+
+
 @cli.group()
 def hw() -> None:
     """Hardware descriptors: list, show and validate targets."""

@@ -1,0 +1,147 @@
+"""``ovq quantize``: the command-line job around :func:`calibrate_and_quantize`.
+
+Reads the model, opens the calibration data (images with preprocessing options, or
+``.npy``/``.npz`` files; see docs/quantize-data.md), quantizes, writes the IR atomically
+(nothing is written on any failure), then reports INT8 coverage at runtime, the size
+before and after, and the time per phase. ``--config`` takes a POT-style JSON config
+whose DefaultQuantization settings apply unless overridden on the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ovq.errors import OvqError
+
+
+@dataclass
+class QuantizeJob:
+    """Everything ``ovq quantize`` was asked to do, after merging ``--config``."""
+
+    model: Path
+    output: Path
+    data: Path
+    target_device: str = "ANY"
+    preset: str | None = None
+    subset_size: int = 300
+    fast_bias_correction: bool | None = True
+    model_type: str | None = None
+    ignored_scope: Any = None
+    compress_weights: bool = True
+    seed: int = 0
+    data_options: dict[str, Any] | None = None
+    audit: bool = True
+    progress: bool | None = None
+
+
+def parse_ignored_scope(text: str | None) -> Any:
+    """``--ignored-scope``: JSON (``{"names": [...], "types": [...], "patterns": [...]}``),
+    a ``.json`` file holding that, or comma-separated op names."""
+    if not text:
+        return None
+    candidate = Path(text)
+    if text.endswith(".json") and candidate.is_file():
+        try:
+            return json.loads(candidate.read_text())
+        except json.JSONDecodeError as exc:
+            raise OvqError(f"{candidate}:{exc.lineno}:{exc.colno}: --ignored-scope: {exc.msg}") from None
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise OvqError(f"--ignored-scope: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    return {"names": [n.strip() for n in text.split(",") if n.strip()]}
+
+
+def _model_inputs(ov_model: Any) -> list[tuple[str, list[int], Any]]:
+    out = []
+    for port in ov_model.inputs:
+        name = port.get_any_name() if port.get_names() else port.get_node().get_friendly_name()
+        pshape = port.get_partial_shape()
+        if pshape.rank.is_dynamic:
+            raise OvqError(f"input {name!r} has a dynamic rank; give --input-shape")
+        out.append((name, [d.get_length() if d.is_static else -1 for d in pshape], port.get_element_type().to_dtype()))
+    return out
+
+
+def _bin_size(path: Path) -> int:
+    b = path.with_suffix(".bin")
+    return b.stat().st_size if b.is_file() else 0
+
+
+def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run ``job``; return the figures it printed."""
+    from ovq.ir import read_model, save_model
+    from ovq.quantization.data_sources import load_calibration_data
+    from ovq.quantization.quantize import calibrate_and_quantize
+
+    t0 = time.perf_counter()
+    graph = read_model(job.model)
+    fp_model = graph.to_ov()
+    t_read = time.perf_counter() - t0
+    data = load_calibration_data(job.data, _model_inputs(fp_model), **(job.data_options or {}))
+    echo(f"model: {job.model} ({len(graph)} layers); calibration data: {job.data} ({len(data)} samples)")
+    report = calibrate_and_quantize(
+        graph, data, fp_model=fp_model, target_device=job.target_device, preset=job.preset,
+        subset_size=job.subset_size, fast_bias_correction=job.fast_bias_correction, model_type=job.model_type,
+        ignored_scope=job.ignored_scope, compress_weights=job.compress_weights, seed=job.seed,
+        progress=job.progress)
+    report.phases = {"read": t_read, **report.phases}
+    t0 = time.perf_counter()
+    save_model(graph, job.output)
+    report.phases["write"] = time.perf_counter() - t0
+    echo(report.format())
+    source_bin = Path(job.model).with_suffix(".bin")
+    before, after = _bin_size(source_bin), _bin_size(job.output)
+    if before:
+        echo(f"size: {before / 2**20:.2f} MiB -> {after / 2**20:.2f} MiB (.bin)")
+    figures: dict[str, Any] = {"report": report, "bin_before": before, "bin_after": after}
+    if job.audit:
+        from ovq.quantization.audit import runtime_audit
+
+        audit = runtime_audit(graph)
+        figures["int8"] = audit.summary()
+        echo(f"runtime (CPU): {audit.summary()}")
+    echo(f"wrote {job.output}")
+    return figures
+
+
+def job_from_options(model: Path | None, output: Path | None, data: Path | None, config: Path | None,
+                     given: dict[str, Any]) -> QuantizeJob:
+    """Merge the command line over a POT config (options the user gave win)."""
+    from ovq.quantization.pot_config import read_pot_config
+
+    settings: dict[str, Any] = {}
+    data_options: dict[str, Any] = {}
+    if config is not None:
+        pot = read_pot_config(config)
+        model = model or pot.model_xml
+        settings.update(pot.quantize_options())
+        if data is None and pot.data_source is not None:  # POT's engine options describe its images only
+            data = pot.data_source
+            data_options.update({k: v for k, v in pot.data_options().items() if v is not None})
+    for key in ("target_device", "preset", "subset_size", "fast_bias_correction", "model_type", "ignored_scope",
+                "compress_weights", "seed"):
+        if given.get(key) is not None:
+            settings[key] = given[key]
+    if given.get("bias_correction") is not None:
+        settings["fast_bias_correction"] = {"fast": True, "full": False, "none": None}[given["bias_correction"]]
+    for key in ("input_shape", "layout", "mean_values", "scale_values", "reverse_input_channels"):
+        if given.get(key):
+            data_options[key] = given[key]
+    if model is None:
+        raise OvqError("no model: give MODEL or --config")
+    if output is None:
+        raise OvqError("no output: give -o OUT.xml")
+    if data is None:
+        raise OvqError("no calibration data: give --data PATH (a folder of images, .npy/.npz files) "
+                       "or an engine.data_source in --config")
+    settings = {k: v for k, v in settings.items()
+                if v is not None or k in ("preset", "model_type", "fast_bias_correction", "ignored_scope")}
+    return QuantizeJob(model=Path(model), output=Path(output), data=Path(data), data_options=data_options,
+                       audit=given.get("audit", True), progress=given.get("progress"), **settings)

@@ -1,0 +1,125 @@
+"""``ovq quantize`` end to end on the demo model: data files, images, POT config, failures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ovq.data import demo_model_path, load_demo_data
+
+OVQ = [sys.executable, "-c", "import sys; from ovq.cli import main; sys.exit(main())"]
+
+
+def run(*args, check=True):
+    proc = subprocess.run([*OVQ, *map(str, args)], capture_output=True, text=True, timeout=300,
+                          cwd=tempfile.gettempdir())
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def calib(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("calib") / "calib.npy"
+    np.save(path, load_demo_data("calib")[0])
+    return path
+
+
+def _accuracy(xml: Path) -> float:
+    from ovq import runtime
+
+    x, labels = load_demo_data("test")
+    out = runtime.infer(runtime.compile_model(str(xml)), [x])[0]
+    return float((out.argmax(1) == labels).mean())
+
+
+def test_quantize_npy_end_to_end(calib, tmp_path):
+    out = tmp_path / "q.xml"
+    proc = run("quantize", demo_model_path(), "-o", out, "--data", calib, "--subset-size", 100)
+    assert "INT8: 5/5 layers" in proc.stdout
+    assert "calibration samples: 100" in proc.stdout
+    assert "MiB -> " in proc.stdout and "time: read" in proc.stdout
+    assert out.with_suffix(".bin").stat().st_size < demo_model_path().with_suffix(".bin").stat().st_size / 3
+    assert _accuracy(out) >= 0.9844 - 0.005
+
+
+def test_quantize_options_reach_the_quantizer(calib, tmp_path):
+    out = tmp_path / "q.xml"
+    proc = run("quantize", demo_model_path(), "-o", out, "--data", calib, "--subset-size", 50, "--preset", "mixed",
+               "--bias-correction", "none", "--no-compress-weights", "--target-device", "CPU", "--no-audit")
+    assert "bias correction: 0 layers corrected" in proc.stdout
+    assert "runtime (CPU)" not in proc.stdout
+    text = out.read_text()
+    assert text.count('type="FakeQuantize"') == 11  # 6 activation + 5 weight FQs kept
+
+
+def test_quantize_image_folder(tmp_path):
+    pil = pytest.importorskip("PIL.Image")
+    x, _ = load_demo_data("calib")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(20):
+        pil.fromarray((x[i, 0] * 255 / x.max()).astype(np.uint8)).save(folder / f"{i:03}.png")
+    out = tmp_path / "q.xml"
+    proc = run("quantize", demo_model_path(), "-o", out, "--data", folder, "--scale-values", "[16]")
+    assert "calibration samples: 20" in proc.stdout and "INT8: 5/5" in proc.stdout
+
+
+def test_quantize_pot_config(calib, tmp_path):
+    npz = tmp_path / "calib.npz"
+    np.savez(npz, x=np.load(calib)[:64])
+    config = tmp_path / "pot.json"
+    config.write_text(json.dumps({
+        "model": {"model_name": "digits", "model": str(demo_model_path()),
+                  "weights": str(demo_model_path().with_suffix(".bin"))},
+        "compression": {"target_device": "CPU", "algorithms": [{
+            "name": "DefaultQuantization", "params": {"preset": "performance", "stat_subset_size": 32}}]},
+    }))
+    out = tmp_path / "q.xml"
+    proc = run("quantize", "--config", config, "--data", calib, "-o", out)
+    assert "calibration samples: 32" in proc.stdout
+
+
+@pytest.mark.parametrize(("make", "match"), [
+    (lambda d: np.save(d / "bad.npy", np.zeros((4, 1, 7, 7), np.float32)), "expects shape"),
+    (lambda d: np.save(d / "bad.npy", np.full((4, 1, 8, 8), np.nan, np.float32)), "NaN or Inf"),
+    (lambda d: (d / "bad.txt").write_text("x"), "bad.txt"),
+])
+def test_bad_data_is_one_line_and_writes_nothing(tmp_path, make, match):
+    make(tmp_path)
+    data = next(tmp_path.iterdir())
+    out = tmp_path / "out" / "q.xml"
+    out.parent.mkdir()
+    proc = run("quantize", demo_model_path(), "-o", out, "--data", data, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ovq: error:") and match in lines[0], proc.stderr
+    assert list(out.parent.iterdir()) == []
+
+
+def test_missing_data_and_unknown_target(calib, tmp_path):
+    proc = run("quantize", demo_model_path(), "-o", tmp_path / "q.xml", check=False)
+    assert proc.returncode == 2 and "--data" in proc.stderr
+    proc = run("quantize", demo_model_path(), "-o", tmp_path / "q.xml", "--data", calib, "--target-device", "tpu",
+               check=False)
+    assert proc.returncode == 2 and "valid targets" in proc.stderr
+    assert not (tmp_path / "q.xml").exists()
+
+
+def test_keyboard_interrupt_leaves_no_output(calib, tmp_path, monkeypatch):
+    from ovq import cli
+    from ovq.quantization import quantize as quantize_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(quantize_module, "calibrate_and_quantize", interrupted)
+    out = tmp_path / "q.xml"
+    assert cli.main(["quantize", str(demo_model_path()), "-o", str(out), "--data", str(calib)]) == 130
+    assert list(tmp_path.iterdir()) == []
