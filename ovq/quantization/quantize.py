@@ -198,7 +198,7 @@ def calibrate_and_quantize(
     from ovq.quantization import bias_correction as bc
     from ovq.quantization.compress import compress_weights as fold_weights
     from ovq.quantization.placement import apply_plan, plan_placement
-    from ovq.quantization.ranges import fq_range, observed_range, set_fq_range, unify
+    from ovq.quantization.ranges import fq_range, observed_range, per_channel_fq_range, set_fq_range, unify
     from ovq.quantization.statistics import Observation, collect_statistics
 
     if overflow_fix not in OVERFLOW_FIX:
@@ -235,7 +235,13 @@ def calibrate_and_quantize(
         src = graph.producer(m["node"], 0)
         key = (graph.op(src[0]).name, src[1])
         fq_source[name] = key
-        observations[key] = Observation(key, key[0], key[1], minmax=True, quantile=quantile)
+        axis = m.get("per_channel_axis")
+        if axis is not None:
+            key = (*key, "per-channel")
+            fq_source[name] = key
+            observations[key] = Observation(key, key[0], key[1], minmax=False, channel_axis=axis)
+        else:
+            observations[key] = Observation(key, key[0], key[1], minmax=True, quantile=quantile)
     if fast_bias_correction:
         for o in bc.observations_for(graph, layers):
             observations[o.key] = o
@@ -252,11 +258,15 @@ def calibrate_and_quantize(
     report.samples, report.requests = collection.samples, collection.requests
 
     with phase("ranges"):
+        per_tensor = {name: m for name, m in acts.items() if m.get("per_channel_axis") is None}
         ranges = {name: observed_range(stats[fq_source[name]], mode=m["mode"], estimator=activations_range)
-                  for name, m in acts.items()}
-        ranges = unify(ranges, {name: m.get("unified") for name, m in acts.items()})
+                  for name, m in per_tensor.items()}
+        ranges = unify(ranges, {name: m.get("unified") for name, m in per_tensor.items()})
         for name, m in acts.items():
-            lo, hi = fq_range(ranges[name], m)
+            if name in per_tensor:
+                lo, hi = fq_range(ranges[name], m)
+            else:
+                lo, hi = per_channel_fq_range(stats[fq_source[name]], m)
             set_fq_range(graph, m["node"], lo, hi)
         _overflow_fix(graph, meta, overflow_fix)
 

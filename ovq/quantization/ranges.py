@@ -9,6 +9,11 @@ Estimators (``activations_range``):
 * ``"quantile"``: like ``mean_minmax`` on the per-sample ``p`` and ``1 - p`` quantiles
   (outlier probability ``p``, default 1e-4); the sign still comes from the true minimum.
 
+Per-channel activation FQs (placement meta ``per_channel_axis``, e.g. depthwise
+convolution inputs on targets with ``q8_a_ch``) use POT's per-channel statistics: the
+global min and max of every channel over all samples (abs-max for symmetric), with the
+sign decided for the whole tensor.
+
 Members of a unified-scale group (Concat inputs, recurrent port pairs) get one range
 from the min of their lows and the max of their highs. The FQ math (signed low bound
 ``-high·L/(L-2)``, zero widening, ``tune_range``) is :func:`placement.activation_range`.
@@ -60,6 +65,23 @@ def observed_range(stats: TensorStats, *, mode: str, estimator: str = "mean_minm
     return ObservedRange(lo, hi, signed)
 
 
+def per_channel_fq_range(stats: TensorStats, meta: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel FakeQuantize ``(low, high)`` arrays of shape ``(C,)``."""
+    from ovq.kernels.api import tune_range
+
+    mn, mx = stats.channel_min, stats.channel_max
+    if meta["mode"] == "symmetric":
+        h = np.maximum(np.maximum(np.abs(mn), np.abs(mx)), 1e-8)
+        if mn.min() >= 0:
+            return np.zeros_like(h), h
+        return h * meta["level_low"] / meta["level_high"], h
+    lo, hi = mn.copy(), mx.copy()
+    small = hi - lo <= 8e-4
+    lo, hi = np.where(small, lo - 8e-4, lo), np.where(small, hi + 8e-4, hi)
+    lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
+    return tune_range(lo, hi, meta["levels"])
+
+
 def fq_range(obs: ObservedRange, meta: Mapping[str, Any]) -> tuple[float, float]:
     """FakeQuantize ``(low, high)`` for the FQ described by placement ``meta``."""
     kwargs = dict(mode=meta["mode"], levels=meta["levels"], level_low=meta["level_low"],
@@ -91,6 +113,9 @@ def set_fq_range(graph: Graph, fq: int, low: np.ndarray | float, high: np.ndarra
         src = graph.producer(fq, port)
         if src is None or graph.op(src[0]).type != "Const":
             raise OvqError(f"FakeQuantize {graph.op(fq).name!r}: input {port} is not a constant")
+        old_shape = graph.const_value(src[0]).shape
+        if value.ndim and value.size == int(np.prod(old_shape)):  # keep a per-channel range's broadcast shape
+            value = value.reshape(old_shape)
         if len(graph.consumers(src[0], src[1])) > 1:  # shared constant: give this FQ its own
             c = graph.add_const(value, f"{graph.op(fq).name}/range_{port}")
             graph.disconnect(fq, port)

@@ -46,6 +46,7 @@ class Observation:
     minmax: bool = True
     mean_axis: int | None = None
     quantile: float | None = None  # outlier probability p: per-sample p and 1 - p quantiles
+    channel_axis: int | None = None  # per-channel min/max (over every other axis) instead of per-sample
 
 
 @dataclass
@@ -54,6 +55,8 @@ class TensorStats:
 
     mins: np.ndarray | None = None  # (rows,) per-sample minimum
     maxs: np.ndarray | None = None  # (rows,) per-sample maximum
+    channel_min: np.ndarray | None = None  # (C,) per-channel minimum over all samples
+    channel_max: np.ndarray | None = None  # (C,) per-channel maximum over all samples
     channel_mean: np.ndarray | None = None  # (C,) mean over all samples and other axes
     shape: tuple[int, ...] | None = None  # shape seen on the first sample
     q_low: np.ndarray | None = None  # (rows,) per-sample p-quantile
@@ -78,6 +81,17 @@ class _Slots:
 
 def _ops_by_name(model: Any) -> dict[str, Any]:
     return {op.get_friendly_name(): op for op in model.get_ops()}
+
+
+def _other_axes(x: Any, axis: int, op_name: str, out_index: int) -> Any:
+    """A Const of every axis of ``x`` but ``axis`` (the rank must be static)."""
+    import openvino.opset13 as ops
+
+    rank = x.get_partial_shape().rank
+    if rank.is_dynamic:
+        raise OvqError(f"calibration: output {out_index} of {op_name!r} has a dynamic rank")
+    r = rank.get_length()
+    return ops.constant(np.array([a for a in range(r) if a != axis % r], np.int64))
 
 
 def instrument(model: Any, observations: Sequence[Observation]) -> tuple[Any, list[_Slots]]:
@@ -106,7 +120,11 @@ def instrument(model: Any, observations: Sequence[Observation]) -> tuple[Any, li
             s.outputs[role] = len(results)
             results.append(res)
 
-        if obs.minmax or obs.quantile is not None:
+        if obs.channel_axis is not None:
+            axes = _other_axes(x, obs.channel_axis, obs.op_name, obs.out_index)
+            add("cmin", ops.reduce_min(x, axes, keep_dims=False))
+            add("cmax", ops.reduce_max(x, axes, keep_dims=False))
+        elif obs.minmax or obs.quantile is not None:
             flat = ops.reshape(x, flat_shape, special_zero=True)
             if obs.minmax:
                 add("min", ops.reduce_min(flat, axis1, keep_dims=False))
@@ -114,12 +132,7 @@ def instrument(model: Any, observations: Sequence[Observation]) -> tuple[Any, li
             if obs.quantile is not None:
                 add("raw", flat)
         if obs.mean_axis is not None:
-            rank = x.get_partial_shape().rank
-            if rank.is_dynamic:
-                raise OvqError(f"calibration: output {obs.out_index} of {obs.op_name!r} has a dynamic rank")
-            r = rank.get_length()
-            axis = obs.mean_axis % r
-            axes = ops.constant(np.array([a for a in range(r) if a != axis], np.int64))
+            axes = _other_axes(x, obs.mean_axis, obs.op_name, obs.out_index)
             add("mean", ops.reduce_mean(x, axes, keep_dims=False))
             add("shape", ops.shape_of(x))
         slots.append(s)
@@ -205,7 +218,7 @@ def collect_statistics(
                         got["q_low"], got["q_high"] = np.array(q[0]), np.array(q[1])
                     else:
                         got[role] = np.array(data)
-                    if role in ("min", "max", "mean") and not np.all(np.isfinite(got[role])):
+                    if role in ("min", "max", "mean", "cmin", "cmax") and not np.all(np.isfinite(got[role])):
                         raise NonFiniteError(f"{obs.op_name}:{obs.out_index}", _nan_hint(index))
                 row.append(got)
             with lock:
@@ -278,6 +291,9 @@ def _gather(observations: Sequence[Observation], per_sample: dict[int, list[dict
         if "min" in rows[0]:
             st.mins = np.concatenate([r["min"].reshape(-1) for r in rows]).astype(np.float64)
             st.maxs = np.concatenate([r["max"].reshape(-1) for r in rows]).astype(np.float64)
+        if "cmin" in rows[0]:
+            st.channel_min = np.min(np.stack([r["cmin"].reshape(-1) for r in rows]), 0).astype(np.float64)
+            st.channel_max = np.max(np.stack([r["cmax"].reshape(-1) for r in rows]), 0).astype(np.float64)
         if "q_low" in rows[0]:
             st.q_low = np.concatenate([r["q_low"].reshape(-1) for r in rows]).astype(np.float64)
             st.q_high = np.concatenate([r["q_high"].reshape(-1) for r in rows]).astype(np.float64)
