@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Target-specific placement rules a descriptor may switch on (``placement_rules``).
+PLACEMENT_RULES = {
+    "single_fq_add": "an Add with two quantized activation inputs keeps only one input FQ (CPU_SPR)",
+    "transformer_quantize_multiply": "model_type='transformer' leaves Multiply quantizable (CPU_SPR)",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class QuantSpace:
@@ -69,6 +75,7 @@ class HardwareDescriptor:
     agnostic: frozenset[str] = frozenset()
     ignored_patterns: tuple[str, ...] = ()
     input_priority_types: tuple[str, ...] = ()
+    placement_rules: tuple[str, ...] = ()
 
     def rule_for(self, op_type: str) -> OpRule | None:
         """The rule for ``op_type`` (``DepthWiseConvolution`` is a pseudo-type), or None."""
@@ -123,4 +130,6 @@ class HardwareDescriptor:
             lines.append(f"input priority types: {', '.join(self.input_priority_types)}")
         if self.ignored_patterns:
             lines.append(f"ignored patterns: {', '.join(self.ignored_patterns)}")
+        if self.placement_rules:
+            lines.append(f"placement rules: {', '.join(self.placement_rules)}")
         return "\n".join(lines)

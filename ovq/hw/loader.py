@@ -20,7 +20,7 @@ from typing import Any
 import jsonschema
 
 from ovq.errors import OvqError
-from ovq.hw.descriptor import HardwareDescriptor, OpRule, QuantSpace
+from ovq.hw.descriptor import PLACEMENT_RULES, HardwareDescriptor, OpRule, QuantSpace
 from ovq.hw.schema import DESCRIPTOR, SCHEMA_VERSION
 from ovq.ir.graph import canonical_ir_type
 
@@ -137,6 +137,7 @@ def _load_cached(path_text: str, depth: int) -> HardwareDescriptor:
     rules: list[OpRule] = []
     agnostic: set[str] = set()
     ignored: list[str] = []
+    placement_rules: list[str] = []
     primary = raw.get("primary_bitwidth")
     priority = tuple(raw.get("input_priority_types", ()))
     description = raw.get("description", "")
@@ -155,7 +156,9 @@ def _load_cached(path_text: str, depth: int) -> HardwareDescriptor:
             if kept:
                 rules.append(OpRule(kept, rule.activations, rule.weights, rule.outputs, rule.unified_scales))
         agnostic |= parent.agnostic - removed
-        ignored.extend(parent.ignored_patterns)
+        dropped = set(raw.get("remove_ignored_patterns", ()))
+        ignored.extend(p for p in parent.ignored_patterns if p not in dropped)
+        placement_rules.extend(parent.placement_rules)
         primary = primary or parent.primary_bitwidth
         priority = priority or parent.input_priority_types
         description = description or parent.description
@@ -194,6 +197,12 @@ def _load_cached(path_text: str, depth: int) -> HardwareDescriptor:
     if clash:
         raise HardwareDescriptorError(f"{label}: agnostic: {sorted(clash)} also have quantization rules")
     ignored.extend(raw.get("ignored_patterns", ()))
+    for i, rule_name in enumerate(raw.get("placement_rules", ())):
+        if rule_name not in PLACEMENT_RULES:
+            raise HardwareDescriptorError(
+                f"{label}: placement_rules[{i}]: unknown rule {rule_name!r} (known: {', '.join(sorted(PLACEMENT_RULES))})"
+            )
+        placement_rules.append(rule_name)
     return HardwareDescriptor(
         target=raw["target"],
         source=str(path),
@@ -204,6 +213,7 @@ def _load_cached(path_text: str, depth: int) -> HardwareDescriptor:
         agnostic=frozenset(agnostic),
         ignored_patterns=tuple(dict.fromkeys(ignored)),
         input_priority_types=priority,
+        placement_rules=tuple(dict.fromkeys(placement_rules)),
     )
 
 

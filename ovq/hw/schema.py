@@ -64,5 +64,7 @@ DESCRIPTOR = {
         "agnostic": {"type": "array", "items": {"type": "string"}},
         "remove_ops": {"type": "array", "items": {"type": "string"}},
         "ignored_patterns": {"type": "array", "items": {"type": "string"}},
+        "remove_ignored_patterns": {"type": "array", "items": {"type": "string"}},
+        "placement_rules": {"type": "array", "items": {"type": "string"}},
     },
 }

@@ -13,10 +13,11 @@ from ovq.hw import HardwareDescriptorError, list_targets, load_descriptor, valid
 
 
 def test_shipped_targets():
-    assert list_targets() == ["any", "cpu", "gna", "gna3", "gpu", "npu"]
+    assert list_targets() == ["any", "cpu", "cpu_spr", "gna", "gna3", "gpu", "npu"]
 
 
-@pytest.mark.parametrize("target", ["any", "cpu", "gna", "gna3", "gpu", "npu", "CPU", "vpu", "GNA3.5"])
+@pytest.mark.parametrize("target", ["any", "cpu", "cpu_spr", "gna", "gna3", "gpu", "npu", "CPU", "CPU_SPR", "vpu",
+                                    "GNA3.5"])
 def test_every_descriptor_loads(target):
     d = load_descriptor(target)
     assert d.ops and d.spaces
@@ -129,7 +130,7 @@ def test_bad_descriptors_name_file_and_field(tmp_path, edit, message):
 
 
 def test_unknown_target_lists_valid_ones():
-    with pytest.raises(HardwareDescriptorError, match="unknown target 'tpu'; valid targets: any, cpu, gna, gna3, gpu, npu"):
+    with pytest.raises(HardwareDescriptorError, match="unknown target 'tpu'; valid targets: any, cpu, cpu_spr, gna, gna3, gpu, npu"):
         load_descriptor("tpu")
 
 
