@@ -4,6 +4,10 @@ Compiles the model on CPU with ``INFERENCE_PRECISION_HINT=f32`` (so float fallba
 show as f32, not bf16) and reads each runtime node's rt_info from
 ``compiled.get_runtime_model()``: ``layerType``, ``runtimePrecision``,
 ``primitiveType`` and ``originalLayersNames`` (int8-placement.md §8).
+
+Audited plugin layer types: Convolution, GroupConvolution, Deconvolution,
+FullyConnected(Compressed), MatMul, and the recurrent ``RNNSeq``/``RNNCell`` nodes
+(LSTMSequence/GRUSequence run ``u8`` with a ``ref_any_I8`` kernel when quantized).
 """
 
 from __future__ import annotations
@@ -13,13 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 AUDITED_LAYER_TYPES = {"Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul",
-                       "FullyConnectedCompressed"}
+                       "FullyConnectedCompressed", "RNNSeq", "RNNCell"}
 INT8_PRECISIONS = {"u8", "i8"}
 
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """One runtime Convolution/MatMul-like node."""
+    """One runtime Convolution/MatMul-like (or recurrent) node."""
 
     name: str
     layer_type: str

@@ -43,7 +43,7 @@ import numpy as np
 from ovq.errors import OvqError
 from ovq.hw import HardwareDescriptor, QuantSpace, load_descriptor
 from ovq.ir.graph import Graph, Port
-from ovq.quantization.ignored_scope import IgnoredScope, as_ignored_scope
+from ovq.quantization.ignored_scope import IgnoredScope, as_ignored_scope, match_ignored_patterns
 
 log = logging.getLogger("ovq.quantization")
 
@@ -76,6 +76,23 @@ TRANSFORMER_IGNORED = {
     "GreaterEqual", "Equal", "NotEqual", "Multiply",
 }
 FLOAT_PRECISIONS = {None, "FP32", "FP16", "BF16", "FP64"}
+# Recurrent ops: (activation ports X, H), (weight ports W, R). C (LSTM) and the
+# sequence lengths stay float; LPT quantizes ports 0 and 1 (int8-placement.md §2).
+RECURRENT_PORTS = {
+    "LSTMSequence": ((0, 1), (4, 5)),
+    "GRUSequence": ((0, 1), (3, 4)),
+    "RNNSequence": ((0, 1), (3, 4)),
+    "LSTMCell": ((0, 1), (3, 4)),
+    "GRUCell": ((0, 1), (2, 3)),
+    "RNNCell": ((0, 1), (2, 3)),
+}
+# The CPU plugin runs these in INT8 (RNNSeq u8, ref_any_I8); RNNSequence and the cells
+# stay f32 even with FQs [M], so they are not audited.
+CPU_INT8_RECURRENT = {"LSTMSequence", "GRUSequence"}
+# Ops with activation-only rules whose quantized inputs are fixed ports (NNCF CPU setup).
+ATTENTION_PORTS = {"ScaledDotProductAttention": (0, 1)}
+# A per-channel activation quantizer keeps its channel axis only through these.
+PER_CHANNEL_PRESERVING = {"MaxPool"}
 
 
 class PlacementError(OvqError):
@@ -91,6 +108,7 @@ class QConfig:
     mode: str
     level_low: int
     level_high: int
+    granularity: str = "pertensor"
 
     @property
     def levels(self) -> int:
@@ -108,6 +126,7 @@ class QuantizeActivation:
     config: QConfig
     group: str = "activations"
     unified: int | None = None
+    per_channel_axis: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +134,7 @@ class QuantizeWeight:
     """Insert one FQ between the constant weight ``source`` and input ``input_index`` of ``op``.
 
     ``input_low``/``input_high`` are already shaped for broadcasting (per output channel).
+    ``unified``: weights sharing one range (recurrent W and R) carry the same group id.
     """
 
     op: int
@@ -123,6 +143,7 @@ class QuantizeWeight:
     config: QConfig
     input_low: np.ndarray
     input_high: np.ndarray
+    unified: int | None = None
 
 
 @dataclass
@@ -133,6 +154,7 @@ class PlacementPlan:
     weights: list[QuantizeWeight] = field(default_factory=list)
     quantized_ops: list[int] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    ignored_patterns: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,6 +162,8 @@ class _Req:
     config: QConfig
     groups: frozenset[int] = frozenset()
     kind: str = "activations"
+    priority: int = 1  # POT fq_config_priority: the highest wins when quantizers merge
+    axis: int | None = None  # channel axis of a per-channel request
 
 
 # ---------------------------------------------------------------- descriptor helpers
@@ -148,7 +172,7 @@ def _expand(spaces: Sequence[QuantSpace], *, weights: bool) -> list[QConfig]:
     for s in spaces:
         for mode in s.modes:
             low, high = s.grid(weights=weights, mode=mode)
-            out.append(QConfig(s.name, s.bits, mode, low, high))
+            out.extend(QConfig(s.name, s.bits, mode, low, high, gran) for gran in s.granularities)
     return out
 
 
@@ -176,6 +200,35 @@ def _merge_configs(configs: Iterable[QConfig], primary_bits: int) -> QConfig:
     if len(uniq) == 1:
         return uniq[0]
     return min(uniq, key=lambda c: (c.bits != primary_bits, c.bits, c.mode != "symmetric"))
+
+
+def _per_tensor(config: QConfig) -> QConfig:
+    if config.granularity == "pertensor":
+        return config
+    return QConfig(config.space, config.bits, config.mode, config.level_low, config.level_high, "pertensor")
+
+
+def _merge_reqs(reqs: Sequence[_Req], primary_bits: int, groups: frozenset[int]) -> _Req:
+    """One request for a tensor several quantizers meet on.
+
+    The highest priority wins (GNA3 ``input_priority_types``); among equals, the primary
+    bit width, then the lower bit width, then symmetric. The winner keeps its group
+    (``activations``/``outputs``). Per-channel survives only if every request is
+    per-channel on the same axis (POT falls back perchannel -> pertensor).
+    """
+    top = max(r.priority for r in reqs)
+    best = [r for r in reqs if r.priority == top]
+    config = _merge_configs((r.config for r in best), primary_bits)
+    axes = {r.axis for r in reqs}
+    axis = None
+    if config.granularity == "perchannel" and len(axes) == 1 and None not in axes \
+            and all(r.config.granularity == "perchannel" for r in reqs):
+        axis = axes.pop()
+    else:
+        config = _per_tensor(config)
+    kinds = {r.kind for r in best}
+    kind = "outputs" if kinds == {"outputs"} else "activations"
+    return _Req(config, groups, kind, top, axis)
 
 
 # -------------------------------------------------------------------- graph helpers
@@ -367,17 +420,51 @@ def plan_placement(
         raise PlacementError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
     preset = _effective_preset(preset, hw)
     lpt = hw.target.lower() in LPT_TARGETS
+    single_fq_add = "single_fq_add" in hw.placement_rules
 
     view = _View(graph)
     g = view.g
     ignored = as_ignored_scope(ignored_scope).resolve(graph, strict=strict)
     if model_type == "transformer":
-        ignored |= {n for n in view.order if view.type(n) in TRANSFORMER_IGNORED}
+        transformer_ignored = TRANSFORMER_IGNORED
+        if "transformer_quantize_multiply" in hw.placement_rules:
+            transformer_ignored = transformer_ignored - {"Multiply"}
+        ignored |= {n for n in view.order if view.type(n) in transformer_ignored}
     fused = _fused_ops(view)
+    patterns = match_ignored_patterns(graph, hw.ignored_patterns, view.const, model_type)
+    for name, nodes in patterns.items():
+        log.debug("ignored pattern %s: %d ops kept float", name, len(nodes))
+        fused |= nodes
     plan = PlacementPlan()
+    plan.ignored_patterns = {name: sorted(g.op(n).name for n in nodes) for name, nodes in patterns.items()}
 
     edge_reqs: dict[tuple[int, int], _Req] = {}
     tensor_reqs: dict[tuple[int, int], _Req] = {}
+
+    # Unified-scale groups: a union-find over integer ids shared by activations and weights.
+    parent: dict[int, int] = {}
+    counter = [0]
+
+    def new_group() -> int:
+        gid = counter[0]
+        counter[0] += 1
+        parent[gid] = gid
+        return gid
+
+    def find(x: int) -> int:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    def union(groups: Iterable[int]) -> frozenset[int]:
+        gs = [find(x) for x in groups]
+        if not gs:
+            return frozenset()
+        root = gs[0]
+        for other in gs[1:]:
+            if other != root:
+                parent[other] = root
+        return frozenset({root})
 
     def skip(n: int, why: str) -> None:
         plan.skipped.append((g.op(n).name, why))
@@ -385,6 +472,11 @@ def plan_placement(
     def act_input_ok(n: int, i: int) -> bool:
         p = g.producer(n, i)
         return p is not None and not view.const[p[0]] and view.is_float(*p) and g.op(p[0]).type != "FakeQuantize"
+
+    def input_rank(n: int, i: int) -> int | None:
+        p = g.producer(n, i)
+        shape = None if p is None else g.op(p[0]).outputs[p[1]].shape
+        return None if shape is None else len(shape)
 
     for n in view.order:
         if n in ignored or n in fused:
@@ -395,6 +487,10 @@ def plan_placement(
             continue
         t = view.type(n)
         n_in = len(g.op(n).inputs)
+        priority = 2 if hwt in hw.input_priority_types or t in hw.input_priority_types else 1
+        if t in RECURRENT_PORTS:
+            _plan_recurrent(view, hw, rule, n, preset, lpt, plan, edge_reqs, act_input_ok, skip, new_group)
+            continue
         act_ports: list[int] = []
         weight_ports: list[int] = []
         if t in WEIGHTED:
@@ -413,23 +509,24 @@ def plan_placement(
             if not act_ports:
                 skip(n, "no activation input to quantize")
                 continue
+        elif t in ATTENTION_PORTS:
+            act_ports = [i for i in ATTENTION_PORTS[t] if i < n_in and act_input_ok(n, i)]
+            if len(act_ports) < len(ATTENTION_PORTS[t]):
+                if act_ports:  # one quantized input gains nothing: the Q x K^T MatMul stays float
+                    skip(n, "not every attention input is a float activation")
+                act_ports = []
         elif t in ELTWISE:
             act_ports = [i for i in range(n_in) if act_input_ok(n, i)]
             if len(act_ports) < 2:
                 act_ports = []
+            elif single_fq_add and t == "Add" and len(act_ports) == 2:
+                act_ports = _single_fq_add_port(view, n, act_ports)
         elif n_in and rule.activations:
             act_ports = [0] if act_input_ok(n, 0) else []
-        if t == "MatMul":
-            for i in act_ports:  # softmax(-> reshape) -> MatMul: kept float (POT ignored pattern)
-                p = g.producer(n, i)
-                while p is not None and view.type(p[0]) in ("Reshape", "Transpose"):
-                    p = g.producer(p[0], 0)
-                if p is not None and view.type(p[0]) == "Softmax" and model_type != "transformer":
-                    act_ports = []
         weights_planned: list[QuantizeWeight] = []
         if t in WEIGHTED and rule.weights:
             wcfg = _pick(_expand(rule.weights, weights=True), preset, weights=True)
-            per_channel = wcfg is not None and hw.spaces[wcfg.space].granularities[0] == "perchannel"
+            per_channel = wcfg is not None and wcfg.granularity == "perchannel"
             ok = True
             for i in weight_ports:
                 src = _weight_source(view, n, i)
@@ -448,13 +545,19 @@ def plan_placement(
             both_act = t == "MatMul" and len(act_ports) == 2
             cfg = _pick(configs, preset, weights=False, force_symmetric=both_act and model_type == "transformer")
             for i in act_ports:
-                edge_reqs[(n, i)] = _Req(cfg)
+                axis = None
+                if cfg.granularity == "perchannel":
+                    rank = input_rank(n, i)
+                    axis = 1 if rank is not None and rank >= 2 else None
+                edge_reqs[(n, i)] = _Req(cfg if axis is not None else _per_tensor(cfg), priority=priority, axis=axis)
         if weights_planned or (t in WEIGHTED and act_ports):
             plan.weights.extend(weights_planned)
             if t in WEIGHTED and act_ports:
                 plan.quantized_ops.append(n)
         if rule.outputs:
             ocfg = _pick(_expand(rule.outputs, weights=False), preset, weights=False)
+            # POT: output FQs of activation functions and Parameters have priority 1, others 0.
+            opriority = 1 if t == "Parameter" or not (rule.weights or t in ELTWISE) else 0
             out_node = n
             if t in WEIGHTED:
                 cons = g.consumers(n, 0)
@@ -465,27 +568,12 @@ def plan_placement(
                 if t == "Parameter" and value_cons and all(c[0] in fused for c in value_cons):
                     pass  # the FQ after a Parameter feeding preprocessing is dropped
                 elif value_cons:
-                    tensor_reqs[(out_node, 0)] = _Req(ocfg, kind="outputs")
+                    tensor_reqs[(out_node, 0)] = _Req(_per_tensor(ocfg), kind="outputs", priority=opriority)
+    if lpt:
+        plan.quantized_ops.extend(w.op for w in plan.weights
+                                  if view.type(w.op) in CPU_INT8_RECURRENT and w.op not in plan.quantized_ops)
 
     # Walk producers-last: finalize each tensor once every consumer has been seen.
-    parent: dict[int, int] = {}
-
-    def find(x: int) -> int:
-        while parent.get(x, x) != x:
-            x = parent[x]
-        return x
-
-    def union(groups: Iterable[int]) -> frozenset[int]:
-        gs = [find(x) for x in groups]
-        if not gs:
-            return frozenset()
-        root = gs[0]
-        for other in gs[1:]:
-            if other != root:
-                parent[other] = root
-        return frozenset({root})
-
-    next_group = 0
     for n in reversed(view.order):
         op = g.op(n)
         for o in range(len(op.outputs)):
@@ -496,34 +584,29 @@ def plan_placement(
                 continue
             reqs = [edge_reqs[c] for c in reqd] + ([treq] if treq else [])
             if treq is not None or len(reqd) == len(value_cons):
-                merged = _Req(
-                    _merge_configs((r.config for r in reqs), hw.primary_bitwidth),
-                    union(x for r in reqs for x in r.groups),
-                    "outputs" if treq is not None and all(r.kind == "outputs" for r in reqs) else "activations",
-                )
-                targets = _propagation_targets(view, hw, n, o, ignored, fused, lpt)
+                merged = _merge_reqs(reqs, hw.primary_bitwidth, union(x for r in reqs for x in r.groups))
+                targets = _propagation_targets(view, hw, n, o, ignored, fused, lpt, merged)
                 if targets:
                     if len(targets) > 1 and op.ov_type == "Concat":
-                        merged.groups = union([*merged.groups, next_group]) if merged.groups else frozenset({next_group})
-                        parent.setdefault(next_group, next_group)
-                        next_group += 1
+                        merged.groups = union([*merged.groups, new_group()])
                     for i in targets:
-                        edge_reqs[(n, i)] = _Req(merged.config, merged.groups, merged.kind)
+                        edge_reqs[(n, i)] = _Req(merged.config, merged.groups, merged.kind, merged.priority, merged.axis)
                     continue
                 plan.activations.append(QuantizeActivation(n, o, tuple(value_cons), merged.config, merged.kind,
-                                                           min(merged.groups) if merged.groups else None))
+                                                           min(merged.groups) if merged.groups else None, merged.axis))
             else:
-                by_cfg: dict[QConfig, list[tuple[int, int]]] = {}
+                by_cfg: dict[tuple[QConfig, int | None], list[tuple[int, int]]] = {}
                 for c in reqd:
-                    by_cfg.setdefault(edge_reqs[c].config, []).append(c)
-                for cfg, cons in by_cfg.items():
+                    by_cfg.setdefault((edge_reqs[c].config, edge_reqs[c].axis), []).append(c)
+                for (cfg, axis), cons in by_cfg.items():
                     groups = union(x for c in cons for x in edge_reqs[c].groups)
-                    plan.activations.append(QuantizeActivation(n, o, tuple(cons), cfg, "activations",
-                                                               min(groups) if groups else None))
+                    kind = "outputs" if all(edge_reqs[c].kind == "outputs" for c in cons) else "activations"
+                    plan.activations.append(QuantizeActivation(n, o, tuple(cons), cfg, kind,
+                                                               min(groups) if groups else None, axis))
     # Group ids were unioned after some commands were made: canonicalize.
     plan.activations = [
         QuantizeActivation(a.producer, a.out_index, a.consumers, a.config, a.group,
-                           None if a.unified is None else find(a.unified))
+                           None if a.unified is None else find(a.unified), a.per_channel_axis)
         for a in reversed(plan.activations)
     ]
     counts: dict[int, int] = {}
@@ -532,14 +615,112 @@ def plan_placement(
             counts[a.unified] = counts.get(a.unified, 0) + 1
     plan.activations = [
         a if a.unified is None or counts[a.unified] > 1
-        else QuantizeActivation(a.producer, a.out_index, a.consumers, a.config, a.group, None)
+        else QuantizeActivation(a.producer, a.out_index, a.consumers, a.config, a.group, None, a.per_channel_axis)
         for a in plan.activations
     ]
     return plan
 
 
+def _single_fq_add_port(view: _View, n: int, ports: list[int]) -> list[int]:
+    """CPU_SPR: keep one input FQ of a two-activation Add (hardware-descriptors.md §5).
+
+    The input whose tensor feeds only this Add loses its quantizer (a branching input
+    keeps its FQ for the other consumers anyway); when both feed only the Add, the larger
+    tensor goes unquantized; when both branch, both stay.
+    """
+    g = view.g
+
+    def only_this(i: int) -> bool:
+        p = g.producer(n, i)
+        return p is not None and [c for c in g.consumers(*p) if view.type(c[0]) != "ShapeOf"] == [(n, i)]
+
+    def size(i: int) -> float:
+        p = g.producer(n, i)
+        shape = g.op(p[0]).outputs[p[1]].shape if p is not None else None
+        return float(np.prod(shape)) if shape and all(isinstance(d, int) and d >= 0 for d in shape) else 0.0
+
+    alone = [i for i in ports if only_this(i)]
+    if not alone:
+        return ports
+    if len(alone) == 1:
+        return [i for i in ports if i != alone[0]]
+    drop = max(ports, key=lambda i: (size(i), -i))
+    return [i for i in ports if i != drop]
+
+
+def _plan_recurrent(view: _View, hw: HardwareDescriptor, rule: Any, n: int, preset: str, lpt: bool,
+                    plan: PlacementPlan, edge_reqs: dict[tuple[int, int], _Req], act_input_ok: Any, skip: Any,
+                    new_group: Any) -> None:
+    """LSTM/GRU/RNN sequences and cells: X and H activations, W and R weights.
+
+    Ports paired in the descriptor's ``unified_scales`` share one range (the CPU plugin
+    feeds [X, H] and [W, R] to one INT8 GEMM: differing X/H scales give wrong results
+    [M]). On LPT targets the weights are per tensor: the CPU plugin computes INT8 LSTM
+    with per-channel weight FQs wrongly (max error 0.59 vs 0.013 emulated) [M].
+    Without a quantized X (and H, unless H is a constant) nothing is placed: weight FQs
+    alone make the CPU plugin reject the model (``expects Constant for port 4``).
+    """
+    g = view.g
+    t = view.type(n)
+    attrs = g.op(n).attrs or {}
+    (x_port, h_port), w_ports = RECURRENT_PORTS[t]
+    if t.startswith("GRU") and str(attrs.get("linear_before_reset", "false")).lower() == "true":
+        skip(n, "GRU with linear_before_reset (NNCF ignores it; the CPU INT8 LBR GRU does not compile)")
+        return
+    if not act_input_ok(n, x_port):
+        skip(n, "input X is not a float activation")
+        return
+    act_ports = [x_port]
+    if act_input_ok(n, h_port):
+        act_ports.append(h_port)
+    elif not view.is_const_input(n, h_port):
+        skip(n, "initial state H is neither a float activation nor a constant")
+        return
+    unified = rule.unified_scales
+    pairs: list[tuple[int, ...]]
+    if unified == "all":
+        pairs = [(x_port, h_port), tuple(w_ports)]
+    else:
+        pairs = [tuple(p) for p in (unified or ())]
+    weights: list[tuple[int, tuple[int, int], np.ndarray]] = []
+    if rule.weights:
+        for i in w_ports:
+            if not view.is_const_input(n, i):
+                skip(n, "weights are not constant")
+                return
+            src = _weight_source(view, n, i)
+            if isinstance(src, str):
+                skip(n, src)
+                return
+            weights.append((i, *src))
+        wcfg = _pick(_expand(rule.weights, weights=True), preset, weights=True)
+        per_channel = wcfg.granularity == "perchannel" and not lpt
+        done: set[int] = set()
+        for i, source, value in weights:
+            if i in done:
+                continue
+            members = next((p for p in pairs if i in p and set(p) <= set(w_ports)), (i,))
+            group = [(j, s, v) for j, s, v in weights if j in members]
+            values = [v for _, _, v in group]
+            if len({v.shape[:-1] for v in values}) != 1:
+                group, values = [(i, source, value)], [value]
+            # [num_directions,] gates*hidden, inputs: channels are every axis but the last.
+            axes = tuple(range(values[0].ndim - 1))
+            lo, hi = weight_range(np.concatenate(values, axis=-1), axes, wcfg, per_channel)
+            gid = new_group() if len(group) > 1 else None
+            for j, s, _v in group:
+                plan.weights.append(QuantizeWeight(n, j, s, wcfg, lo, hi, gid))
+                done.add(j)
+    cfg = _pick(_expand(rule.activations, weights=False), preset, weights=False)
+    act_pair = next((p for p in pairs if x_port in p), ())
+    gid = new_group() if len([i for i in act_ports if i in act_pair]) > 1 else None
+    for i in act_ports:
+        groups = frozenset({gid}) if gid is not None and i in act_pair else frozenset()
+        edge_reqs[(n, i)] = _Req(_per_tensor(cfg), groups)
+
+
 def _propagation_targets(view: _View, hw: HardwareDescriptor, n: int, o: int, ignored: set[int], fused: set[int],
-                         lpt: bool) -> list[int]:
+                         lpt: bool, req: _Req | None = None) -> list[int]:
     """Inputs of ``n`` a quantizer on its whole output may move to (empty: stay here)."""
     g = view.g
     op = g.op(n)
@@ -551,6 +732,8 @@ def _propagation_targets(view: _View, hw: HardwareDescriptor, n: int, o: int, ig
         return []
     if lpt and t not in LPT_PRECISION_PRESERVING:
         return []
+    if req is not None and req.axis is not None and t not in PER_CHANNEL_PRESERVING:
+        return []  # Reshape/Transpose/Concat would scramble or mix the channel axis
     inputs = g.inputs_of(n)
     if t == "Concat":
         if all(p is not None and not view.const[p[0]] and view.is_float(*p) for p in inputs):
@@ -605,22 +788,46 @@ def apply_plan(graph: Graph, plan: PlacementPlan) -> dict[str, dict[str, Any]]:
         name = _unique(graph, f"{graph.op(w.op).name}/fq_weights_{w.input_index}", taken)
         node = _insert_fq(graph, name, w.source, [(w.op, w.input_index)], w.config.levels, w.input_low, w.input_high)
         meta[name] = {"node": node, "kind": "weights", "mode": w.config.mode, "levels": w.config.levels,
-                      "space": w.config.space, "op": graph.op(w.op).name}
+                      "level_low": w.config.level_low, "level_high": w.config.level_high,
+                      "space": w.config.space, "unified": w.unified, "op": graph.op(w.op).name,
+                      "per_channel_axis": None}
     for a in plan.activations:
         name = _unique(graph, f"{graph.op(a.producer).name}/fq_output_{a.out_index}", taken)
-        node = _insert_fq(graph, name, (a.producer, a.out_index), a.consumers, a.config.levels,
-                          np.float32(0.0), np.float32(1.0))
+        lo, hi = np.float32(0.0), np.float32(1.0)
+        shape = graph.op(a.producer).outputs[a.out_index].shape
+        if a.per_channel_axis is not None and shape and isinstance(shape[a.per_channel_axis], int) \
+                and shape[a.per_channel_axis] > 0:
+            bshape = [1] * len(shape)
+            bshape[a.per_channel_axis] = shape[a.per_channel_axis]
+            lo, hi = np.zeros(bshape, np.float32), np.ones(bshape, np.float32)
+        node = _insert_fq(graph, name, (a.producer, a.out_index), a.consumers, a.config.levels, lo, hi)
         meta[name] = {"node": node, "kind": a.group, "mode": a.config.mode, "levels": a.config.levels,
                       "level_low": a.config.level_low, "level_high": a.config.level_high,
-                      "space": a.config.space, "unified": a.unified}
+                      "space": a.config.space, "unified": a.unified, "per_channel_axis": a.per_channel_axis}
     return meta
 
 
 # ---------------------------------------------------------------------------- ranges
-def activation_range(mn: float, mx: float, *, mode: str, levels: int, level_low: int, level_high: int) -> tuple[float, float]:
-    """FQ range of an activation with observed ``[mn, mx]`` (quantization-algorithms.md §5)."""
+def activation_range(mn: Any, mx: Any, *, mode: str, levels: int, level_low: int, level_high: int) -> tuple[Any, Any]:
+    """FQ range of an activation with observed ``[mn, mx]`` (quantization-algorithms.md §5).
+
+    Scalars give floats; arrays (per-channel statistics) give arrays, with one
+    signedness for the whole tensor (signed if any channel goes below zero).
+    """
     from ovq.kernels.api import tune_range
 
+    if np.ndim(mn) or np.ndim(mx):
+        mn_a, mx_a = np.asarray(mn, np.float64), np.asarray(mx, np.float64)
+        if mode == "symmetric":
+            h = np.maximum(np.maximum(np.abs(mn_a), np.abs(mx_a)), 1e-8)
+            lo_a = np.zeros_like(h) if mn_a.min() >= 0 else h * level_low / level_high
+            return lo_a.astype(np.float32), h.astype(np.float32)
+        span = mx_a - mn_a
+        mn_a = np.where(span <= 8e-4, mn_a - 8e-4, mn_a)
+        mx_a = np.where(span <= 8e-4, mx_a + 8e-4, mx_a)
+        mn_a, mx_a = np.minimum(mn_a, 0.0), np.maximum(mx_a, 0.0)
+        tl, th = tune_range(mn_a, mx_a, levels)
+        return np.asarray(tl, np.float32), np.asarray(th, np.float32)
     if mode == "symmetric":
         h = max(abs(mn), abs(mx), 1e-8)
         if mn >= 0:
@@ -641,11 +848,13 @@ def _as_infer_input(sample: Any) -> Any:
 
 
 def collect_minmax(graph: Graph, tensors: Sequence[tuple[int, int]], samples: Iterable[Any],
-                   bypass: Iterable[int] = ()) -> list[tuple[float, float]]:
+                   bypass: Iterable[int] = (), axes: Sequence[int | None] | None = None) -> list[tuple[Any, Any]]:
     """Global min and max of each ``(node, out)`` tensor of the FP model over ``samples``.
 
     The FQ nodes in ``bypass`` are removed from a private copy first, so statistics come
-    from the floating-point model. Inference runs on CPU at the f32 hint.
+    from the floating-point model. Inference runs on CPU at the f32 hint. ``axes[k]``,
+    when given and not None, makes tensor ``k``'s statistics per channel along that axis
+    (arrays shaped for broadcasting against the tensor).
     """
     from ovq.kernels import get_kernels
     from ovq.runtime import compile_model
@@ -667,9 +876,14 @@ def collect_minmax(graph: Graph, tensors: Sequence[tuple[int, int]], samples: It
         r = g2.add_op("Result", tname, num_inputs=1, outputs=0)
         g2.connect(node, out, r, 0)
         names.append(((node, out), tname))
+    axis_of: dict[tuple[int, int], int] = {}
+    for t, ax in zip(tensors, axes or [None] * len(tensors), strict=True):
+        if ax is not None:
+            axis_of[t] = ax
     compiled = compile_model(g2)
     request = compiled.create_infer_request()
-    stats: dict[tuple[int, int], list[float]] = {}
+    stats: dict[tuple[int, int], list[Any]] = {}
+    per_channel: dict[tuple[int, int], list[np.ndarray]] = {}
     count = 0
     for sample in samples:
         count += 1
@@ -679,9 +893,14 @@ def collect_minmax(graph: Graph, tensors: Sequence[tuple[int, int]], samples: It
             mn, mx = (float(v) for v in k.minmax(arr, name=tname))
             cur = stats.get(key)
             stats[key] = [mn, mx] if cur is None else [min(cur[0], mn), max(cur[1], mx)]
+            if key in axis_of and arr.ndim > axis_of[key]:
+                red = tuple(a for a in range(arr.ndim) if a != axis_of[key] % arr.ndim)
+                cmn, cmx = arr.min(axis=red, keepdims=True), arr.max(axis=red, keepdims=True)
+                pc = per_channel.get(key)
+                per_channel[key] = [cmn, cmx] if pc is None else [np.minimum(pc[0], cmn), np.maximum(pc[1], cmx)]
     if not count:
         raise PlacementError("no calibration samples given")
-    return [tuple(stats[t]) for t in tensors]
+    return [tuple(per_channel[t]) if t in per_channel else tuple(stats[t]) for t in tensors]
 
 
 def fill_ranges_minmax(graph: Graph, samples: Iterable[Any]) -> int:
@@ -697,14 +916,15 @@ def fill_ranges_minmax(graph: Graph, samples: Iterable[Any]) -> int:
         return 0
     all_fq = [m["node"] for m in meta.values() if m["node"] in graph]
     srcs = [graph.producer(m["node"], 0) for m in acts.values()]
-    ranges = collect_minmax(graph, srcs, samples, bypass=all_fq)
+    ranges = collect_minmax(graph, srcs, samples, bypass=all_fq,
+                            axes=[m.get("per_channel_axis") for m in acts.values()])
     observed = dict(zip(acts, ranges, strict=True))
-    unified: dict[int, tuple[float, float]] = {}
+    unified: dict[int, tuple[Any, Any]] = {}
     for name, m in acts.items():
         if m.get("unified") is not None:
             mn, mx = observed[name]
             cur = unified.get(m["unified"])
-            unified[m["unified"]] = (mn, mx) if cur is None else (min(cur[0], mn), max(cur[1], mx))
+            unified[m["unified"]] = (mn, mx) if cur is None else (np.minimum(cur[0], mn), np.maximum(cur[1], mx))
     for name, m in acts.items():
         mn, mx = unified[m["unified"]] if m.get("unified") is not None else observed[name]
         lo, hi = activation_range(mn, mx, mode=m["mode"], levels=m["levels"], level_low=m["level_low"],

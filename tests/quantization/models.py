@@ -69,3 +69,64 @@ def gna_speech(seed: int = 0) -> ov.Model:
     out = ops.add(fc2, ops.constant(wt(1, 1, 10, fan=4)))
     out.set_friendly_name("logits")
     return model([out], [x], "gna_speech")
+
+
+def recurrent(kind: str = "lstm", *, hidden: int = 32, inputs: int = 16, steps: int = 6, const_h: bool = False,
+              linear_before_reset: bool = False, seed: int = 0) -> ov.Model:
+    """x [1, steps, inputs] -> LSTMSequence / GRUSequence / RNNSequence -> Y (h, c are inputs or constants)."""
+    rng = np.random.default_rng(seed)
+    gates = {"lstm": 4, "gru": 3, "rnn": 1}[kind]
+    x = param([1, steps, inputs], "x")
+    h = ops.constant(np.zeros((1, 1, hidden), np.float32)) if const_h else param([1, 1, hidden], "h")
+    wt = (rng.standard_normal((1, gates * hidden, inputs)) * 0.2).astype(np.float32)
+    rt = (rng.standard_normal((1, gates * hidden, hidden)) * 0.2).astype(np.float32)
+    nb = (gates + 1 if linear_before_reset else gates) * hidden
+    b = (rng.standard_normal((1, nb)) * 0.1).astype(np.float32)
+    lengths = ops.constant(np.array([steps], np.int32))
+    params = [x] if const_h else [x, h]
+    if kind == "lstm":
+        c = param([1, 1, hidden], "c")
+        params.append(c)
+        node = ops.lstm_sequence(x, h, c, lengths, ops.constant(wt), ops.constant(rt), ops.constant(b), hidden, "forward")
+    elif kind == "gru":
+        node = ops.gru_sequence(x, h, lengths, ops.constant(wt), ops.constant(rt), ops.constant(b), hidden, "forward",
+                                linear_before_reset=linear_before_reset)
+    else:
+        node = ops.rnn_sequence(x, h, lengths, ops.constant(wt), ops.constant(rt), ops.constant(b), hidden, "forward")
+    node.set_friendly_name(kind)
+    return model([node.output(0)], params, kind)
+
+
+def sdpa_block(seq: int = 8, dim: int = 32, heads: int = 4, seed: int = 0) -> ov.Model:
+    """x -> q/k/v linear layers -> reshape/transpose -> ScaledDotProductAttention -> output linear."""
+    rng = np.random.default_rng(seed)
+    x = param([1, seq, dim], "x")
+
+    def linear(src, name):
+        m = ops.matmul(src, ops.constant((rng.standard_normal((dim, dim)) * 0.2).astype(np.float32)), False, True)
+        m.set_friendly_name(name)
+        return ops.add(m, ops.constant((rng.standard_normal((1, 1, dim)) * 0.1).astype(np.float32)))
+
+    def heads_of(t):
+        r = ops.reshape(t, ops.constant(np.array([1, seq, heads, dim // heads], np.int64)), False)
+        return ops.transpose(r, ops.constant(np.array([0, 2, 1, 3], np.int64)))
+
+    q, k, v = (heads_of(linear(x, n)) for n in ("q", "k", "v"))
+    att = ops.scaled_dot_product_attention(q, k, v, causal=False)
+    att.set_friendly_name("sdpa")
+    merged = ops.reshape(ops.transpose(att, ops.constant(np.array([0, 2, 1, 3], np.int64))),
+                         ops.constant(np.array([1, seq, dim], np.int64)), False)
+    return model([linear(merged, "out")], [x], "sdpa_block")
+
+
+def seven_bit_weights(g) -> None:
+    """Put every ovq weight FQ on a 7-bit grid (range x2, 255 levels: POT/NNCF overflow fix).
+
+    Pre-VNNI x86 CPUs (AVX2 ``pmaddubsw``) saturate pairs of u8 x s8 products in 16 bits,
+    so numeric checks of INT8 kernels use 7-bit weights (quantization-algorithms.md §5).
+    """
+    for meta in g.meta["ovq.quantizers"].values():
+        if meta["kind"] == "weights":
+            for port in range(1, 5):
+                const = g.producer(meta["node"], port)[0]
+                g.set_const_value(const, g.const_value(const) * 2)

@@ -1,0 +1,146 @@
+"""Recurrent ops (LSTM/GRU/RNN sequences and cells): unified X/H and W/R scales per the descriptor."""
+
+from __future__ import annotations
+
+import numpy as np
+import openvino as ov
+import openvino.opset4 as ops4
+import pytest
+from models import model, param, recurrent
+
+import ovq
+from ovq.quantization import place_fake_quantize, plan_placement, runtime_audit
+from ovq.runtime import compile_model
+
+
+def feeds(m: ov.Model, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for p in m.get_parameters():
+        name = p.get_friendly_name()
+        scale = 2.0 if name == "x" else 1.0
+        out[name] = rng.uniform(-scale, scale, tuple(p.get_shape())).astype(np.float32)
+    return out
+
+
+def quantize(m: ov.Model, target: str = "CPU", **kw) -> ovq.Graph:
+    return place_fake_quantize(ovq.Graph.from_ov(m), target=target,
+                               calibration_samples=[feeds(m, s) for s in range(4)], **kw)
+
+
+def assert_close_to_fp32(m: ov.Model, g: ovq.Graph, tol: float) -> None:
+    fp, q = compile_model(m), compile_model(g)
+    for seed in (10, 11, 12):
+        f = feeds(m, seed)
+        ref, out = fp(f)[0], q(f)[0]
+        err = np.abs(ref - out).max()
+        assert err < tol * np.abs(ref).max(), (err, np.abs(ref).max())
+
+
+def quantizers(g):
+    return g.meta["ovq.quantizers"]
+
+
+def const_range(g, fq):
+    return g.const_value(g.producer(fq, 1)[0]), g.const_value(g.producer(fq, 2)[0])
+
+
+@pytest.mark.parametrize("kind, w_ports", [("lstm", (4, 5)), ("gru", (3, 4))])
+def test_sequence_x_h_and_w_r_share_scales_and_run_int8(kind, w_ports):
+    m = recurrent(kind)
+    g = quantize(m)
+    meta = quantizers(g)
+    x, h = meta["x/fq_output_0"], meta["h/fq_output_0"]
+    assert x["unified"] is not None and x["unified"] == h["unified"]  # unified_scales [0, 1]
+    assert const_range(g, x["node"])[1] == const_range(g, h["node"])[1]
+    w, r = (meta[f"{kind}/fq_weights_{i}"] for i in w_ports)
+    assert w["levels"] == r["levels"] == 255 and w["unified"] is not None and w["unified"] == r["unified"]
+    assert w["unified"] != x["unified"]
+    # CPU: one per-tensor range for W and R (per-channel INT8 LSTM miscomputes on the CPU plugin)
+    (wl, wh), (rl, rh) = const_range(g, w["node"]), const_range(g, r["node"])
+    assert wh.size == 1 and np.array_equal(wh, rh) and np.array_equal(wl, -wh)
+    assert g.meta["ovq.quantized_ops"] == [kind]
+    report = runtime_audit(g)
+    assert report.ok and report.int8_count == 1, report.format()
+    assert_close_to_fp32(m, g, tol=0.1)
+
+
+def test_lstm_constant_initial_state_quantizes_x_only():
+    m = recurrent("lstm", const_h=True)
+    g = quantize(m)
+    acts = [k for k, v in quantizers(g).items() if v["kind"] != "weights"]
+    assert acts == ["x/fq_output_0"] and quantizers(g)["x/fq_output_0"]["unified"] is None
+    assert runtime_audit(g).ok
+    assert_close_to_fp32(m, g, tol=0.1)
+
+
+def test_gru_linear_before_reset_is_left_float():
+    m = recurrent("gru", linear_before_reset=True)
+    g = ovq.Graph.from_ov(m)
+    g.infer_shapes()
+    plan = plan_placement(g, "CPU")
+    assert not plan.activations and not plan.weights
+    assert any("linear_before_reset" in why for _name, why in plan.skipped)
+    q = quantize(m)
+    compile_model(q)  # still compiles (INT8 LBR GRU would not)
+
+
+def test_rnn_sequence_and_gpu_lstm_are_not_in_the_descriptor():
+    g = quantize(recurrent("rnn"))
+    assert not g.nodes_of_type("FakeQuantize")  # CPU has no RNNSequence rule (it would run f32 anyway)
+    g = quantize(recurrent("lstm"), target="GPU")
+    assert not g.nodes_of_type("FakeQuantize")
+
+
+USER_DESCRIPTOR = """
+schema_version = 1
+target = "mine"
+[spaces.q8_a]
+bits = 8
+mode = "symmetric"
+granularity = "pertensor"
+[spaces.q8_w]
+bits = 8
+mode = "symmetric"
+granularity = "perchannel"
+level_low = -127
+level_high = 127
+[[ops]]
+types = ["LSTMSequence"]
+activations = ["q8_a"]
+weights = ["q8_w"]
+unified_scales = [[0, 1], [4, 5]]
+[[ops]]
+types = ["LSTMCell"]
+activations = ["q8_a"]
+weights = ["q8_w"]
+unified_scales = "all"
+"""
+
+
+def test_non_lpt_descriptor_keeps_per_channel_unified_weights(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(USER_DESCRIPTOR)
+    m = recurrent("lstm", hidden=8)
+    g = quantize(m, target=str(path))
+    meta = quantizers(g)
+    (wl, wh), (rl, rh) = const_range(g, meta["lstm/fq_weights_4"]["node"]), const_range(g, meta["lstm/fq_weights_5"]["node"])
+    assert wh.shape == rh.shape == (1, 32, 1) and np.array_equal(wh, rh)  # per gate row, shared by W and R
+    compile_model(g)
+
+
+def test_lstm_cell_ports_follow_the_descriptor(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(USER_DESCRIPTOR)
+    rng = np.random.default_rng(0)
+    x, h, c = param([1, 16], "x"), param([1, 8], "h"), param([1, 8], "c")
+    w = (rng.standard_normal((32, 16)) * 0.2).astype(np.float32)
+    r = (rng.standard_normal((32, 8)) * 0.2).astype(np.float32)
+    cell = ops4.lstm_cell(x, h, c, ops4.constant(w), ops4.constant(r), ops4.constant(np.zeros(32, np.float32)), 8)
+    cell.set_friendly_name("cell")
+    m = model([cell.output(0)], [x, h, c])
+    g = quantize(m, target=str(path))
+    meta = quantizers(g)
+    assert {"cell/fq_weights_3", "cell/fq_weights_4", "x/fq_output_0", "h/fq_output_0"} == set(meta)
+    assert meta["x/fq_output_0"]["unified"] == meta["h/fq_output_0"]["unified"] is not None
+    assert_close_to_fp32(m, g, tol=0.1)
