@@ -29,6 +29,28 @@ Rules implemented (docs/placement.md has the full list and the reasons):
   NMS/TopK back to the nearest weighted op are not quantized.
 * **CPU INT8 rules**: activation FQs are per-tensor with 0 representable; weights are
   symmetric, per output channel, 255 levels (``q8_w_sym``), zero-filter fix.
+* **Recurrent ops** (LSTM/GRU/RNN sequences and cells, when the descriptor has a rule):
+  X and H (ports 0, 1) and the weights W and R; ports paired in ``unified_scales``
+  share one range. On LPT targets W/R get one per-tensor range (per-channel INT8 LSTM
+  miscomputes on the CPU plugin) and the X/H range covers the hidden state (-1, 1);
+  GRU with ``linear_before_reset`` is left float; H may be a constant (not quantized).
+* **Per-channel activations** where the picked space is per-channel (CPU
+  DepthWiseConvolution ``q8_a_ch``, NPU ``q8_ch``): axis 1, only while every merged
+  request agrees; such a quantizer only moves up through MaxPool.
+* **Priorities** (GNA3 ``input_priority_types``): requests from those op types win merges.
+* **placement_rules**: ``single_fq_add`` (CPU_SPR: one input FQ per two-activation
+  Add), ``transformer_quantize_multiply`` (CPU_SPR keeps Multiply quantizable).
+* **ScaledDotProductAttention**: symmetric FQs on query and key (NNCF CPU setup).
+* **Ignored patterns** named by the descriptor (:mod:`ovq.quantization.ignored_scope`).
+
+Metadata (``graph.meta[META_KEY]``, one entry per FQ name) always has ``node``, ``kind``
+(``"weights"``, ``"activations"`` or ``"outputs"``), ``mode``, ``levels``,
+``level_low``, ``level_high``, ``space``, ``unified`` (group id or None; weights share
+one only for recurrent W/R) and ``per_channel_axis`` (None, or the channel axis of a
+per-channel activation FQ, whose range constants are then shaped ``[1, C, 1, ...]``).
+Weight entries add ``op``. Activation entries of recurrent X/H groups add
+``range_include = (-1.0, 1.0)``: range estimators must widen the observed range to
+contain it before unifying the group.
 """
 
 from __future__ import annotations
@@ -127,6 +149,7 @@ class QuantizeActivation:
     group: str = "activations"
     unified: int | None = None
     per_channel_axis: int | None = None
+    range_include: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -444,6 +467,7 @@ def plan_placement(
     # Unified-scale groups: a union-find over integer ids shared by activations and weights.
     parent: dict[int, int] = {}
     counter = [0]
+    recurrent_groups: list[int] = []
 
     def new_group() -> int:
         gid = counter[0]
@@ -489,7 +513,9 @@ def plan_placement(
         n_in = len(g.op(n).inputs)
         priority = 2 if hwt in hw.input_priority_types or t in hw.input_priority_types else 1
         if t in RECURRENT_PORTS:
-            _plan_recurrent(view, hw, rule, n, preset, lpt, plan, edge_reqs, act_input_ok, skip, new_group)
+            gid = _plan_recurrent(view, hw, rule, n, preset, lpt, plan, edge_reqs, act_input_ok, skip, new_group)
+            if gid is not None:
+                recurrent_groups.append(gid)
             continue
         act_ports: list[int] = []
         weight_ports: list[int] = []
@@ -603,10 +629,15 @@ def plan_placement(
                     kind = "outputs" if all(edge_reqs[c].kind == "outputs" for c in cons) else "activations"
                     plan.activations.append(QuantizeActivation(n, o, tuple(cons), cfg, kind,
                                                                min(groups) if groups else None, axis))
-    # Group ids were unioned after some commands were made: canonicalize.
+    # Group ids were unioned after some commands were made: canonicalize. Recurrent X/H
+    # groups must cover the hidden-state range: the CPU plugin requantizes every h_t in
+    # (-1, 1) with the X/H scale, so an unsigned range clips it (silero-vad: h error
+    # 0.69 -> 0.085 with a signed range) [M].
+    rec_roots = {find(x) for x in recurrent_groups}
     plan.activations = [
         QuantizeActivation(a.producer, a.out_index, a.consumers, a.config, a.group,
-                           None if a.unified is None else find(a.unified), a.per_channel_axis)
+                           None if a.unified is None else find(a.unified), a.per_channel_axis,
+                           (-1.0, 1.0) if a.unified is not None and find(a.unified) in rec_roots else None)
         for a in reversed(plan.activations)
     ]
     counts: dict[int, int] = {}
@@ -615,7 +646,8 @@ def plan_placement(
             counts[a.unified] = counts.get(a.unified, 0) + 1
     plan.activations = [
         a if a.unified is None or counts[a.unified] > 1
-        else QuantizeActivation(a.producer, a.out_index, a.consumers, a.config, a.group, None, a.per_channel_axis)
+        else QuantizeActivation(a.producer, a.out_index, a.consumers, a.config, a.group, None, a.per_channel_axis,
+                                a.range_include)
         for a in plan.activations
     ]
     return plan
@@ -650,7 +682,7 @@ def _single_fq_add_port(view: _View, n: int, ports: list[int]) -> list[int]:
 
 def _plan_recurrent(view: _View, hw: HardwareDescriptor, rule: Any, n: int, preset: str, lpt: bool,
                     plan: PlacementPlan, edge_reqs: dict[tuple[int, int], _Req], act_input_ok: Any, skip: Any,
-                    new_group: Any) -> None:
+                    new_group: Any) -> int | None:
     """LSTM/GRU/RNN sequences and cells: X and H activations, W and R weights.
 
     Ports paired in the descriptor's ``unified_scales`` share one range (the CPU plugin
@@ -659,6 +691,7 @@ def _plan_recurrent(view: _View, hw: HardwareDescriptor, rule: Any, n: int, pres
     with per-channel weight FQs wrongly (max error 0.59 vs 0.013 emulated) [M].
     Without a quantized X (and H, unless H is a constant) nothing is placed: weight FQs
     alone make the CPU plugin reject the model (``expects Constant for port 4``).
+    Returns the group id of the X/H quantizers (None when nothing was placed).
     """
     g = view.g
     t = view.type(n)
@@ -666,16 +699,16 @@ def _plan_recurrent(view: _View, hw: HardwareDescriptor, rule: Any, n: int, pres
     (x_port, h_port), w_ports = RECURRENT_PORTS[t]
     if t.startswith("GRU") and str(attrs.get("linear_before_reset", "false")).lower() == "true":
         skip(n, "GRU with linear_before_reset (NNCF ignores it; the CPU INT8 LBR GRU does not compile)")
-        return
+        return None
     if not act_input_ok(n, x_port):
         skip(n, "input X is not a float activation")
-        return
+        return None
     act_ports = [x_port]
     if act_input_ok(n, h_port):
         act_ports.append(h_port)
     elif not view.is_const_input(n, h_port):
         skip(n, "initial state H is neither a float activation nor a constant")
-        return
+        return None
     unified = rule.unified_scales
     pairs: list[tuple[int, ...]]
     if unified == "all":
@@ -687,11 +720,11 @@ def _plan_recurrent(view: _View, hw: HardwareDescriptor, rule: Any, n: int, pres
         for i in w_ports:
             if not view.is_const_input(n, i):
                 skip(n, "weights are not constant")
-                return
+                return None
             src = _weight_source(view, n, i)
             if isinstance(src, str):
                 skip(n, src)
-                return
+                return None
             weights.append((i, *src))
         wcfg = _pick(_expand(rule.weights, weights=True), preset, weights=True)
         per_channel = wcfg.granularity == "perchannel" and not lpt
@@ -713,10 +746,12 @@ def _plan_recurrent(view: _View, hw: HardwareDescriptor, rule: Any, n: int, pres
                 done.add(j)
     cfg = _pick(_expand(rule.activations, weights=False), preset, weights=False)
     act_pair = next((p for p in pairs if x_port in p), ())
-    gid = new_group() if len([i for i in act_ports if i in act_pair]) > 1 else None
+    # One group even for a lone X (H constant): it marks the range that must cover h_t.
+    gid = new_group()
     for i in act_ports:
-        groups = frozenset({gid}) if gid is not None and i in act_pair else frozenset()
+        groups = frozenset({gid}) if i == x_port or i in act_pair else frozenset()
         edge_reqs[(n, i)] = _Req(_per_tensor(cfg), groups)
+    return gid
 
 
 def _propagation_targets(view: _View, hw: HardwareDescriptor, n: int, o: int, ignored: set[int], fused: set[int],
@@ -804,6 +839,8 @@ def apply_plan(graph: Graph, plan: PlacementPlan) -> dict[str, dict[str, Any]]:
         meta[name] = {"node": node, "kind": a.group, "mode": a.config.mode, "levels": a.config.levels,
                       "level_low": a.config.level_low, "level_high": a.config.level_high,
                       "space": a.config.space, "unified": a.unified, "per_channel_axis": a.per_channel_axis}
+        if a.range_include is not None:
+            meta[name]["range_include"] = a.range_include
     return meta
 
 
@@ -919,6 +956,10 @@ def fill_ranges_minmax(graph: Graph, samples: Iterable[Any]) -> int:
     ranges = collect_minmax(graph, srcs, samples, bypass=all_fq,
                             axes=[m.get("per_channel_axis") for m in acts.values()])
     observed = dict(zip(acts, ranges, strict=True))
+    for name, m in acts.items():
+        if m.get("range_include") is not None:
+            mn, mx = observed[name]
+            observed[name] = (np.minimum(mn, m["range_include"][0]), np.maximum(mx, m["range_include"][1]))
     unified: dict[int, tuple[Any, Any]] = {}
     for name, m in acts.items():
         if m.get("unified") is not None:

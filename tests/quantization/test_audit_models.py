@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import ovq
+import ovq.runtime
 from ovq.quantization import place_fake_quantize, runtime_audit
 from ovq.testing.assets import ONNX_LIGHT_MODELS, AssetUnavailable, asset_path, example_inputs
 
@@ -50,6 +51,21 @@ def test_efficientnet_lite0_all_int8():
 @pytest.mark.zoo
 def test_minilm_transformer_all_int8():
     _check(_quantize("minilm", model_type="transformer"), 37)
+
+
+@pytest.mark.zoo
+def test_silero_vad_lstm_int8():
+    try:
+        g = ovq.run_pipeline(ovq.read_model(asset_path("silero_vad")), "fold-constants,eliminate-dead-code")
+        x = example_inputs("silero_vad", 1)
+    except AssetUnavailable as exc:
+        pytest.skip(str(exc))
+    fp = ovq.runtime.compile_model(g.to_ov())
+    q = place_fake_quantize(g.copy(), calibration_samples=[x])
+    report = _check(q, 7)  # 6 Convolutions + the LSTMSequence
+    assert any(e.layer_type == "RNNSeq" and e.int8 for e in report.entries)
+    ref, out = fp(x), ovq.runtime.compile_model(q)(x)
+    assert abs(ref[1] - out[1]).max() < 0.2  # the new LSTM state (h in (-1, 1), c)
 
 
 @pytest.mark.zoo

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import openvino as ov
 import openvino.opset4 as ops4
+import openvino.opset13 as ops
 import pytest
-from models import model, param, recurrent
+from models import model, param, recurrent, seven_bit_weights
 
 import ovq
 from ovq.quantization import place_fake_quantize, plan_placement, runtime_audit
@@ -143,4 +144,28 @@ def test_lstm_cell_ports_follow_the_descriptor(tmp_path):
     meta = quantizers(g)
     assert {"cell/fq_weights_3", "cell/fq_weights_4", "x/fq_output_0", "h/fq_output_0"} == set(meta)
     assert meta["x/fq_output_0"]["unified"] == meta["h/fq_output_0"]["unified"] is not None
+    assert_close_to_fp32(m, g, tol=0.1)
+
+
+def test_lstm_after_relu_range_covers_the_hidden_state():
+    # X is unsigned (after ReLU) but the plugin requantizes every h_t in (-1, 1) with the X/H scale
+    rng = np.random.default_rng(3)
+    x = param([1, 6, 16], "x")
+    proj = ops4.relu(ops4.matmul(x, ops4.constant((rng.standard_normal((16, 16)) * 0.3).astype(np.float32)), False, True))
+    proj.set_friendly_name("proj_relu")
+    h = ops4.constant(np.zeros((1, 1, 16), np.float32))
+    c = param([1, 1, 16], "c")
+    wt = (rng.standard_normal((1, 64, 16)) * 0.3).astype(np.float32)
+    rt = (rng.standard_normal((1, 64, 16)) * 0.3).astype(np.float32)
+    lstm = ops.lstm_sequence(proj, h, c, ops.constant(np.array([6], np.int32)), ops.constant(wt), ops.constant(rt),
+                             ops.constant(np.zeros((1, 64), np.float32)), 16, "forward")
+    lstm.set_friendly_name("lstm")
+    m = model([lstm.output(0)], [x, c])
+    g = quantize(m)
+    meta = quantizers(g)["proj_relu/fq_output_0"]
+    assert meta["range_include"] == (-1.0, 1.0)
+    lo, hi = const_range(g, meta["node"])
+    assert lo < -1.0 and hi >= 1.0  # signed although the ReLU output is not
+    assert runtime_audit(g).ok
+    seven_bit_weights(g)  # the projection runs an AVX2 u8 x s8 kernel here (no saturation)
     assert_close_to_fp32(m, g, tol=0.1)
