@@ -1,7 +1,7 @@
 """FakeQuantize placement side by side: ovq vs NNCF, FQ counts and CPU INT8 coverage.
 
 Usage: python bench/placement.py [MODEL ...]   (default: digits resnet_like
-efficientnet_lite0 minilm and the light zoo CNNs)
+efficientnet_lite0 minilm silero_vad and the light zoo CNNs)
 
 Both tools see the same model and the same calibration samples (one batch from
 ``example_inputs``). NNCF runs with ``compress_weights=False`` so its weight quantizers
@@ -20,7 +20,10 @@ import ovq
 from ovq.quantization import place_fake_quantize, runtime_audit
 from ovq.testing.assets import ONNX_LIGHT_MODELS, AssetUnavailable, asset_path, example_inputs
 
-DEFAULT = ["digits", "resnet_like", "efficientnet_lite0", "minilm", *(f"onnx_light/{m}" for m in ONNX_LIGHT_MODELS)]
+DEFAULT = ["digits", "resnet_like", "efficientnet_lite0", "minilm", "silero_vad",
+           *(f"onnx_light/{m}" for m in ONNX_LIGHT_MODELS)]
+# Models whose weights arrive as constant subgraphs: fold them first (as the tests do).
+FOLD_FIRST = ("onnx_light/", "silero_vad")
 
 
 def count_fq(model) -> int:
@@ -51,11 +54,11 @@ def main(names: list[str]) -> None:
     for name in names:
         try:
             graph = ovq.read_model(asset_path(name))
-            x = example_inputs(name, 4)
+            x = example_inputs(name, 1 if name == "silero_vad" else 4)
         except AssetUnavailable as exc:
             print(f"skip {name}: {exc}", file=sys.stderr)
             continue
-        if name.startswith("onnx_light/"):
+        if name.startswith(FOLD_FIRST):
             graph = ovq.run_pipeline(graph, "fold-constants,fuse-batchnorm,eliminate-dead-code")
         transformer = name == "minilm"
         fp = graph.to_ov()
