@@ -12,7 +12,8 @@ Estimators (``activations_range``):
 Per-channel activation FQs (placement meta ``per_channel_axis``, e.g. depthwise
 convolution inputs on targets with ``q8_a_ch``) use POT's per-channel statistics: the
 global min and max of every channel over all samples (abs-max for symmetric), with the
-sign decided for the whole tensor.
+sign decided for the whole tensor and the weights' zero-filter fix on dead channels
+(``h = max(h, 0.01 · max_c h)``).
 
 Members of a unified-scale group (Concat inputs, recurrent port pairs) get one range
 from the min of their lows and the max of their highs. The FQ math (signed low bound
@@ -71,7 +72,10 @@ def per_channel_fq_range(stats: TensorStats, meta: Mapping[str, Any]) -> tuple[n
 
     mn, mx = stats.channel_min, stats.channel_max
     if meta["mode"] == "symmetric":
-        h = np.maximum(np.maximum(np.abs(mn), np.abs(mx)), 1e-8)
+        h = np.maximum(np.abs(mn), np.abs(mx))
+        # dead channels: the zero-filter fix of weights (NNCF does the same); a near-zero
+        # per-channel scale makes the CPU plugin's INT8 kernels lose the whole tensor
+        h = np.maximum(h, max(8e-5, 0.01 * float(h.max(initial=0.0))))
         if mn.min() >= 0:
             return np.zeros_like(h), h
         return h * meta["level_low"] / meta["level_high"], h
