@@ -4,6 +4,8 @@
 // multiply-add below is written out explicitly.
 #include <cmath>
 #include <cstdint>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "ovq/detail.hpp"
@@ -106,11 +108,55 @@ void store_int(void* base, int64_t off, int64_t i, int64_t s, float v) {
     static_cast<I*>(base)[off + i * s] = static_cast<I>(static_cast<int32_t>(v));
 }
 
+#if OVQ_X86
+// Store 8 int32 lanes as I with C++'s wrap-around narrowing (the low bits, as the scalar
+// path's cast): masking first makes the unsigned saturating packs exact.
+template <class I>
+__attribute__((target("avx2,fma,f16c"))) inline void store8i(I* o, __m256i v) {
+    if constexpr (sizeof(I) == 4) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(o), v);
+    } else {
+        const __m256i m = _mm256_and_si256(v, _mm256_set1_epi32(sizeof(I) == 1 ? 0xff : 0xffff));
+        const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+        if constexpr (sizeof(I) == 2)
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(o), w);
+        else
+            _mm_storel_epi64(reinterpret_cast<__m128i*>(o), _mm_packus_epi16(w, w));
+    }
+}
+
+// Node-flavor levels of a contiguous run stored as I; returns the count consumed (a
+// multiple of 8) and ORs a lane mask of non-finite inputs into `bad`.
+template <DType D, class I>
+__attribute__((target("avx2,fma,f16c"))) int64_t quantize_avx2(const typename Elem<D>::T* p, I* o,
+                                                              int64_t n, const K6& c, float top,
+                                                              float off, bool& bad) {
+    const __m256 cl = _mm256_set1_ps(c.cl), ch = _mm256_set1_ps(c.ch);
+    const __m256 isc = _mm256_set1_ps(c.isc), ish = _mm256_set1_ps(c.ish);
+    const __m256 zero = _mm256_setzero_ps(), vtop = _mm256_set1_ps(top), voff = _mm256_set1_ps(off);
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+    constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    __m256 nf = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = load8<D>(p + i);
+        nf = _mm256_or_ps(nf, _mm256_cmp_ps(_mm256_and_ps(x, absm), inf, _CMP_NLT_UQ));
+        const __m256 v = _mm256_max_ps(_mm256_min_ps(x, ch), cl);
+        __m256 t = _mm256_round_ps(_mm256_fmadd_ps(v, isc, ish), kRound);
+        t = _mm256_min_ps(_mm256_max_ps(t, zero), vtop);  // maxps(NaN, 0) = 0, as the scalar path
+        store8i<I>(o + i, _mm256_cvttps_epi32(_mm256_add_ps(t, voff)));
+    }
+    if (_mm256_movemask_ps(nf)) bad = true;
+    return i;
+}
+#endif
+
 template <DType D, class I>
 bool quantize_t(const Operand& x, const Operand& out, const Box& box, const FQConsts& c, int levels,
                 int offset) {
     const int64_t splits = detail::splits_for(box);
-    std::vector<float> nfs(static_cast<size_t>(box.k * splits), 0.0f);
+    std::vector<char> bads(static_cast<size_t>(box.k * splits), 0);
     const float top = static_cast<float>(levels - 1);
     const float off_f = static_cast<float>(offset);
     parallel_for(box.k * splits, detail::box_size(box) / splits, [&](int64_t t) {
@@ -118,7 +164,7 @@ bool quantize_t(const Operand& x, const Operand& out, const Box& box, const FQCo
         int64_t r0, r1;
         detail::split_range(box.shape[0], splits, t % splits, r0, r1);
         const K6 kc = consts_at(c, k);
-        float nf = 0.0f;
+        bool bad = false;
         const int64_t base[2] = {x.koff[k], out.koff[k]};
         const int64_t* const strides[2] = {x.rstrides, out.rstrides};
         void* obase = const_cast<void*>(out.data);
@@ -126,23 +172,12 @@ bool quantize_t(const Operand& x, const Operand& out, const Box& box, const FQCo
             const auto* p = static_cast<const typename Elem<D>::T*>(x.data) + off[0];
             int64_t i = 0;
 #if OVQ_X86
-            if (s[0] == 1 && simd_enabled()) {
-                alignas(32) float buf[256];
-                for (; i + 256 <= n; i += 256) {
-                    fq_avx2<D>(p + i, buf, 256, K6{kc.cl, kc.ch, kc.isc, kc.ish, 1.0f, 0.0f}, 1);
-                    for (int j = 0; j < 256; ++j) {
-                        const float raw = Elem<D>::load(p + i + j);
-                        nf += raw - raw;
-                        float q = buf[j];
-                        q = q < 0.0f ? 0.0f : (q > top ? top : q);
-                        store_int<I>(obase, off[1], i + j, s[1], q + off_f);
-                    }
-                }
-            }
+            if (s[0] == 1 && s[1] == 1 && simd_enabled())
+                i = quantize_avx2<D, I>(p, static_cast<I*>(obase) + off[1], n, kc, top, off_f, bad);
 #endif
             for (; i < n; ++i) {
                 const float raw = Elem<D>::load(p + i * s[0]);
-                nf += raw - raw;
+                bad = bad || !(std::fabs(raw) < std::numeric_limits<float>::infinity());
                 const float v = xmax(xmin(raw, kc.ch), kc.cl);
                 float q = std::nearbyint(std::fma(v, kc.isc, kc.ish));
                 q = q < 0.0f ? 0.0f : (q > top ? top : q);
@@ -150,12 +185,37 @@ bool quantize_t(const Operand& x, const Operand& out, const Box& box, const FQCo
                 store_int<I>(obase, off[1], i, s[1], q + off_f);
             }
         });
-        nfs[static_cast<size_t>(t)] = nf;
+        bads[static_cast<size_t>(t)] = bad;
     });
-    for (float f : nfs)
-        if (f != 0.0f) return false;
+    for (char b : bads)
+        if (b) return false;
     return true;
 }
+
+#if OVQ_X86
+template <class I>
+__attribute__((target("avx2,fma,f16c"))) inline __m256 load8i(const I* p) {
+    if constexpr (std::is_same_v<I, int32_t>) {
+        return _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    } else if constexpr (sizeof(I) == 2) {
+        const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        return _mm256_cvtepi32_ps(std::is_signed_v<I> ? _mm256_cvtepi16_epi32(w) : _mm256_cvtepu16_epi32(w));
+    } else {
+        const __m128i w = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+        return _mm256_cvtepi32_ps(std::is_signed_v<I> ? _mm256_cvtepi8_epi32(w) : _mm256_cvtepu8_epi32(w));
+    }
+}
+
+// (f32(q) - zp) * scale, two roundings as in the scalar loop; returns the count done.
+template <class I>
+__attribute__((target("avx2,fma,f16c"))) int64_t dequantize_avx2(const I* p, float* o, int64_t n, float s,
+                                                                float z) {
+    const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(z);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_sub_ps(load8i<I>(p + i), vz), vs));
+    return i;
+}
+#endif
 
 template <class I>
 void dequantize_t(const Operand& q, const Operand& out, const Box& box, const float* scale,
@@ -172,7 +232,11 @@ void dequantize_t(const Operand& q, const Operand& out, const Box& box, const fl
             const I* p = static_cast<const I*>(q.data) + off[0];
             float* o = static_cast<float*>(const_cast<void*>(out.data)) + off[1];
             if (s[0] == 1 && s[1] == 1) {
-                for (int64_t i = 0; i < n; ++i) o[i] = (static_cast<float>(p[i]) - z_) * s_;
+                int64_t i = 0;
+#if OVQ_X86
+                if (simd_enabled()) i = dequantize_avx2<I>(p, o, n, s_, z_);
+#endif
+                for (; i < n; ++i) o[i] = (static_cast<float>(p[i]) - z_) * s_;
             } else {
                 for (int64_t i = 0; i < n; ++i) o[i * s[1]] = (static_cast<float>(p[i * s[0]]) - z_) * s_;
             }

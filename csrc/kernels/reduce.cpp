@@ -453,6 +453,81 @@ bool quantile_t(const Operand& x, const Box& box, const double* q, int nq, bool 
 }
 
 // ------------------------------------------------------------------------- histogram
+// Slot of a finite value: 0 below lo, bins + 1 above hi, else 1 + min(floor((v - lo) *
+// scale), bins - 1). Inside [lo, hi] the product is >= 0, so truncation is floor (no libm
+// call). Out-of-range values are clamped before the product so it stays small. A NaN or
+// Inf only sets `bad` (the result is then discarded and the tensor reported); its slot
+// is some in-range index.
+struct HistParams {
+    double l, h, scale;
+    int64_t bins;
+    bool absolute;
+};
+
+inline int64_t hist_slot(double v, const HistParams& hp) {
+    const double c = v < hp.l ? hp.l : (v > hp.h ? hp.h : v);
+    int64_t b = static_cast<int64_t>((c - hp.l) * hp.scale);
+    b = b < hp.bins - 1 ? b : hp.bins - 1;
+    return v < hp.l ? 0 : (v > hp.h ? hp.bins + 1 : b + 1);
+}
+
+template <DType D>
+void hist_scalar(const typename Elem<D>::T* p, int64_t n, int64_t s, const HistParams& hp,
+                 int64_t* cnt, bool& bad) {
+    bool nf = false;
+    for (int64_t i = 0; i < n; ++i) {
+        const float f = Elem<D>::load(p + i * s);
+        nf |= !(std::fabs(f) < kInf);
+        const double v = hp.absolute ? std::fabs(static_cast<double>(f)) : static_cast<double>(f);
+        ++cnt[hist_slot(v == v ? v : hp.l, hp)];
+    }
+    bad = bad || nf;
+}
+
+#if OVQ_X86
+// 4 x 64-bit lane masks -> 4 x 32-bit lane masks.
+__attribute__((target("avx2,fma,f16c"))) inline __m128i narrow_mask(__m256d m) {
+    const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(_mm256_castpd_si256(m), idx));
+}
+
+// Slots of 8 values per step computed in vector registers (the same float64 arithmetic
+// as hist_slot), then counted with scalar increments. Returns the count consumed.
+template <DType D>
+__attribute__((target("avx2,fma,f16c"))) int64_t hist_avx2(const typename Elem<D>::T* p, int64_t n,
+                                                          const HistParams& hp, int64_t* cnt,
+                                                          bool& bad) {
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 inf = _mm256_set1_ps(kInf);
+    const __m256 sgn = hp.absolute ? absm : _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    const __m256d l = _mm256_set1_pd(hp.l), h = _mm256_set1_pd(hp.h), sc = _mm256_set1_pd(hp.scale);
+    const __m128i last = _mm_set1_epi32(static_cast<int32_t>(hp.bins - 1));
+    const __m128i one = _mm_set1_epi32(1), over = _mm_set1_epi32(static_cast<int32_t>(hp.bins + 1));
+    __m256 nf = _mm256_setzero_ps();
+    alignas(32) int32_t slot[8];
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_and_ps(load8<D>(p + i), sgn);
+        nf = _mm256_or_ps(nf, _mm256_cmp_ps(_mm256_and_ps(x, absm), inf, _CMP_NLT_UQ));
+        for (int half = 0; half < 2; ++half) {
+            const __m256d v = _mm256_cvtps_pd(half ? _mm256_extractf128_ps(x, 1) : _mm256_castps256_ps128(x));
+            // maxpd/minpd return the second operand for NaN, so a NaN lands in range.
+            const __m256d c = _mm256_min_pd(_mm256_max_pd(v, l), h);
+            __m128i b = _mm256_cvttpd_epi32(_mm256_mul_pd(_mm256_sub_pd(c, l), sc));
+            b = _mm_add_epi32(_mm_min_epi32(b, last), one);
+            const __m128i below = narrow_mask(_mm256_cmp_pd(v, l, _CMP_LT_OQ));
+            const __m128i above = narrow_mask(_mm256_cmp_pd(v, h, _CMP_GT_OQ));
+            b = _mm_andnot_si128(below, b);                                     // below: 0
+            b = _mm_or_si128(_mm_andnot_si128(above, b), _mm_and_si128(above, over));
+            _mm_store_si128(reinterpret_cast<__m128i*>(slot + 4 * half), b);
+        }
+        for (int j = 0; j < 8; ++j) ++cnt[slot[j]];
+    }
+    if (_mm256_movemask_ps(nf)) bad = true;
+    return i;
+}
+#endif
+
 template <DType D>
 bool histogram_t(const Operand& x, const Box& box, const double* lo, const double* hi,
                  int64_t bins, bool absolute, int64_t* out) {
@@ -460,39 +535,26 @@ bool histogram_t(const Operand& x, const Box& box, const double* lo, const doubl
     const int64_t splits = detail::splits_for(box);
     const int64_t ntasks = box.k * splits;
     std::vector<int64_t> part(static_cast<size_t>(ntasks * width), 0);
-    std::vector<float> nfs(static_cast<size_t>(ntasks), 0.0f);
+    std::vector<char> bads(static_cast<size_t>(ntasks), 0);
     parallel_for(ntasks, detail::box_size(box) / splits, [&](int64_t t) {
         const int64_t k = t / splits;
         int64_t r0, r1;
         detail::split_range(box.shape[0], splits, t % splits, r0, r1);
-        const double l = lo[k], h = hi[k], scale = static_cast<double>(bins) / (h - l);
+        const HistParams hp{lo[k], hi[k], static_cast<double>(bins) / (hi[k] - lo[k]), bins, absolute};
         int64_t* cnt = part.data() + t * width;
-        float nf = 0.0f;
+        bool bad = false;
         const int64_t base[1] = {x.koff[k]};
         const int64_t* const strides[1] = {x.rstrides};
         detail::walk<1>(base, strides, box, r0, r1, [&](const int64_t* off, int64_t n, const int64_t* s) {
             const auto* p = static_cast<const typename Elem<D>::T*>(x.data) + off[0];
-            for (int64_t i = 0; i < n; ++i) {
-                const float f = Elem<D>::load(p + i * s[0]);
-                nf += f - f;
-                if (f != f) continue;  // NaN: counted in nf, no slot
-                const double v = absolute ? std::fabs(static_cast<double>(f)) : static_cast<double>(f);
-                int64_t slot;
-                if (v < l) {
-                    slot = 0;
-                } else if (v > h) {
-                    slot = bins + 1;
-                } else {
-                    double b = std::floor((v - l) * scale);
-                    if (b > static_cast<double>(bins - 1)) b = static_cast<double>(bins - 1);
-                    slot = static_cast<int64_t>(b) + 1;
-                }
-                ++cnt[slot];
-            }
+            int64_t i = 0;
+#if OVQ_X86
+            if (s[0] == 1 && simd_enabled() && bins < (int64_t{1} << 30)) i = hist_avx2<D>(p, n, hp, cnt, bad);
+#endif
+            hist_scalar<D>(p + i * s[0], n - i, s[0], hp, cnt, bad);
         });
-        nfs[static_cast<size_t>(t)] = nf;
+        bads[static_cast<size_t>(t)] = bad;
     });
-    bool ok = true;
     for (int64_t k = 0; k < box.k; ++k) {
         for (int64_t b = 0; b < width; ++b) {
             int64_t c = 0;
@@ -500,8 +562,9 @@ bool histogram_t(const Operand& x, const Box& box, const double* lo, const doubl
             out[k * width + b] = c;
         }
     }
-    for (float f : nfs) ok = ok && f == 0.0f;
-    return ok;
+    for (char b : bads)
+        if (b) return false;
+    return true;
 }
 
 // ------------------------------------------------------------------------ quant error

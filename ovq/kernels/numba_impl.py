@@ -1,29 +1,110 @@
 """numba implementations of the kernels, same signatures as :mod:`ovq.kernels.reference`.
 
 The jitted kernels walk the same strided plans as the native backend
-(:mod:`ovq.kernels._layout`), so views are not copied; float16/bfloat16 inputs are
-widened to float32 first (one copy). Compilation is lazy (first call), cached on disk.
+(:mod:`ovq.kernels._layout`), so views are not copied, and float16/bfloat16 inputs are
+read as raw 16-bit words and widened in registers (no float32 copy). Work is split into
+tasks like the native backend (per kept index, and along the outer reduced dim when
+there are few kept indices) and run with ``numba.prange`` on numba's thread pool.
+Compilation is lazy (first call), cached on disk.
+
+Why the loops look the way they do (numba does not SLP-vectorize, and it never puts
+fast-math flags on ``select``, so LLVM will not vectorize a float min/max reduction):
+
+* min/max reduce integer **order keys** of the IEEE bits (``b ^ 0x7fff…`` for negative
+  ``b``), which are monotone in the float value; integer min/max reductions vectorize.
+  The largest ``|bits|`` seen doubles as the NaN/Inf check, so no float ``v - v``
+  accumulation chain (a serial dependency) is needed.
+* Contiguous runs (stride 1) are passed as contiguous slices so LLVM sees unit-stride
+  loads; other strides go through a strided view of the same memory.
+* Float64 sums are the only reassociated arithmetic (``fastmath={"reassoc"}`` on the
+  moment kernel); sums may differ from the reference in the last bits (documented
+  tolerance). FakeQuantize/quantize use the hardware fused multiply-add through an LLVM
+  intrinsic, which is correctly rounded, so they stay bit-identical.
 """
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
-from ovq.errors import EmptyTensorError, NonFiniteError
+from ovq.errors import NonFiniteError
 from ovq.kernels import reference as _ref
 from ovq.kernels._layout import plan, range_constants
 
 _jit = numba.njit(cache=True, nogil=True)
+_pjit = numba.njit(cache=True, nogil=True, parallel=True)
+
+_BF16 = None
+try:  # ml_dtypes is optional; bfloat16 arrays only exist if it is installed
+    import ml_dtypes
+
+    _BF16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:  # pragma: no cover
+    pass
+
+# ------------------------------------------------------------------- LLVM intrinsics
+
+
+@intrinsic
+def _val(typingctx, x, bf):
+    """float32 value of an element: float32 as is; a uint16 word as bfloat16 if ``bf``
+    else IEEE half (both widenings are exact and branch-free, so loops vectorize)."""
+    if x == types.float32:
+        def cg(context, builder, sig, args):
+            return args[0]
+    elif x == types.uint16:
+        def cg(context, builder, sig, args):
+            w = args[0]
+            f32 = ir.FloatType()
+            bfv = builder.bitcast(builder.shl(builder.zext(w, ir.IntType(32)),
+                                              ir.Constant(ir.IntType(32), 16)), f32)
+            hv = builder.fpext(builder.bitcast(w, ir.HalfType()), f32)
+            flag = context.cast(builder, args[1], sig.args[1], types.boolean)
+            return builder.select(flag, bfv, hv)
+    else:
+        return None
+    return types.float32(x, bf), cg
+
+
+@intrinsic
+def _sbits(typingctx, x):
+    """The element's IEEE bits as a signed integer (sign bit = sign), widened to int64."""
+    if x == types.float32:
+        def cg(context, builder, sig, args):
+            return builder.sext(builder.bitcast(args[0], ir.IntType(32)), ir.IntType(64))
+    elif x == types.uint16:
+        def cg(context, builder, sig, args):
+            return builder.sext(args[0], ir.IntType(64))
+    else:
+        return None
+    return types.int64(x), cg
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """Correctly rounded float32 ``a * b + c`` (``llvm.fma``: FMA instruction or libm)."""
+    if not all(t == types.float32 for t in (a, b, c)):
+        return None
+
+    def cg(context, builder, sig, args):
+        return builder.fma(*args)
+
+    return types.float32(a, b, c), cg
+
+
+# -------------------------------------------------------------------------- walking
 
 
 @_jit
 def _run_offset(o, rshape, rstrides):
     """Element offset of the o-th innermost run of the box (row-major over dims[:-1])."""
-    off = 0
     nd = rshape.shape[0]
+    if nd == 1:
+        return o * rstrides[0]
+    off = 0
     for d in range(nd - 2, -1, -1):
         i = o % rshape[d]
         o //= rshape[d]
@@ -32,329 +113,686 @@ def _run_offset(o, rshape, rstrides):
 
 
 @_jit
-def _nruns(rshape):
-    n = 1
-    for d in range(rshape.shape[0] - 1):
-        n *= rshape[d]
-    return n
+def _task(t, splits, rshape, rstrides):
+    """Task ``t`` = (kept index, part of dim 0): ``(k, o0, o1, n, s)``, runs ``[o0, o1)``
+    of ``n`` elements at stride ``s`` (with one dim, the run is the part itself)."""
+    k = t // splits
+    j = t % splits
+    d0 = rshape[0]
+    lo = d0 * j // splits
+    hi = d0 * (j + 1) // splits
+    if rshape.shape[0] == 1:
+        return k, lo, lo + (1 if hi > lo else 0), hi - lo, rstrides[0]
+    per = 1
+    for d in range(1, rshape.shape[0] - 1):
+        per *= rshape[d]
+    return k, lo * per, hi * per, rshape[-1], rstrides[-1]
 
 
 @_jit
-def _minmax_k(flat, koff, rshape, rstrides):
-    k = koff.shape[0]
-    mn = np.full(k, np.inf, np.float32)
-    mx = np.full(k, -np.inf, np.float32)
-    nf = np.float32(0.0)
-    n_in = rshape[-1]
-    s_in = rstrides[-1]
-    runs = _nruns(rshape)
-    for kk in numba.prange(k):
-        a = mn[kk]
-        b = mx[kk]
-        f = np.float32(0.0)
-        for o in range(runs):
-            base = koff[kk] + _run_offset(o, rshape, rstrides)
-            for i in range(n_in):
-                v = flat[base + i * s_in]
-                a = v if v < a else a
-                b = v if v > b else b
-                f += v - v
-        mn[kk] = a
-        mx[kk] = b
-        nf += f
-    return mn, mx, nf == 0.0
+def _sview(a, base, n, s):
+    """The n elements ``a[base + i*s]`` as a (strided) view; any stride, even 0 or < 0."""
+    if n <= 1:
+        return a[base:base + n:1]
+    if s > 0:
+        return a[base:base + (n - 1) * s + 1:s]
+    if s < 0:
+        lo = base + (n - 1) * s
+        return a[lo:base + 1:-s][::-1]
+    return np.full(n, a[base])[::1]
+
+
+def _splits(rshape: np.ndarray, k: int) -> int:
+    """Parts of dim 0 per kept index (as the native backend: split when K is small)."""
+    nt = numba.get_num_threads()
+    r = int(np.prod(rshape, dtype=np.int64))
+    if nt <= 1 or k >= 4 * nt or r < (1 << 15):
+        return 1
+    return max(1, min(4 * nt, int(rshape[0])))
+
+
+def _raw(x: np.ndarray) -> tuple[np.ndarray, bool, int, int]:
+    """``(data, bf, absmask, finite_limit)``: float32 data, or the 16-bit words."""
+    if x.dtype == np.float32:
+        return x, False, 0x7FFFFFFF, 0x7F800000
+    if x.dtype == np.float16:
+        return x.view(np.uint16), False, 0x7FFF, 0x7C00
+    if _BF16 is not None and x.dtype == _BF16:
+        return x.view(np.uint16), True, 0x7FFF, 0x7F80
+    return _raw(x.astype(np.float32))
+
+
+def _unkey(keys: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Inverse of the order key: float32 values from int64 keys of ``dtype`` bits."""
+    if dtype == np.float32:
+        bits = np.where(keys < 0, keys ^ 0x7FFFFFFF, keys).astype(np.int32)
+        return bits.view(np.float32)
+    bits = np.where(keys < 0, keys ^ 0x7FFF, keys).astype(np.int16)
+    return bits.view(dtype).astype(np.float32)
+
+
+_KMAX = np.int64(2**62)
+_INF32 = np.float32(np.inf)
+
+
+# ----------------------------------------------------------------------- min / max
 
 
 @_jit
-def _moments_k(flat, koff, rshape, rstrides):
-    k = koff.shape[0]
-    mn = np.full(k, np.inf, np.float32)
-    mx = np.full(k, -np.inf, np.float32)
-    s = np.zeros(k)
-    q = np.zeros(k)
-    n_in = rshape[-1]
-    s_in = rstrides[-1]
-    runs = _nruns(rshape)
-    for kk in range(k):
-        a = mn[kk]
-        b = mx[kk]
+def _mm_seg(seg, mn, mx, ab, amask):
+    for i in range(seg.shape[0]):
+        b = _sbits(seg[i])
+        key = b ^ (amask if b < 0 else 0)
+        mn = key if key < mn else mn
+        mx = key if key > mx else mx
+        a = b & amask
+        ab = a if a > ab else ab
+    return mn, mx, ab
+
+
+@_pjit
+def _minmax_k(a, koff, rshape, rstrides, splits, amask):
+    nt = koff.shape[0] * splits
+    mn = np.empty(nt, np.int64)
+    mx = np.empty(nt, np.int64)
+    ab = np.empty(nt, np.int64)
+    for t in numba.prange(nt):
+        k, o0, o1, n, s = _task(t, splits, rshape, rstrides)
+        m0 = _KMAX
+        m1 = -_KMAX
+        m2 = np.int64(0)
+        for o in range(o0, o1):
+            base = koff[k] + _run_offset(o, rshape, rstrides)
+            if s == 1:
+                m0, m1, m2 = _mm_seg(a[base:base + n], m0, m1, m2, amask)
+            else:
+                m0, m1, m2 = _mm_seg(_sview(a, base, n, s), m0, m1, m2, amask)
+        mn[t] = m0
+        mx[t] = m1
+        ab[t] = m2
+    return mn, mx, ab
+
+
+# ------------------------------------------------------------------------- moments
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _mom_seg(seg, bf, mn, mx, ab, s0, q0, amask):
+    for i in range(seg.shape[0]):
+        e = seg[i]
+        b = _sbits(e)
+        key = b ^ (amask if b < 0 else 0)
+        mn = key if key < mn else mn
+        mx = key if key > mx else mx
+        a = b & amask
+        ab = a if a > ab else ab
+        d = np.float64(_val(e, bf))
+        s0 += d
+        q0 += d * d
+    return mn, mx, ab, s0, q0
+
+
+@_pjit
+def _moments_k(a, bf, koff, rshape, rstrides, splits, amask):
+    nt = koff.shape[0] * splits
+    mn = np.empty(nt, np.int64)
+    mx = np.empty(nt, np.int64)
+    ab = np.empty(nt, np.int64)
+    sm = np.empty(nt)
+    sq = np.empty(nt)
+    for t in numba.prange(nt):
+        k, o0, o1, n, s = _task(t, splits, rshape, rstrides)
+        m0 = _KMAX
+        m1 = -_KMAX
+        m2 = np.int64(0)
         s0 = 0.0
         q0 = 0.0
-        for o in range(runs):
-            base = koff[kk] + _run_offset(o, rshape, rstrides)
-            for i in range(n_in):
-                v = flat[base + i * s_in]
-                a = v if v < a else a
-                b = v if v > b else b
-                d = np.float64(v)
-                s0 += d
-                q0 += d * d
-        mn[kk] = a
-        mx[kk] = b
-        s[kk] = s0
-        q[kk] = q0
-    ok = True
+        for o in range(o0, o1):
+            base = koff[k] + _run_offset(o, rshape, rstrides)
+            if s == 1:
+                m0, m1, m2, s0, q0 = _mom_seg(a[base:base + n], bf, m0, m1, m2, s0, q0, amask)
+            else:
+                m0, m1, m2, s0, q0 = _mom_seg(_sview(a, base, n, s), bf, m0, m1, m2, s0, q0,
+                                              amask)
+        mn[t] = m0
+        mx[t] = m1
+        ab[t] = m2
+        sm[t] = s0
+        sq[t] = q0
+    return mn, mx, ab, sm, sq
+
+
+# ------------------------------------------------------------------------ quantile
+# Extreme ranks (all within min(n/16, 4096) of an end): one filtering pass per task that
+# keeps candidates for the m smallest (largest) values behind a bound that tightens
+# whenever the buffer fills (exact: a dropped value is dominated by m kept ones); the
+# union over a kept index's tasks holds its m smallest (largest) values. Other ranks:
+# gather a copy and select with np.partition.
+
+
+@_jit
+def _select(a, lo, hi, kth):
+    """Reorder a[lo:hi] in place so a[kth] holds its kth value (ascending), smaller ones
+    before it and larger ones after (Hoare partitioning; terminates with NaNs too)."""
+    while hi - lo > 16:
+        x, y, z = a[lo], a[(lo + hi - 1) // 2], a[hi - 1]
+        piv = max(min(x, y), min(max(x, y), z))
+        i = lo
+        j = hi - 1
+        while i <= j:
+            while i <= j and a[i] < piv:
+                i += 1
+            while i <= j and a[j] > piv:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        # a[lo:j+1] <= piv, a[i:hi] >= piv, anything between equals piv.
+        if kth <= j:
+            hi = j + 1
+        elif kth >= i:
+            lo = i
+        else:
+            return
+    for i in range(lo + 1, hi):  # insertion sort of a short range
+        v = a[i]
+        j = i - 1
+        while j >= lo and a[j] > v:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = v
+
+
+@_jit
+def _compact(buf, cnt, m, low):
+    """Keep the m best of buf[:cnt] in buf[:m]; returns the new bound (the m-th best)."""
+    if low:
+        _select(buf, 0, cnt, m - 1)
+        return buf[m - 1]
+    _select(buf, 0, cnt, cnt - m)
+    buf[:m] = buf[cnt - m:cnt].copy()
+    return buf[0]
+
+
+@_jit
+def _offer(v, lb, lc, lt, m_lo, hb, hc, ht, m_hi):
+    """Offer v to both keepers (a side takes it if it is beyond that side's bound)."""
+    if v < lt:
+        lb[lc] = v
+        lc += 1
+        if lc == lb.shape[0]:
+            lt = _compact(lb, lc, m_lo, True)
+            lc = m_lo
+    if v > ht:
+        hb[hc] = v
+        hc += 1
+        if hc == hb.shape[0]:
+            ht = _compact(hb, hc, m_hi, False)
+            hc = m_hi
+    return lc, lt, hc, ht
+
+
+@_jit
+def _keep_seg(seg, bf, absolute, lb, lc, lt, m_lo, hb, hc, ht, m_hi, bad):
+    n = seg.shape[0]
+    start = 0
+    fresh = (m_lo == 0 or lt == _INF32) and (m_hi == 0 or ht == -_INF32)
+    p = min(n, 1024)
+    if fresh and p >= max(m_lo, m_hi):
+        # Seed both sides from the first p values in bulk (one selection each), so the
+        # bounds start tight instead of at +-Inf and the scan below rarely stops.
+        vals = np.empty(p, np.float32)
+        for j in range(p):
+            v = _val(seg[j], bf)
+            v = abs(v) if absolute else v
+            bad |= not (abs(v) < _INF32)
+            vals[j] = v
+        if m_lo > 0:
+            _select(vals, 0, p, m_lo - 1)
+            lb[:m_lo] = vals[:m_lo]
+            lt = vals[m_lo - 1]
+            lc = m_lo
+        if m_hi > 0:
+            _select(vals, 0, p, p - m_hi)
+            hb[:m_hi] = vals[p - m_hi:]
+            ht = vals[p - m_hi]
+            hc = m_hi
+        start = p
+    for i in range(start, n, 16):
+        e = min(i + 16, n)
+        # Branch-free test of a block (vectorizes); a block with a value beyond a bound,
+        # or a NaN/Inf, is replayed element by element.
+        hit = False
+        for j in range(i, e):
+            v = _val(seg[j], bf)
+            v = abs(v) if absolute else v
+            hit |= (v < lt) | (v > ht) | (not (abs(v) < _INF32))
+        if hit:
+            for j in range(i, e):
+                v = _val(seg[j], bf)
+                v = abs(v) if absolute else v
+                if not (abs(v) < _INF32):
+                    bad = True
+                if v < lt or v > ht:
+                    lc, lt, hc, ht = _offer(v, lb, lc, lt, m_lo, hb, hc, ht, m_hi)
+    return lc, lt, hc, ht, bad
+
+
+@_pjit
+def _keep_k(a, bf, koff, rshape, rstrides, splits, absolute, m_lo, m_hi):
+    nt = koff.shape[0] * splits
+    cap_lo = 2 * m_lo + 32
+    cap_hi = 2 * m_hi + 32
+    lbuf = np.empty((nt, cap_lo), np.float32)
+    hbuf = np.empty((nt, cap_hi), np.float32)
+    lcnt = np.zeros(nt, np.int64)
+    hcnt = np.zeros(nt, np.int64)
+    bads = np.zeros(nt, np.bool_)
+    inf = np.float32(np.inf)
+    for t in numba.prange(nt):
+        k, o0, o1, n, s = _task(t, splits, rshape, rstrides)
+        lb = lbuf[t]
+        hb = hbuf[t]
+        lc = 0
+        hc = 0
+        # An inactive side (m == 0) accepts nothing; an active one all until it fills.
+        lt = inf if m_lo > 0 else -inf
+        ht = -inf if m_hi > 0 else inf
+        bad = False
+        for o in range(o0, o1):
+            base = koff[k] + _run_offset(o, rshape, rstrides)
+            if s == 1:
+                lc, lt, hc, ht, bad = _keep_seg(a[base:base + n], bf, absolute, lb, lc, lt,
+                                                m_lo, hb, hc, ht, m_hi, bad)
+            else:
+                lc, lt, hc, ht, bad = _keep_seg(_sview(a, base, n, s), bf, absolute, lb, lc,
+                                                lt, m_lo, hb, hc, ht, m_hi, bad)
+        lcnt[t] = lc
+        hcnt[t] = hc
+        bads[t] = bad
+    return lbuf, lcnt, hbuf, hcnt, bads
+
+
+@_jit
+def _interp(vals_at_i, vals_at_j, h, i):
+    return vals_at_i + (h - i) * (vals_at_j - vals_at_i)
+
+
+@_jit
+def _extreme_finish(lbuf, lcnt, hbuf, hcnt, k, splits, r, q, m_lo):
+    out = np.empty((q.shape[0], k))
     for kk in range(k):
-        if not (math.isfinite(s[kk]) and math.isfinite(q[kk])):
-            ok = False
-    return mn, mx, s, q, ok
+        nl = 0
+        nh = 0
+        for j in range(splits):
+            nl += lcnt[kk * splits + j]
+            nh += hcnt[kk * splits + j]
+        lv = np.empty(nl, np.float32)
+        hv = np.empty(nh, np.float32)
+        pl = 0
+        ph = 0
+        for j in range(splits):
+            t = kk * splits + j
+            lv[pl:pl + lcnt[t]] = lbuf[t, :lcnt[t]]
+            pl += lcnt[t]
+            hv[ph:ph + hcnt[t]] = hbuf[t, :hcnt[t]]
+            ph += hcnt[t]
+        lv = np.sort(lv)          # lv[i] = v[i] for i < m_lo
+        hv = -np.sort(-hv)        # hv[i] = v[r - 1 - i]
+        for qi in range(q.shape[0]):
+            h = (r - 1) * q[qi]
+            i = int(np.floor(h))
+            j = min(i + 1, r - 1)
+            vi = np.float64(lv[i]) if i < m_lo else np.float64(hv[r - 1 - i])
+            vj = vi
+            if j != i:
+                vj = np.float64(lv[j]) if j < m_lo else np.float64(hv[r - 1 - j])
+            out[qi, kk] = _interp(vi, vj, h, i)
+    return out
 
 
 @_jit
-def _gather(flat, base0, rshape, rstrides, absolute):
-    n_in = rshape[-1]
-    s_in = rstrides[-1]
-    runs = _nruns(rshape)
-    buf = np.empty(runs * n_in, np.float32)
-    j = 0
-    nf = np.float32(0.0)
-    for o in range(runs):
-        base = base0 + _run_offset(o, rshape, rstrides)
-        for i in range(n_in):
-            v = flat[base + i * s_in]
-            nf += v - v
-            buf[j] = abs(v) if absolute else v
-            j += 1
-    return buf, nf == 0.0
+def _gather_seg(seg, bf, absolute, buf, w, bad):
+    for i in range(seg.shape[0]):
+        v = _val(seg[i], bf)
+        if not (abs(v) < np.inf):
+            bad = True
+        buf[w + i] = abs(v) if absolute else v
+    return bad
 
 
-@_jit
-def _quantile_k(flat, koff, rshape, rstrides, q, absolute):
+@_pjit
+def _quantile_k(a, bf, koff, rshape, rstrides, q, absolute):
     k = koff.shape[0]
     out = np.empty((q.shape[0], k))
-    ok = True
-    for kk in range(k):
-        buf, fin = _gather(flat, koff[kk], rshape, rstrides, absolute)
-        if not fin:
-            ok = False
+    bads = np.zeros(k, np.bool_)
+    for kk in numba.prange(k):
+        _, o0, o1, n, s = _task(kk, 1, rshape, rstrides)
+        buf = np.empty((o1 - o0) * n, np.float32)
+        bad = False
+        w = 0
+        for o in range(o0, o1):
+            base = koff[kk] + _run_offset(o, rshape, rstrides)
+            if s == 1:
+                bad = _gather_seg(a[base:base + n], bf, absolute, buf, w, bad)
+            else:
+                bad = _gather_seg(_sview(a, base, n, s), bf, absolute, buf, w, bad)
+            w += n
+        bads[kk] = bad
+        if bad:
             continue
-        n = buf.shape[0]
+        m = buf.shape[0]
         for qi in range(q.shape[0]):
-            h = (n - 1) * q[qi]
-            i = int(math.floor(h))
-            j = min(i + 1, n - 1)
+            h = (m - 1) * q[qi]
+            i = int(np.floor(h))
+            j = min(i + 1, m - 1)
             vi = np.float64(np.partition(buf, i)[i])
             vj = vi if j == i else np.float64(np.partition(buf, j)[j])
-            out[qi, kk] = vi + (h - i) * (vj - vi)
-    return out, ok
+            out[qi, kk] = _interp(vi, vj, h, i)
+    return out, bads
+
+
+# ----------------------------------------------------------------------- histogram
 
 
 @_jit
-def _histogram_k(flat, koff, rshape, rstrides, lo, hi, bins, absolute):
-    k = koff.shape[0]
-    out = np.zeros((k, bins + 2), np.int64)
-    n_in = rshape[-1]
-    s_in = rstrides[-1]
-    runs = _nruns(rshape)
-    nf = np.float32(0.0)
-    for kk in range(k):
-        l = lo[kk]
-        h = hi[kk]
+def _hist_seg(seg, bf, absolute, l, h, scale, bins, cnt, bad):
+    for i in range(seg.shape[0]):
+        f = _val(seg[i], bf)
+        if not (abs(f) < np.inf):  # NaN/Inf: reported, not counted
+            bad = True
+            continue
+        v = abs(np.float64(f)) if absolute else np.float64(f)
+        if v < l:
+            cnt[0] += 1
+        elif v > h:
+            cnt[bins + 1] += 1
+        else:
+            # (v - l) * scale >= 0 here, so truncation is floor.
+            b = np.int64((v - l) * scale)
+            cnt[(b if b < bins - 1 else bins - 1) + 1] += 1
+    return bad
+
+
+@_pjit
+def _histogram_k(a, bf, koff, rshape, rstrides, splits, lo, hi, bins, absolute):
+    nt = koff.shape[0] * splits
+    part = np.zeros((nt, bins + 2), np.int64)
+    bads = np.zeros(nt, np.bool_)
+    for t in numba.prange(nt):
+        k, o0, o1, n, s = _task(t, splits, rshape, rstrides)
+        l = lo[k]
+        h = hi[k]
         scale = bins / (h - l)
-        for o in range(runs):
-            base = koff[kk] + _run_offset(o, rshape, rstrides)
-            for i in range(n_in):
-                f = flat[base + i * s_in]
-                nf += f - f
-                if f != f:
-                    continue
-                v = abs(np.float64(f)) if absolute else np.float64(f)
-                if v < l:
-                    out[kk, 0] += 1
-                elif v > h:
-                    out[kk, bins + 1] += 1
-                else:
-                    b = math.floor((v - l) * scale)
-                    if b > bins - 1:
-                        b = bins - 1
-                    out[kk, int(b) + 1] += 1
-    return out, nf == 0.0
+        cnt = part[t]
+        bad = False
+        for o in range(o0, o1):
+            base = koff[k] + _run_offset(o, rshape, rstrides)
+            if s == 1:
+                bad = _hist_seg(a[base:base + n], bf, absolute, l, h, scale, bins, cnt, bad)
+            else:
+                bad = _hist_seg(_sview(a, base, n, s), bf, absolute, l, h, scale, bins, cnt,
+                                bad)
+        bads[t] = bad
+    return part, bads
+
+
+# ---------------------------------------------------------------- quantization error
 
 
 @_jit
-def _qerr_k(xf, xk, xs, yf, yk, ys, rshape):
-    k = xk.shape[0]
-    sse = np.zeros(k)
-    ssx = np.zeros(k)
-    n_in = rshape[-1]
-    runs = _nruns(rshape)
-    for kk in range(k):
+def _qerr_seg(xs, ys, bf, e, s2):
+    for i in range(xs.shape[0]):
+        a = np.float64(_val(xs[i], bf))
+        b = np.float64(_val(ys[i], bf))
+        d = a - b
+        e += d * d
+        s2 += a * a
+    return e, s2
+
+
+@_pjit
+def _qerr_k(xa, xk, xs, ya, yk, ys, bf, rshape, splits):
+    nt = xk.shape[0] * splits
+    sse = np.empty(nt)
+    ssx = np.empty(nt)
+    for t in numba.prange(nt):
+        k, o0, o1, n, s = _task(t, splits, rshape, xs)
+        sy = ys[-1] if rshape.shape[0] > 1 else ys[0]
         e = 0.0
         s2 = 0.0
-        for o in range(runs):
-            bx = xk[kk] + _run_offset(o, rshape, xs)
-            by = yk[kk] + _run_offset(o, rshape, ys)
-            for i in range(n_in):
-                a = np.float64(xf[bx + i * xs[-1]])
-                b = np.float64(yf[by + i * ys[-1]])
-                d = a - b
-                e += d * d
-                s2 += a * a
-        sse[kk] = e
-        ssx[kk] = s2
+        for o in range(o0, o1):
+            bx = xk[k] + _run_offset(o, rshape, xs)
+            by = yk[k] + _run_offset(o, rshape, ys)
+            if s == 1 and sy == 1:
+                e, s2 = _qerr_seg(xa[bx:bx + n], ya[by:by + n], bf, e, s2)
+            else:
+                e, s2 = _qerr_seg(_sview(xa, bx, n, s), _sview(ya, by, n, sy), bf, e, s2)
+        sse[t] = e
+        ssx[t] = s2
     return sse, ssx
 
 
-@_jit
-def _fma32(a, b, c):
-    """Correctly rounded float32 a*b+c (see reference.fma32)."""
-    p = np.float64(a) * np.float64(b)
-    s = p + np.float64(c)
-    bp = s - p
-    err = (p - (s - bp)) + (np.float64(c) - bp)
-    r = np.float32(s)
-    d = np.float64(r) - s
-    if d != 0.0 and math.isfinite(d) and err != 0.0:
-        other = np.nextafter(r, np.float32(-np.inf) if d > 0 else np.float32(np.inf))
-        if np.float64(other) - s == -d and ((err > 0) != (d > 0)):
-            return other
-    return r
+# -------------------------------------------------------------------- FakeQuantize
 
 
 @_jit
-def _fq_k(xf, xk, xs, of, ok_, os_, rshape, c, flavor):
-    k = xk.shape[0]
+def _fq_seg(xs, os, bf, cl, ch, isc, ish, osc, osh, flavor):
+    if flavor == 1:
+        for i in range(xs.shape[0]):
+            x = _val(xs[i], bf)
+            v = x if x < ch else ch
+            v = v if v > cl else cl
+            t = np.rint(_fma(v, isc, ish))
+            os[i] = _fma(t, osc, osh)
+    else:
+        for i in range(xs.shape[0]):
+            x = _val(xs[i], bf)
+            v = x if x > cl else cl
+            v = v if v < ch else ch
+            t = np.rint(v * isc - ish)
+            os[i] = _fma(t, osc, osh)
+
+
+@_pjit
+def _fq_k(xa, xk, xs, of, ok_, os_, bf, rshape, splits, c, flavor):
+    nt = xk.shape[0] * splits
     per_k = c.shape[1] != 1
-    n_in = rshape[-1]
-    runs = _nruns(rshape)
-    for kk in range(k):
-        ci = kk if per_k else 0
-        cl = c[0, ci]
-        ch = c[1, ci]
-        isc = c[2, ci]
-        ish = c[3, ci]
-        osc = c[4, ci]
-        osh = c[5, ci]
-        for o in range(runs):
-            bx = xk[kk] + _run_offset(o, rshape, xs)
-            bo = ok_[kk] + _run_offset(o, rshape, os_)
-            for i in range(n_in):
-                x = xf[bx + i * xs[-1]]
-                if flavor == 1:
-                    v = x if x < ch else ch
-                    v = v if v > cl else cl
-                    t = np.float32(np.rint(_fma32(v, isc, ish)))
-                else:
-                    v = x if x > cl else cl
-                    v = v if v < ch else ch
-                    t = np.float32(np.rint(np.float32(v * isc) - ish))
-                of[bo + i * os_[-1]] = _fma32(t, osc, osh)
+    for t in numba.prange(nt):
+        k, o0, o1, n, s = _task(t, splits, rshape, xs)
+        so = os_[-1] if rshape.shape[0] > 1 else os_[0]
+        ci = k if per_k else 0
+        cl, ch, isc, ish, osc, osh = c[0, ci], c[1, ci], c[2, ci], c[3, ci], c[4, ci], c[5, ci]
+        for o in range(o0, o1):
+            bx = xk[k] + _run_offset(o, rshape, xs)
+            bo = ok_[k] + _run_offset(o, rshape, os_)
+            if s == 1 and so == 1:
+                _fq_seg(xa[bx:bx + n], of[bo:bo + n], bf, cl, ch, isc, ish, osc, osh, flavor)
+            else:
+                _fq_seg(_sview(xa, bx, n, s), _sview(of, bo, n, so), bf, cl, ch, isc, ish, osc,
+                        osh, flavor)
 
 
 @_jit
-def _quantize_k(xf, xk, xs, of, ok_, os_, rshape, c, top, offset):
-    k = xk.shape[0]
+def _quant_seg(xs, os, bf, cl, ch, isc, ish, top, off, bad):
+    for i in range(xs.shape[0]):
+        x = _val(xs[i], bf)
+        bad |= not (abs(x) < np.inf)
+        v = x if x < ch else ch
+        v = v if v > cl else cl
+        t = np.rint(_fma(v, isc, ish))
+        # max(t, 0) first: a NaN t (only from non-finite input, which is reported) -> 0.
+        t = t if t > 0 else np.float32(0)
+        t = t if t < top else top
+        os[i] = np.int32(t + off)
+    return bad
+
+
+@_pjit
+def _quantize_k(xa, xk, xs, of, ok_, os_, bf, rshape, splits, c, top, off):
+    nt = xk.shape[0] * splits
     per_k = c.shape[1] != 1
-    n_in = rshape[-1]
-    runs = _nruns(rshape)
-    nf = np.float32(0.0)
-    for kk in range(k):
-        ci = kk if per_k else 0
-        cl = c[0, ci]
-        ch = c[1, ci]
-        isc = c[2, ci]
-        ish = c[3, ci]
-        for o in range(runs):
-            bx = xk[kk] + _run_offset(o, rshape, xs)
-            bo = ok_[kk] + _run_offset(o, rshape, os_)
-            for i in range(n_in):
-                x = xf[bx + i * xs[-1]]
-                nf += x - x
-                v = x if x < ch else ch
-                v = v if v > cl else cl
-                t = np.rint(_fma32(v, isc, ish))
-                t = 0.0 if t < 0.0 else (top if t > top else t)
-                if t != t:
-                    t = 0.0
-                of[bo + i * os_[-1]] = int(t) + offset
-    return nf == 0.0
+    bads = np.zeros(nt, np.bool_)
+    for t in numba.prange(nt):
+        k, o0, o1, n, s = _task(t, splits, rshape, xs)
+        so = os_[-1] if rshape.shape[0] > 1 else os_[0]
+        ci = k if per_k else 0
+        cl, ch, isc, ish = c[0, ci], c[1, ci], c[2, ci], c[3, ci]
+        bad = False
+        for o in range(o0, o1):
+            bx = xk[k] + _run_offset(o, rshape, xs)
+            bo = ok_[k] + _run_offset(o, rshape, os_)
+            if s == 1 and so == 1:
+                bad = _quant_seg(xa[bx:bx + n], of[bo:bo + n], bf, cl, ch, isc, ish, top, off,
+                                 bad)
+            else:
+                bad = _quant_seg(_sview(xa, bx, n, s), _sview(of, bo, n, so), bf, cl, ch, isc,
+                                 ish, top, off, bad)
+        bads[t] = bad
+    return bads
 
 
 @_jit
-def _deq_k(qf, qk, qs, of, ok_, os_, rshape, s, z):
-    k = qk.shape[0]
+def _deq_seg(qs, os, sc, zp):
+    for i in range(qs.shape[0]):
+        os[i] = np.float32(np.float32(qs[i]) - zp) * sc
+
+
+@_pjit
+def _deq_k(qa, qk, qs, of, ok_, os_, rshape, splits, s, z):
+    nt = qk.shape[0] * splits
     per_k = s.shape[0] != 1
-    n_in = rshape[-1]
-    runs = _nruns(rshape)
-    for kk in range(k):
-        sc = s[kk if per_k else 0]
-        zp = z[kk if per_k else 0]
-        for o in range(runs):
-            bq = qk[kk] + _run_offset(o, rshape, qs)
-            bo = ok_[kk] + _run_offset(o, rshape, os_)
-            for i in range(n_in):
-                of[bo + i * os_[-1]] = np.float32(np.float32(qf[bq + i * qs[-1]]) - zp) * sc
+    for t in numba.prange(nt):
+        k, o0, o1, n, st = _task(t, splits, rshape, qs)
+        so = os_[-1] if rshape.shape[0] > 1 else os_[0]
+        sc = s[k if per_k else 0]
+        zp = z[k if per_k else 0]
+        for o in range(o0, o1):
+            bq = qk[k] + _run_offset(o, rshape, qs)
+            bo = ok_[k] + _run_offset(o, rshape, os_)
+            if st == 1 and so == 1:
+                _deq_seg(qa[bq:bq + n], of[bo:bo + n], sc, zp)
+            else:
+                _deq_seg(_sview(qa, bq, n, st), _sview(of, bo, n, so), sc, zp)
 
 
 # ------------------------------------------------------------------------ wrappers
 
 
-def _f32(x) -> np.ndarray:
-    x = np.asarray(x)
-    return x if x.dtype == np.float32 else x.astype(np.float32)
-
-
 def minmax(x, axis=(), *, name="tensor"):
-    x = _f32(x)
+    x = np.asarray(x)
     kshape = tuple(x.shape[a] for a in axis)
     if x.size == 0:
         return _ref.minmax(x, axis, name=name)
-    p = plan([x], axis)
-    mn, mx, ok = _minmax_k(p.flats[0], p.koffs[0], p.rshape, p.rstrides[0])
-    if not ok:
+    a, _, amask, lim = _raw(x)
+    p = plan([a], axis)
+    sp = _splits(p.rshape, p.k)
+    mn, mx, ab = _minmax_k(p.flats[0], p.koffs[0], p.rshape, p.rstrides[0], sp, amask)
+    if ab.max() >= lim:
         raise NonFiniteError(name)
+    dt = np.dtype(np.float32) if a.dtype == np.float32 else x.dtype
+    mn = _unkey(mn.reshape(-1, sp).min(axis=1), dt)
+    mx = _unkey(mx.reshape(-1, sp).max(axis=1), dt)
     return mn.reshape(kshape), mx.reshape(kshape)
 
 
 def moments(x, axis=(), *, name="tensor"):
-    x = _f32(x)
+    x = np.asarray(x)
     kshape = tuple(x.shape[a] for a in axis)
     if x.size == 0:
         return _ref.moments(x, axis, name=name)
-    p = plan([x], axis)
-    mn, mx, s, q, ok = _moments_k(p.flats[0], p.koffs[0], p.rshape, p.rstrides[0])
-    if not ok:
+    a, bf, amask, lim = _raw(x)
+    p = plan([a], axis)
+    sp = _splits(p.rshape, p.k)
+    mn, mx, ab, s, q = _moments_k(p.flats[0], bf, p.koffs[0], p.rshape, p.rstrides[0], sp,
+                                  amask)
+    if ab.max() >= lim:
         raise NonFiniteError(name)
+    dt = np.dtype(np.float32) if a.dtype == np.float32 else x.dtype
+    mn = _unkey(mn.reshape(-1, sp).min(axis=1), dt)
+    mx = _unkey(mx.reshape(-1, sp).max(axis=1), dt)
+    s = s.reshape(-1, sp).sum(axis=1)
+    q = q.reshape(-1, sp).sum(axis=1)
     return (np.full(kshape, p.r, np.int64), mn.reshape(kshape), mx.reshape(kshape),
             s.reshape(kshape), q.reshape(kshape))
 
 
+def _extreme_counts(r: int, q: np.ndarray) -> tuple[int, int] | None:
+    """(m_lo, m_hi) if every rank pair lies within min(r/16, 4096) of an end, else None."""
+    lim = min(r // 16, 4096)
+    if lim < 1:
+        return None
+    m_lo = m_hi = 0
+    for p in q:
+        h = (r - 1) * float(p)
+        i = int(np.floor(h))
+        j = min(i + 1, r - 1)
+        if j < lim:
+            m_lo = max(m_lo, j + 1)
+        elif i >= r - lim:
+            m_hi = max(m_hi, r - i)
+        else:
+            return None
+    return m_lo, m_hi
+
+
 def quantile(x, q, axis=(), *, absolute=False, name="tensor"):
-    x = _f32(x)
+    x = np.asarray(x)
     q = np.asarray(q, np.float64).reshape(-1)
     kshape = tuple(x.shape[a] for a in axis)
     if x.size == 0:
         return _ref.quantile(x, q, axis, absolute=absolute, name=name)
-    p = plan([x], axis)
-    out, ok = _quantile_k(p.flats[0], p.koffs[0], p.rshape, p.rstrides[0], q, bool(absolute))
-    if not ok:
-        raise NonFiniteError(name)
+    a, bf, _, _ = _raw(x)
+    p = plan([a], axis)
+    ext = _extreme_counts(p.r, q)
+    if ext is not None:
+        sp = _splits(p.rshape, p.k)
+        lb, lc, hb, hc, bad = _keep_k(p.flats[0], bf, p.koffs[0], p.rshape, p.rstrides[0], sp,
+                                      bool(absolute), ext[0], ext[1])
+        if bad.any():
+            raise NonFiniteError(name)
+        out = _extreme_finish(lb, lc, hb, hc, p.k, sp, p.r, q, ext[0])
+    else:
+        out, bad = _quantile_k(p.flats[0], bf, p.koffs[0], p.rshape, p.rstrides[0], q,
+                               bool(absolute))
+        if bad.any():
+            raise NonFiniteError(name)
     return out.reshape((q.size, *kshape))
 
 
 def histogram(x, lo, hi, bins, axis=(), *, absolute=False, name="tensor"):
-    x = _f32(x)
+    x = np.asarray(x)
     kshape = tuple(x.shape[a] for a in axis)
     if x.size == 0:
         return np.zeros((*kshape, bins + 2), np.int64)
-    p = plan([x], axis)
+    a, bf, _, _ = _raw(x)
+    p = plan([a], axis)
+    sp = _splits(p.rshape, p.k)
     lo = np.ascontiguousarray(np.broadcast_to(np.asarray(lo, np.float64), kshape).reshape(-1))
     hi = np.ascontiguousarray(np.broadcast_to(np.asarray(hi, np.float64), kshape).reshape(-1))
-    out, ok = _histogram_k(p.flats[0], p.koffs[0], p.rshape, p.rstrides[0], lo, hi, int(bins),
-                           bool(absolute))
-    if not ok:
+    part, bad = _histogram_k(p.flats[0], bf, p.koffs[0], p.rshape, p.rstrides[0], sp, lo, hi,
+                             int(bins), bool(absolute))
+    if bad.any():
         raise NonFiniteError(name)
+    out = part.reshape(-1, sp, bins + 2).sum(axis=1)
     return out.reshape((*kshape, bins + 2))
 
 
 def quantization_error(x, y, axis=(), *, name="tensor"):
-    x, y = _f32(x), _f32(y)
+    x, y = np.asarray(x), np.asarray(y)
+    if x.dtype != y.dtype:  # mixed precisions: compare in float32
+        x, y = _ref._f32(x), _ref._f32(y)
     kshape = tuple(x.shape[a] for a in axis)
     if x.size == 0:
         return np.zeros(kshape), np.zeros(kshape)
-    p = plan([x, y], axis)
+    (xa, bf, _, _), (ya, _, _, _) = _raw(x), _raw(y)
+    p = plan([xa, ya], axis)
+    sp = _splits(p.rshape, p.k)
     sse, ssx = _qerr_k(p.flats[0], p.koffs[0], p.rstrides[0], p.flats[1], p.koffs[1],
-                       p.rstrides[1], p.rshape)
+                       p.rstrides[1], bf, p.rshape, sp)
+    sse = sse.reshape(-1, sp).sum(axis=1)
+    ssx = ssx.reshape(-1, sp).sum(axis=1)
     if not (np.isfinite(sse).all() and np.isfinite(ssx).all()):
         return _ref.quantization_error(x, y, axis, name=name)
     return sse.reshape(kshape), ssx.reshape(kshape)
@@ -362,23 +800,24 @@ def quantization_error(x, y, axis=(), *, name="tensor"):
 
 def fake_quantize(x, input_low, input_high, output_low, output_high, levels, *,
                   flavor="snippets"):
-    x = _f32(x)
+    x = np.asarray(x)
     prep = range_constants(x.shape, (input_low, input_high, output_low, output_high), levels,
                            flavor)
     if prep is None or x.size == 0:
         return _ref.fake_quantize(x, input_low, input_high, output_low, output_high, levels,
                                   flavor=flavor)
     axis, c = prep
-    out = np.empty_like(x, dtype=np.float32)
-    p = plan([x, out], axis)
-    _fq_k(p.flats[0], p.koffs[0], p.rstrides[0], p.flats[1], p.koffs[1], p.rstrides[1],
-          p.rshape, c, 1 if flavor == "node" else 0)
+    a, bf, _, _ = _raw(x)
+    out = np.empty(x.shape, np.float32)
+    p = plan([a, out], axis)
+    _fq_k(p.flats[0], p.koffs[0], p.rstrides[0], p.flats[1], p.koffs[1], p.rstrides[1], bf,
+          p.rshape, _splits(p.rshape, p.k), c, 1 if flavor == "node" else 0)
     return out
 
 
 def quantize(x, input_low, input_high, levels, axis=None, *, offset=0, dtype=np.int8,
              name="tensor"):
-    x = _f32(x)
+    x = np.asarray(x)
     if x.size == 0:
         return _ref.quantize(x, input_low, input_high, levels, axis, offset=offset, dtype=dtype)
     il = np.asarray(input_low, np.float32).reshape(-1)
@@ -388,11 +827,13 @@ def quantize(x, input_low, input_high, levels, axis=None, *, offset=0, dtype=np.
     kept = (axis,) if axis is not None else ()
     if axis is None or c.shape[1] == 1:
         c = np.ascontiguousarray(c[:, :1])
-    out = np.empty_like(x, dtype=np.dtype(dtype))
-    p = plan([x, out], kept)
-    ok = _quantize_k(p.flats[0], p.koffs[0], p.rstrides[0], p.flats[1], p.koffs[1],
-                     p.rstrides[1], p.rshape, c, np.float32(levels - 1), int(offset))
-    if not ok:
+    a, bf, _, _ = _raw(x)
+    out = np.empty(x.shape, np.dtype(dtype))
+    p = plan([a, out], kept)
+    bad = _quantize_k(p.flats[0], p.koffs[0], p.rstrides[0], p.flats[1], p.koffs[1],
+                      p.rstrides[1], bf, p.rshape, _splits(p.rshape, p.k), c,
+                      np.float32(levels - 1), np.float32(offset))
+    if bad.any():
         raise NonFiniteError(name)
     return out
 
@@ -405,8 +846,8 @@ def dequantize(q, scale, zero_point, axis=None):
                                np.asarray(zero_point, np.float32).reshape(-1))
     s, z = np.ascontiguousarray(s), np.ascontiguousarray(z)
     kept = (axis,) if axis is not None and s.size > 1 else ()
-    out = np.empty_like(q, dtype=np.float32)
+    out = np.empty(q.shape, np.float32)
     p = plan([q, out], kept)
     _deq_k(p.flats[0], p.koffs[0], p.rstrides[0], p.flats[1], p.koffs[1], p.rstrides[1],
-           p.rshape, s, z)
+           p.rshape, _splits(p.rshape, p.k), s, z)
     return out
