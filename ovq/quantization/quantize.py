@@ -123,6 +123,22 @@ class _Phase:
         self.report.phases[self.phase] = self.report.phases.get(self.phase, 0.0) + time.perf_counter() - self.t0
 
 
+NONNEGATIVE_OPS = {"ReLU", "Relu", "Sigmoid", "SoftMax", "Softmax", "Abs", "Exp", "SoftPlus", "Sqrt"}
+
+
+def _nonnegative(graph: Graph, node: int) -> bool:
+    """The op's output can never be negative (so a symmetric range needs no min statistic)."""
+    op = graph.op(node)
+    if op.type in NONNEGATIVE_OPS:
+        return True
+    if op.type == "Clamp":
+        try:
+            return float((op.attrs or {}).get("min", "-1")) >= 0
+        except ValueError:
+            return False
+    return False
+
+
 def _first_layers(graph: Graph, weighted: set[int]) -> set[int]:
     """Weighted ops reachable from a Parameter without passing another weighted op."""
     seen: set[int] = set()
@@ -200,7 +216,14 @@ def calibrate_and_quantize(
     from ovq.quantization import bias_correction as bc
     from ovq.quantization.compress import compress_weights as fold_weights
     from ovq.quantization.placement import apply_plan, plan_placement
-    from ovq.quantization.ranges import fq_range, observed_range, per_channel_fq_range, set_fq_range, unify
+    from ovq.quantization.ranges import (
+        fq_range,
+        include,
+        observed_range,
+        per_channel_fq_range,
+        set_fq_range,
+        unify,
+    )
     from ovq.quantization.statistics import Observation, collect_statistics
 
     overflow_fix = overflow_fix or "first_layer"
@@ -239,12 +262,14 @@ def calibrate_and_quantize(
         key = (graph.op(src[0]).name, src[1])
         fq_source[name] = key
         axis = m.get("per_channel_axis")
+        skip_min = m["mode"] == "symmetric" and _nonnegative(graph, src[0])
         if axis is not None:
             key = (*key, "per-channel")
             fq_source[name] = key
-            observations[key] = Observation(key, key[0], key[1], minmax=False, channel_axis=axis)
+            observations[key] = Observation(key, key[0], key[1], minmax=False, channel_axis=axis, nonnegative=skip_min)
         else:
-            observations[key] = Observation(key, key[0], key[1], minmax=True, quantile=quantile)
+            skip_min = skip_min and quantile is None
+            observations[key] = Observation(key, key[0], key[1], minmax=True, quantile=quantile, nonnegative=skip_min)
     if fast_bias_correction:
         for o in bc.observations_for(graph, layers):
             observations[o.key] = o
@@ -262,7 +287,8 @@ def calibrate_and_quantize(
 
     with phase("ranges"):
         per_tensor = {name: m for name, m in acts.items() if m.get("per_channel_axis") is None}
-        ranges = {name: observed_range(stats[fq_source[name]], mode=m["mode"], estimator=activations_range)
+        ranges = {name: include(observed_range(stats[fq_source[name]], mode=m["mode"], estimator=activations_range),
+                                m.get("range_include"), m["mode"])
                   for name, m in per_tensor.items()}
         ranges = unify(ranges, {name: m.get("unified") for name, m in per_tensor.items()})
         for name, m in acts.items():

@@ -86,6 +86,17 @@ def per_channel_fq_range(stats: TensorStats, meta: Mapping[str, Any]) -> tuple[n
     return tune_range(lo, hi, meta["levels"])
 
 
+def include(obs: ObservedRange, interval: tuple[float, float] | None, mode: str) -> ObservedRange:
+    """Widen ``obs`` to cover ``interval`` (placement's ``range_include``, e.g. LSTM/GRU
+    hidden states in (-1, 1) that share the input's scale)."""
+    if not interval:
+        return obs
+    lo, hi = float(interval[0]), float(interval[1])
+    if mode == "symmetric":
+        return ObservedRange(0.0, max(obs.high, abs(lo), abs(hi)), obs.signed or lo < 0)
+    return ObservedRange(min(obs.low, lo), max(obs.high, hi), obs.signed or lo < 0)
+
+
 def fq_range(obs: ObservedRange, meta: Mapping[str, Any]) -> tuple[float, float]:
     """FakeQuantize ``(low, high)`` for the FQ described by placement ``meta``."""
     kwargs = dict(mode=meta["mode"], levels=meta["levels"], level_low=meta["level_low"],

@@ -4,7 +4,11 @@
 per :class:`Observation`:
 
 * ``minmax``: per-sample min and max (``Reshape [N, -1]`` → ``ReduceMin``/``ReduceMax``
-  over axis 1), so each inference hands back two ``[N]`` vectors, not the tensor;
+  over axis 1), so each inference hands back two ``[N]`` vectors, not the tensor; the
+  min is skipped (taken as 0) when the producer cannot output negatives and the range
+  is symmetric (ReLU, ReLU6 as Clamp, Sigmoid, ...): each reduction is a full pass over
+  the tensor, and on CNNs most observed tensors are activation outputs;
+* ``channel_axis``: per-channel min and max (per-channel activation FQs);
 * ``mean_axis``: the per-channel mean over every other axis plus the tensor's shape
   (``ShapeOf``), for bias correction;
 * ``quantile``: the raw tensor, reduced on the fly by the native quantile kernel.
@@ -47,6 +51,7 @@ class Observation:
     mean_axis: int | None = None
     quantile: float | None = None  # outlier probability p: per-sample p and 1 - p quantiles
     channel_axis: int | None = None  # per-channel min/max (over every other axis) instead of per-sample
+    nonnegative: bool = False  # the producer never outputs negatives: skip the min reduction (0 is exact)
 
 
 @dataclass
@@ -122,12 +127,14 @@ def instrument(model: Any, observations: Sequence[Observation]) -> tuple[Any, li
 
         if obs.channel_axis is not None:
             axes = _other_axes(x, obs.channel_axis, obs.op_name, obs.out_index)
-            add("cmin", ops.reduce_min(x, axes, keep_dims=False))
+            if not obs.nonnegative:
+                add("cmin", ops.reduce_min(x, axes, keep_dims=False))
             add("cmax", ops.reduce_max(x, axes, keep_dims=False))
         elif obs.minmax or obs.quantile is not None:
             flat = ops.reshape(x, flat_shape, special_zero=True)
             if obs.minmax:
-                add("min", ops.reduce_min(flat, axis1, keep_dims=False))
+                if not obs.nonnegative:
+                    add("min", ops.reduce_min(flat, axis1, keep_dims=False))
                 add("max", ops.reduce_max(flat, axis1, keep_dims=False))
             if obs.quantile is not None:
                 add("raw", flat)
@@ -288,12 +295,14 @@ def _gather(observations: Sequence[Observation], per_sample: dict[int, list[dict
     for k, obs in enumerate(observations):
         rows = [r[k] for r in order]
         st = TensorStats()
-        if "min" in rows[0]:
-            st.mins = np.concatenate([r["min"].reshape(-1) for r in rows]).astype(np.float64)
+        if "max" in rows[0]:
             st.maxs = np.concatenate([r["max"].reshape(-1) for r in rows]).astype(np.float64)
-        if "cmin" in rows[0]:
-            st.channel_min = np.min(np.stack([r["cmin"].reshape(-1) for r in rows]), 0).astype(np.float64)
+            st.mins = (np.concatenate([r["min"].reshape(-1) for r in rows]).astype(np.float64) if "min" in rows[0]
+                       else np.zeros_like(st.maxs))
+        if "cmax" in rows[0]:
             st.channel_max = np.max(np.stack([r["cmax"].reshape(-1) for r in rows]), 0).astype(np.float64)
+            st.channel_min = (np.min(np.stack([r["cmin"].reshape(-1) for r in rows]), 0).astype(np.float64)
+                              if "cmin" in rows[0] else np.zeros_like(st.channel_max))
         if "q_low" in rows[0]:
             st.q_low = np.concatenate([r["q_low"].reshape(-1) for r in rows]).astype(np.float64)
             st.q_high = np.concatenate([r["q_high"].reshape(-1) for r in rows]).astype(np.float64)
