@@ -69,7 +69,8 @@ def evaluation(name: str):
         x, labels = assets.digits_data("test")
 
         def metric(fp, q):
-            return {"fp32": float((fp[0].argmax(1) == labels).mean()), "int8": float((q[0].argmax(1) == labels).mean())}
+            return {"acc_fp32": float((fp[0].argmax(1) == labels).mean()),
+                    "acc_int8": float((q[0].argmax(1) == labels).mean())}
 
         return [[x]], metric
     if name == "resnet_like":
