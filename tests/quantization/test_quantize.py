@@ -237,3 +237,12 @@ def test_overflow_fix_doubles_first_layer_weight_range():
     lo_p, hi_p = _fq_range(plain, "conv/fq_weights_1")
     lo_f, hi_f = _fq_range(fixed, "conv/fq_weights_1")
     assert hi_f == pytest.approx(2 * hi_p) and lo_f == pytest.approx(2 * lo_p)
+
+
+def test_ignored_scope_keeps_the_op_in_float_and_strict_refuses_unknown_names():
+    model = _conv_model(relu_in=True, bias=[0.1, 0.2, 0.3])
+    samples = [RNG.standard_normal((1, 2, 4, 4)).astype(np.float32) for _ in range(4)]
+    q = ovq.quantize(model, samples, ignored_scope=ovq.IgnoredScope(names=["conv"]), compress_weights=False)
+    assert not any(o.get_type_name() == "FakeQuantize" for o in q.get_ops())
+    with pytest.raises(OvqError, match="nope"):
+        ovq.quantize(model, samples, ignored_scope={"names": ["nope"]}, strict=True)
