@@ -497,21 +497,27 @@ def _quantile_k(a, bf, koff, rshape, rstrides, q, absolute):
 
 
 @_jit
-def _hist_seg(seg, bf, absolute, l, h, scale, bins, cnt, bad):
-    for i in range(seg.shape[0]):
-        f = _val(seg[i], bf)
-        if not (abs(f) < np.inf):  # NaN/Inf: reported, not counted
-            bad = True
-            continue
-        v = abs(np.float64(f)) if absolute else np.float64(f)
-        if v < l:
-            cnt[0] += 1
-        elif v > h:
-            cnt[bins + 1] += 1
-        else:
-            # (v - l) * scale >= 0 here, so truncation is floor.
-            b = np.int64((v - l) * scale)
-            cnt[(b if b < bins - 1 else bins - 1) + 1] += 1
+def _hist_seg(seg, bf, absolute, l, h, scale, bins, cnt, bad, slots):
+    # Slots of a block are computed branch-free (vectorizes), then counted. Inside
+    # [l, h] the product is >= 0, so truncation is floor; out-of-range values are
+    # clamped first so it stays small. A NaN (reported, result discarded) lands in range.
+    n = seg.shape[0]
+    nb = slots.shape[0]
+    last = np.int32(bins - 1)
+    over = np.int32(bins + 1)
+    for i0 in range(0, n, nb):
+        e = min(i0 + nb, n)
+        for j in range(i0, e):
+            f = _val(seg[j], bf)
+            bad |= not (abs(f) < _INF32)
+            v = abs(np.float64(f)) if absolute else np.float64(f)
+            c = v if v > l else l
+            c = c if c < h else h
+            b = np.int32((c - l) * scale)
+            b = b if b < last else last
+            slots[j - i0] = np.int32(0) if v < l else (over if v > h else b + np.int32(1))
+        for j in range(e - i0):
+            cnt[np.uint32(slots[j])] += 1  # unsigned: no negative-index wraparound
     return bad
 
 
@@ -526,14 +532,16 @@ def _histogram_k(a, bf, koff, rshape, rstrides, splits, lo, hi, bins, absolute):
         h = hi[k]
         scale = bins / (h - l)
         cnt = part[t]
+        slots = np.empty(64, np.int32)
         bad = False
         for o in range(o0, o1):
             base = koff[k] + _run_offset(o, rshape, rstrides)
             if s == 1:
-                bad = _hist_seg(a[base:base + n], bf, absolute, l, h, scale, bins, cnt, bad)
+                bad = _hist_seg(a[base:base + n], bf, absolute, l, h, scale, bins, cnt, bad,
+                                slots)
             else:
                 bad = _hist_seg(_sview(a, base, n, s), bf, absolute, l, h, scale, bins, cnt,
-                                bad)
+                                bad, slots)
         bads[t] = bad
     return part, bads
 
