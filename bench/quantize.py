@@ -8,8 +8,9 @@ caches and peak RSS are its own), in alternating order, on the same model, the s
 calibration samples and the same subset size, with its defaults (NNCF:
 ``fast_bias_correction=True``, weights compressed; ``model_type=TRANSFORMER`` for
 MiniLM on both). The ovq process also times the floor: one plain FP32 pass over the
-same samples (same compile settings, ``AsyncInferQueue``). Peak RSS growth is
-``ru_maxrss`` after quantization minus RSS with the model and data loaded.
+same samples (same compile settings, ``AsyncInferQueue``), after the quantization is
+measured. Peak RSS growth is the peak during the quantize call (VmHWM reset through
+``/proc/self/clear_refs`` just before) minus the RSS with the model and data loaded.
 
 The parent then evaluates both saved models (``compress_to_fp16=False``) on held-out
 data with the f32 hint, runs the INT8 audit, and times single-request latency.
@@ -42,6 +43,20 @@ DEFAULT = ["digits", "resnet_like", "efficientnet_lite0", "minilm"]
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _reset_peak() -> None:
+    """Reset VmHWM (Linux: ``5`` into /proc/self/clear_refs) so the peak covers only what follows."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def _peak_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def calibration(name: str) -> list:
@@ -138,11 +153,13 @@ def child(tool: str, name: str, out: str) -> None:
     if tool == "ovq":
         import ovq
 
+        _reset_peak()
         rss0 = _rss_mb()
         t = time.perf_counter()
         q, report = ovq.quantize(model, samples, model_type="transformer" if transformer else None,
                                  subset_size=300, progress=False, return_report=True)
         result["seconds"] = time.perf_counter() - t
+        result["rss_growth_mb"] = _peak_mb() - rss0
         result["phases"] = report.phases
         result["fp32_pass"] = min(_fp32_pass(model, samples) for _ in range(2))
     else:
@@ -151,12 +168,13 @@ def child(tool: str, name: str, out: str) -> None:
         import nncf
 
         logging.getLogger("nncf").setLevel(logging.ERROR)
+        _reset_peak()
         rss0 = _rss_mb()
         t = time.perf_counter()
         kwargs = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
         q = nncf.quantize(model, nncf.Dataset(samples), subset_size=300, **kwargs)
         result["seconds"] = time.perf_counter() - t
-    result["rss_growth_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss0
+        result["rss_growth_mb"] = _peak_mb() - rss0
     ov.save_model(q, out, compress_to_fp16=False)
     print(json.dumps(result))
 
