@@ -70,17 +70,41 @@ def _val(typingctx, x, bf):
 
 
 @intrinsic
-def _sbits(typingctx, x):
-    """The element's IEEE bits as a signed integer (sign bit = sign), widened to int64."""
+def _key(typingctx, x):
+    """int32 order key of an element's IEEE bits: ``b ^ 0x7fff…`` if the sign is set,
+    else ``b`` (16-bit words sign-extended). Monotone in the value; its own inverse.
+    Written in LLVM so the arithmetic stays 32-bit (numba widens int32 ops to int64)."""
     if x == types.float32:
         def cg(context, builder, sig, args):
-            return builder.sext(builder.bitcast(args[0], ir.IntType(32)), ir.IntType(64))
+            i = builder.bitcast(args[0], ir.IntType(32))
+            m = builder.lshr(builder.ashr(i, ir.Constant(ir.IntType(32), 31)),
+                             ir.Constant(ir.IntType(32), 1))
+            return builder.xor(i, m)
     elif x == types.uint16:
         def cg(context, builder, sig, args):
-            return builder.sext(args[0], ir.IntType(64))
+            w = args[0]
+            m = builder.lshr(builder.ashr(w, ir.Constant(ir.IntType(16), 15)),
+                             ir.Constant(ir.IntType(16), 1))
+            return builder.sext(builder.xor(w, m), ir.IntType(32))
     else:
         return None
-    return types.int64(x), cg
+    return types.int32(x), cg
+
+
+@intrinsic
+def _absbits(typingctx, x):
+    """The element's IEEE bits without the sign, as int32 (>= the Inf pattern: NaN/Inf)."""
+    if x == types.float32:
+        def cg(context, builder, sig, args):
+            i = builder.bitcast(args[0], ir.IntType(32))
+            return builder.and_(i, ir.Constant(ir.IntType(32), 0x7FFFFFFF))
+    elif x == types.uint16:
+        def cg(context, builder, sig, args):
+            w = builder.and_(args[0], ir.Constant(ir.IntType(16), 0x7FFF))
+            return builder.zext(w, ir.IntType(32))
+    else:
+        return None
+    return types.int32(x), cg
 
 
 @intrinsic
@@ -163,7 +187,7 @@ def _raw(x: np.ndarray) -> tuple[np.ndarray, bool, int, int]:
 
 
 def _unkey(keys: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Inverse of the order key: float32 values from int64 keys of ``dtype`` bits."""
+    """Inverse of the order key (:func:`_key`): float32 values of ``dtype`` keys."""
     if dtype == np.float32:
         bits = np.where(keys < 0, keys ^ 0x7FFFFFFF, keys).astype(np.int32)
         return bits.view(np.float32)
@@ -171,7 +195,8 @@ def _unkey(keys: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return bits.view(dtype).astype(np.float32)
 
 
-_KMAX = np.int64(2**62)
+_KMAX = np.int32(2**31 - 1)
+_KMIN = np.int32(-(2**31))
 _INF32 = np.float32(np.inf)
 
 
@@ -179,34 +204,33 @@ _INF32 = np.float32(np.inf)
 
 
 @_jit
-def _mm_seg(seg, mn, mx, ab, amask):
+def _mm_seg(seg, mn, mx, ab):
     for i in range(seg.shape[0]):
-        b = _sbits(seg[i])
-        key = b ^ (amask if b < 0 else 0)
+        key = _key(seg[i])
         mn = key if key < mn else mn
         mx = key if key > mx else mx
-        a = b & amask
+        a = _absbits(seg[i])
         ab = a if a > ab else ab
     return mn, mx, ab
 
 
 @_pjit
-def _minmax_k(a, koff, rshape, rstrides, splits, amask):
+def _minmax_k(a, koff, rshape, rstrides, splits):
     nt = koff.shape[0] * splits
-    mn = np.empty(nt, np.int64)
-    mx = np.empty(nt, np.int64)
-    ab = np.empty(nt, np.int64)
+    mn = np.empty(nt, np.int32)
+    mx = np.empty(nt, np.int32)
+    ab = np.empty(nt, np.int32)
     for t in numba.prange(nt):
         k, o0, o1, n, s = _task(t, splits, rshape, rstrides)
         m0 = _KMAX
-        m1 = -_KMAX
-        m2 = np.int64(0)
+        m1 = _KMIN
+        m2 = np.int32(0)
         for o in range(o0, o1):
             base = koff[k] + _run_offset(o, rshape, rstrides)
             if s == 1:
-                m0, m1, m2 = _mm_seg(a[base:base + n], m0, m1, m2, amask)
+                m0, m1, m2 = _mm_seg(a[base:base + n], m0, m1, m2)
             else:
-                m0, m1, m2 = _mm_seg(_sview(a, base, n, s), m0, m1, m2, amask)
+                m0, m1, m2 = _mm_seg(_sview(a, base, n, s), m0, m1, m2)
         mn[t] = m0
         mx[t] = m1
         ab[t] = m2
@@ -217,14 +241,13 @@ def _minmax_k(a, koff, rshape, rstrides, splits, amask):
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _mom_seg(seg, bf, mn, mx, ab, s0, q0, amask):
+def _mom_seg(seg, bf, mn, mx, ab, s0, q0):
     for i in range(seg.shape[0]):
         e = seg[i]
-        b = _sbits(e)
-        key = b ^ (amask if b < 0 else 0)
+        key = _key(e)
         mn = key if key < mn else mn
         mx = key if key > mx else mx
-        a = b & amask
+        a = _absbits(e)
         ab = a if a > ab else ab
         d = np.float64(_val(e, bf))
         s0 += d
@@ -233,27 +256,26 @@ def _mom_seg(seg, bf, mn, mx, ab, s0, q0, amask):
 
 
 @_pjit
-def _moments_k(a, bf, koff, rshape, rstrides, splits, amask):
+def _moments_k(a, bf, koff, rshape, rstrides, splits):
     nt = koff.shape[0] * splits
-    mn = np.empty(nt, np.int64)
-    mx = np.empty(nt, np.int64)
-    ab = np.empty(nt, np.int64)
+    mn = np.empty(nt, np.int32)
+    mx = np.empty(nt, np.int32)
+    ab = np.empty(nt, np.int32)
     sm = np.empty(nt)
     sq = np.empty(nt)
     for t in numba.prange(nt):
         k, o0, o1, n, s = _task(t, splits, rshape, rstrides)
         m0 = _KMAX
-        m1 = -_KMAX
-        m2 = np.int64(0)
+        m1 = _KMIN
+        m2 = np.int32(0)
         s0 = 0.0
         q0 = 0.0
         for o in range(o0, o1):
             base = koff[k] + _run_offset(o, rshape, rstrides)
             if s == 1:
-                m0, m1, m2, s0, q0 = _mom_seg(a[base:base + n], bf, m0, m1, m2, s0, q0, amask)
+                m0, m1, m2, s0, q0 = _mom_seg(a[base:base + n], bf, m0, m1, m2, s0, q0)
             else:
-                m0, m1, m2, s0, q0 = _mom_seg(_sview(a, base, n, s), bf, m0, m1, m2, s0, q0,
-                                              amask)
+                m0, m1, m2, s0, q0 = _mom_seg(_sview(a, base, n, s), bf, m0, m1, m2, s0, q0)
         mn[t] = m0
         mx[t] = m1
         ab[t] = m2
@@ -693,10 +715,10 @@ def minmax(x, axis=(), *, name="tensor"):
     kshape = tuple(x.shape[a] for a in axis)
     if x.size == 0:
         return _ref.minmax(x, axis, name=name)
-    a, _, amask, lim = _raw(x)
+    a, _, _, lim = _raw(x)
     p = plan([a], axis)
     sp = _splits(p.rshape, p.k)
-    mn, mx, ab = _minmax_k(p.flats[0], p.koffs[0], p.rshape, p.rstrides[0], sp, amask)
+    mn, mx, ab = _minmax_k(p.flats[0], p.koffs[0], p.rshape, p.rstrides[0], sp)
     if ab.max() >= lim:
         raise NonFiniteError(name)
     dt = np.dtype(np.float32) if a.dtype == np.float32 else x.dtype
@@ -710,11 +732,10 @@ def moments(x, axis=(), *, name="tensor"):
     kshape = tuple(x.shape[a] for a in axis)
     if x.size == 0:
         return _ref.moments(x, axis, name=name)
-    a, bf, amask, lim = _raw(x)
+    a, bf, _, lim = _raw(x)
     p = plan([a], axis)
     sp = _splits(p.rshape, p.k)
-    mn, mx, ab, s, q = _moments_k(p.flats[0], bf, p.koffs[0], p.rshape, p.rstrides[0], sp,
-                                  amask)
+    mn, mx, ab, s, q = _moments_k(p.flats[0], bf, p.koffs[0], p.rshape, p.rstrides[0], sp)
     if ab.max() >= lim:
         raise NonFiniteError(name)
     dt = np.dtype(np.float32) if a.dtype == np.float32 else x.dtype
