@@ -198,6 +198,7 @@ def _unkey(keys: np.ndarray, dtype: np.dtype) -> np.ndarray:
 _KMAX = np.int32(2**31 - 1)
 _KMIN = np.int32(-(2**31))
 _INF32 = np.float32(np.inf)
+_INF_BITS = np.int32(0x7F800000)
 
 
 # ----------------------------------------------------------------------- min / max
@@ -381,16 +382,25 @@ def _keep_seg(seg, bf, absolute, lb, lc, lt, m_lo, hb, hc, ht, m_hi, bad):
             ht = vals[p - m_hi]
             hc = m_hi
         start = p
-    for i in range(start, n, 16):
-        e = min(i + 16, n)
-        # Branch-free test of a block (vectorizes); a block with a value beyond a bound,
-        # or a NaN/Inf, is replayed element by element.
-        hit = False
+    klt = _key(lt)
+    kht = _key(ht)
+    for i in range(start, n, 64):
+        e = min(i + 64, n)
+        # Branch-free test of a block on integer order keys (vectorizes like minmax): a
+        # block with a value beyond a bound, or a NaN/Inf, is replayed element by element
+        # with the float comparisons. (Keys order -0 below +0: at worst a needless replay.)
+        k0 = _KMAX
+        k1 = _KMIN
+        am = np.int32(0)
         for j in range(i, e):
             v = _val(seg[j], bf)
             v = abs(v) if absolute else v
-            hit |= (v < lt) | (v > ht) | (not (abs(v) < _INF32))
-        if hit:
+            kv = _key(v)
+            k0 = kv if kv < k0 else k0
+            k1 = kv if kv > k1 else k1
+            a = _absbits(v)
+            am = a if a > am else am
+        if k0 < klt or k1 > kht or am >= _INF_BITS:
             for j in range(i, e):
                 v = _val(seg[j], bf)
                 v = abs(v) if absolute else v
@@ -398,6 +408,8 @@ def _keep_seg(seg, bf, absolute, lb, lc, lt, m_lo, hb, hc, ht, m_hi, bad):
                     bad = True
                 if v < lt or v > ht:
                     lc, lt, hc, ht = _offer(v, lb, lc, lt, m_lo, hb, hc, ht, m_hi)
+                    klt = _key(lt)
+                    kht = _key(ht)
     return lc, lt, hc, ht, bad
 
 
