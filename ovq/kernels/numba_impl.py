@@ -24,6 +24,16 @@ fast-math flags on ``select``, so LLVM will not vectorize a float min/max reduct
 
 from __future__ import annotations
 
+import os
+
+# numba's OpenMP pool spins while it waits at a barrier ("active" wait); when the other
+# cores are busy (a shared CI box, a calibration running beside inference) the spinning
+# threads take CPU from the ones doing the work: measured 3.5x slower per-channel
+# quantiles on a loaded 2-core machine. Passive waiting costs a wake-up per parallel
+# call (microseconds) against kernels that run for milliseconds. Only a default: an explicit OMP_WAIT_POLICY wins, and it must be set before libgomp
+# loads (numba loads it on the first parallel call).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numba
 import numpy as np
 from llvmlite import ir
@@ -357,30 +367,58 @@ def _offer(v, lb, lc, lt, m_lo, hb, hc, ht, m_hi):
 
 
 @_jit
+def _seed_small(seg, bf, absolute, p, m, low, buf):
+    """The m best (smallest if ``low``, else largest) of the first p values, kept sorted
+    best-first in buf[:m] by insertion (cheap for small m: few values beat the m-th);
+    returns the m-th best, the side's bound."""
+    for j in range(p):
+        v = _val(seg[j], bf)
+        v = abs(v) if absolute else v
+        if j >= m and not (v < buf[m - 1] if low else v > buf[m - 1]):
+            continue
+        k = j if j < m else m - 1
+        while k > 0 and (buf[k - 1] > v if low else buf[k - 1] < v):
+            buf[k] = buf[k - 1]
+            k -= 1
+        buf[k] = v
+    return buf[m - 1]
+
+
+@_jit
 def _keep_seg(seg, bf, absolute, lb, lc, lt, m_lo, hb, hc, ht, m_hi, bad):
     n = seg.shape[0]
     start = 0
     fresh = (m_lo == 0 or lt == _INF32) and (m_hi == 0 or ht == -_INF32)
     p = min(n, 1024)
     if fresh and p >= max(m_lo, m_hi):
-        # Seed both sides from the first p values in bulk (one selection each), so the
-        # bounds start tight instead of at +-Inf and the scan below rarely stops.
-        vals = np.empty(p, np.float32)
-        for j in range(p):
-            v = _val(seg[j], bf)
-            v = abs(v) if absolute else v
-            bad |= not (abs(v) < _INF32)
-            vals[j] = v
-        if m_lo > 0:
-            _select(vals, 0, p, m_lo - 1)
-            lb[:m_lo] = vals[:m_lo]
-            lt = vals[m_lo - 1]
-            lc = m_lo
-        if m_hi > 0:
-            _select(vals, 0, p, p - m_hi)
-            hb[:m_hi] = vals[p - m_hi:]
-            ht = vals[p - m_hi]
-            hc = m_hi
+        # Seed both sides from the first p values in bulk, so the bounds start tight
+        # instead of at +-Inf and the scan below rarely stops.
+        if max(m_lo, m_hi) <= 64:
+            for j in range(p):
+                bad |= not (abs(_val(seg[j], bf)) < _INF32)
+            if m_lo > 0:
+                lt = _seed_small(seg, bf, absolute, p, m_lo, True, lb)
+                lc = m_lo
+            if m_hi > 0:
+                ht = _seed_small(seg, bf, absolute, p, m_hi, False, hb)
+                hc = m_hi
+        else:
+            vals = np.empty(p, np.float32)
+            for j in range(p):
+                v = _val(seg[j], bf)
+                v = abs(v) if absolute else v
+                bad |= not (abs(v) < _INF32)
+                vals[j] = v
+            if m_lo > 0:
+                _select(vals, 0, p, m_lo - 1)
+                lb[:m_lo] = vals[:m_lo]
+                lt = vals[m_lo - 1]
+                lc = m_lo
+            if m_hi > 0:
+                _select(vals, 0, p, p - m_hi)
+                hb[:m_hi] = vals[p - m_hi:]
+                ht = vals[p - m_hi]
+                hc = m_hi
         start = p
     klt = _key(lt)
     kht = _key(ht)
