@@ -102,6 +102,22 @@ def _key(typingctx, x):
 
 
 @intrinsic
+def _kdist(typingctx, x, base):
+    """``key(x) - base`` as uint32 (wrapping), for a float32 ``x``: ``lo <= key <= hi``
+    is then one unsigned test ``_kdist(x, lo) <= hi - lo``."""
+    if x != types.float32 or base != types.int32:
+        return None
+
+    def cg(context, builder, sig, args):
+        i32 = ir.IntType(32)
+        i = builder.bitcast(args[0], i32)
+        m = builder.lshr(builder.ashr(i, ir.Constant(i32, 31)), ir.Constant(i32, 1))
+        return builder.sub(builder.xor(i, m), args[1])
+
+    return types.uint32(x, base), cg
+
+
+@intrinsic
 def _absbits(typingctx, x):
     """The element's IEEE bits without the sign, as int32 (>= the Inf pattern: NaN/Inf)."""
     if x == types.float32:
@@ -208,7 +224,8 @@ def _unkey(keys: np.ndarray, dtype: np.dtype) -> np.ndarray:
 _KMAX = np.int32(2**31 - 1)
 _KMIN = np.int32(-(2**31))
 _INF32 = np.float32(np.inf)
-_INF_BITS = np.int32(0x7F800000)
+_KEY_POS_MAX = np.int32(0x7F7FFFFF)  # key of the largest finite float32
+_KEY_NEG_MAX = np.int32(-0x7F800000)  # key of -FLT_MAX (bits 0xff7fffff)
 
 
 # ----------------------------------------------------------------------- min / max
@@ -367,6 +384,18 @@ def _offer(v, lb, lc, lt, m_lo, hb, hc, ht, m_hi):
 
 
 @_jit
+def _window(lt, ht):
+    """``(base, span, ok)``: a value whose key lies in ``[base, base + span]`` is within
+    both bounds and finite (the window is clipped to the finite keys); ``ok`` is False
+    when no value can pass (a side still at its initial bound)."""
+    lo = max(_key(lt), _KEY_NEG_MAX)
+    hi = min(_key(ht), _KEY_POS_MAX)
+    if lo > hi:
+        return lo, np.uint32(0), False
+    return lo, np.uint32(hi - lo), True
+
+
+@_jit
 def _seed_small(seg, bf, absolute, p, m, low, buf):
     """The m best (smallest if ``low``, else largest) of the first p values, kept sorted
     best-first in buf[:m] by insertion (cheap for small m: few values beat the m-th);
@@ -420,25 +449,19 @@ def _keep_seg(seg, bf, absolute, lb, lc, lt, m_lo, hb, hc, ht, m_hi, bad):
                 ht = vals[p - m_hi]
                 hc = m_hi
         start = p
-    klt = _key(lt)
-    kht = _key(ht)
+    base, span, ok = _window(lt, ht)
     for i in range(start, n, 64):
         e = min(i + 64, n)
-        # Branch-free test of a block on integer order keys (vectorizes like minmax): a
+        # Branch-free test of a block (vectorizes: one unsigned max of key distances). A
         # block with a value beyond a bound, or a NaN/Inf, is replayed element by element
         # with the float comparisons. (Keys order -0 below +0: at worst a needless replay.)
-        k0 = _KMAX
-        k1 = _KMIN
-        am = np.int32(0)
+        far = np.uint32(0)
         for j in range(i, e):
             v = _val(seg[j], bf)
             v = abs(v) if absolute else v
-            kv = _key(v)
-            k0 = kv if kv < k0 else k0
-            k1 = kv if kv > k1 else k1
-            a = _absbits(v)
-            am = a if a > am else am
-        if k0 < klt or k1 > kht or am >= _INF_BITS:
+            d = _kdist(v, base)
+            far = d if d > far else far
+        if not ok or far > span:
             for j in range(i, e):
                 v = _val(seg[j], bf)
                 v = abs(v) if absolute else v
@@ -446,8 +469,7 @@ def _keep_seg(seg, bf, absolute, lb, lc, lt, m_lo, hb, hc, ht, m_hi, bad):
                     bad = True
                 if v < lt or v > ht:
                     lc, lt, hc, ht = _offer(v, lb, lc, lt, m_lo, hb, hc, ht, m_hi)
-                    klt = _key(lt)
-                    kht = _key(ht)
+                    base, span, ok = _window(lt, ht)
     return lc, lt, hc, ht, bad
 
 

@@ -118,3 +118,18 @@ def test_native_generic_path_large(ref):
         test_nonfinite_large(k, np.nan, 13)
     finally:
         set_generic_simd(False)
+
+
+@pytest.mark.parametrize("q", [[1e-4], [1 - 1e-4], [0.0, 1.0]])
+@pytest.mark.parametrize("absolute", [False, True])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_quantile_one_sided_nonfinite(kern, q, absolute, bad):
+    """An inactive side (no rank near that end) must still notice NaN/Inf."""
+    x = _x((3, 20000), "float32", 0, seed=5)
+    for pos in (7, 1500, 19999):
+        y = x.copy()
+        y[1, pos] = bad
+        with pytest.raises(NonFiniteError):
+            kern.quantile(y, q, 0, absolute=absolute)
+        with pytest.raises(NonFiniteError):
+            kern.quantile(y, q, None, absolute=absolute)
