@@ -36,6 +36,7 @@ import numpy as np
 
 from ovq.errors import OvqError
 from ovq.ir.graph import Graph
+from ovq.quantization.consts import const_source, set_const_input
 from ovq.quantization.statistics import Observation, TensorStats
 
 CONV_TYPES = {"Convolution", "GroupConvolution"}
@@ -69,15 +70,6 @@ class BiasShift:
     shift: np.ndarray
     ratio: float
     applied: bool
-
-
-def _weight_value(graph: Graph, fq: int) -> np.ndarray | None:
-    src = graph.producer(fq, 0)
-    while src is not None and graph.op(src[0]).type == "Convert":
-        src = graph.producer(src[0], 0)
-    if src is None or graph.op(src[0]).type != "Const":
-        return None
-    return np.asarray(graph.const_value(src[0]), np.float32)
 
 
 def _quantized_weight(graph: Graph, fq: int, w: np.ndarray) -> np.ndarray:
@@ -169,12 +161,7 @@ def apply_shift(graph: Graph, layer: BiasLayer, shift: np.ndarray) -> None:
     node = _bias_node(graph, layer)
     old = np.asarray(graph.const_value(node))
     new = (old.astype(np.float64) + shift.reshape(old.shape)).astype(old.dtype)
-    if len(graph.consumers(node, 0)) > 1:
-        c = graph.add_const(new, f"{graph.op(node).name}/corrected")
-        graph.disconnect(layer.bias_add, layer.bias_port)
-        graph.connect(c, 0, layer.bias_add, layer.bias_port)
-    else:
-        graph.set_const_value(node, new)
+    set_const_input(graph, layer.bias_add, layer.bias_port, new, f"{graph.op(node).name}/corrected")
 
 
 def _ints(text: str | None) -> list[int]:
@@ -211,9 +198,10 @@ def fast_bias_correction(graph: Graph, layers: list[BiasLayer], stats: Mapping[H
     convs: list[tuple[BiasLayer, np.ndarray, TensorStats]] = []
     for layer in layers:
         st = stats.get(layer.key)
-        w = _weight_value(graph, layer.weight_fq)
-        if st is None or st.channel_mean is None or w is None:
+        found = const_source(graph, layer.weight_fq)
+        if st is None or st.channel_mean is None or found is None:
             continue
+        w = found[1]
         delta = (w - _quantized_weight(graph, layer.weight_fq, w)).astype(np.float32)
         if graph.op(layer.op).type == "MatMul":
             if delta.ndim != 2:

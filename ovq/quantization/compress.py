@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ovq.ir.graph import Graph
+from ovq.quantization.consts import const_source
 
 
 @dataclass(frozen=True)
@@ -36,18 +37,6 @@ class CompressedWeight:
     elements: int
     bytes_before: int
     bytes_after: int
-
-
-def _const_source(graph: Graph, fq: int) -> tuple[int, np.ndarray] | None:
-    """The constant behind FQ input 0 (through Convert ops) and its float32 value."""
-    src = graph.producer(fq, 0)
-    chain = []
-    while src is not None and graph.op(src[0]).type == "Convert":
-        chain.append(src[0])
-        src = graph.producer(src[0], 0)
-    if src is None or graph.op(src[0]).type != "Const":
-        return None
-    return src[0], np.asarray(graph.const_value(src[0]), np.float32)
 
 
 def _ranges(graph: Graph, fq: int) -> list[np.ndarray] | None:
@@ -64,7 +53,7 @@ def compress_weight_fq(graph: Graph, fq: int) -> CompressedWeight | None:
     """Replace weight FakeQuantize ``fq`` by integer weights; ``None`` if it does not match."""
     from ovq.kernels import get_kernels
 
-    found = _const_source(graph, fq)
+    found = const_source(graph, fq)
     ranges = _ranges(graph, fq)
     if found is None or ranges is None:
         return None

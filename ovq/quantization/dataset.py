@@ -68,7 +68,7 @@ def _pick(data: Iterable[Any], indices: Iterable[int] | None) -> Iterator[Any]:
         yield from data
         return
     wanted = sorted(set(indices))
-    if isinstance(data, Sequence) or hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+    if isinstance(data, Sequence) or (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
         for i in wanted:
             yield data[i]  # type: ignore[index]
         return

@@ -19,6 +19,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
+from contextlib import contextmanager
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -104,23 +105,14 @@ class QuantizeReport:
         return "\n".join(lines)
 
 
-class _Timer:
-    def __init__(self, report: QuantizeReport) -> None:
-        self.report = report
-
-    def __call__(self, phase: str) -> _Phase:
-        return _Phase(self.report, phase)
-
-
-class _Phase:
-    def __init__(self, report: QuantizeReport, phase: str) -> None:
-        self.report, self.phase = report, phase
-
-    def __enter__(self) -> None:
-        self.t0 = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        self.report.phases[self.phase] = self.report.phases.get(self.phase, 0.0) + time.perf_counter() - self.t0
+@contextmanager
+def _timed(report: QuantizeReport, phase: str) -> Iterator[None]:
+    """Add the wall time of the ``with`` body to ``report.phases[phase]``."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        report.phases[phase] = report.phases.get(phase, 0.0) + time.perf_counter() - t0
 
 
 NONNEGATIVE_OPS = {"ReLU", "Relu", "Sigmoid", "SoftMax", "Softmax", "Abs", "Exp", "SoftPlus", "Sqrt"}
@@ -235,10 +227,9 @@ def calibrate_and_quantize(
             and not callable(calibration_dataset.transform_fn):
         raise CalibrationError("ovq.Dataset: transform_fn is not callable")
     report = QuantizeReport()
-    phase = _Timer(report)
     subset = select_subset(calibration_dataset, subset_size, seed=seed)
 
-    with phase("placement"):
+    with _timed(report, "placement"):
         graph.infer_shapes()
         if fp_model is None:
             fp_model = graph.to_ov()
@@ -281,11 +272,11 @@ def calibrate_and_quantize(
         keep = _Keep(subset, max(int(0.2 * count), 1))
         stream = Subset(keep, None, subset.count)
 
-    with phase("statistics"):
+    with _timed(report, "statistics"):
         stats, collection = collect_statistics(fp_model, list(observations.values()), stream, progress=progress)
     report.samples, report.requests = collection.samples, collection.requests
 
-    with phase("ranges"):
+    with _timed(report, "ranges"):
         per_tensor = {name: m for name, m in acts.items() if m.get("per_channel_axis") is None}
         ranges = {name: include(observed_range(stats[fq_source[name]], mode=m["mode"], estimator=activations_range),
                                 m.get("range_include"), m["mode"])
@@ -299,7 +290,7 @@ def calibrate_and_quantize(
             set_fq_range(graph, m["node"], lo, hi)
         _overflow_fix(graph, meta, overflow_fix)
 
-    with phase("bias_correction"):
+    with _timed(report, "bias_correction"):
         if fast_bias_correction:
             decisions = bc.fast_bias_correction(graph, layers, stats)
         elif full_bc:
@@ -311,7 +302,7 @@ def calibrate_and_quantize(
     report.bias_skipped = [(d.layer, d.ratio) for d in decisions if not d.applied]
 
     if compress_weights:
-        with phase("compress"):
+        with _timed(report, "compress"):
             folded = fold_weights(graph, weight_fqs)
         report.compressed = len(folded)
         report.weight_bytes_before = sum(f.bytes_before for f in folded)

@@ -30,6 +30,7 @@ import numpy as np
 
 from ovq.errors import OvqError
 from ovq.ir.graph import Graph
+from ovq.quantization.consts import set_const_input
 from ovq.quantization.placement import activation_range
 from ovq.quantization.statistics import TensorStats
 
@@ -131,9 +132,4 @@ def set_fq_range(graph: Graph, fq: int, low: np.ndarray | float, high: np.ndarra
         old_shape = graph.const_value(src[0]).shape
         if value.ndim and value.size == int(np.prod(old_shape)):  # keep a per-channel range's broadcast shape
             value = value.reshape(old_shape)
-        if len(graph.consumers(src[0], src[1])) > 1:  # shared constant: give this FQ its own
-            c = graph.add_const(value, f"{graph.op(fq).name}/range_{port}")
-            graph.disconnect(fq, port)
-            graph.connect(c, 0, fq, port)
-        else:
-            graph.set_const_value(src[0], value)
+        set_const_input(graph, fq, port, value, f"{graph.op(fq).name}/range_{port}")

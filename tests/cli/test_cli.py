@@ -5,25 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import tempfile
 import sys
 from pathlib import Path
 
 import pytest
 
 from ovq.data import demo_model_path
+from ovq.testing.cli import run_cli
 
-OVQ = [sys.executable, "-c", "import sys; from ovq.cli import main; sys.exit(main())"]
-
-
-def run(*args, check=True):
-    # cwd outside the checkout: `python -c` puts the cwd first on sys.path, and the source
-    # tree's ovq/ (no extension, no passes) would shadow the installed package.
-    proc = subprocess.run([*OVQ, *map(str, args)], capture_output=True, text=True, timeout=300,
-                          cwd=tempfile.gettempdir())
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+run = run_cli
 
 
 def test_demo_reports_identical_outputs():

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ovq.data import demo_model_path, load_demo_data
+from ovq.testing.cli import run_cli
 
-OVQ = [sys.executable, "-c", "import sys; from ovq.cli import main; sys.exit(main())"]
-
-
-def run(*args, check=True):
-    proc = subprocess.run([*OVQ, *map(str, args)], capture_output=True, text=True, timeout=300,
-                          cwd=tempfile.gettempdir())
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+run = run_cli
 
 
 @pytest.fixture(scope="module")
