@@ -1,7 +1,7 @@
 """Throughput of the kernels per backend, in GB/s of input read, plus memory bandwidth.
 
-Run: python bench/kernels.py [--repeat N]. Prints one table; ratios are what matter on a
-shared, noisy machine.
+Run: python bench/kernels.py [--repeat N] [--only TEXT]. Prints one table; ratios are what
+matter on a shared, noisy machine.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def best(fn, repeat: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--only", default="", help="run the kernels whose title contains this")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     act = rng.standard_normal((32, 64, 112, 112), dtype=np.float32)
@@ -67,6 +68,8 @@ def main() -> None:
     hdr += f"{'nat/numpy':>10s}{'nat/numba':>10s}{'%bw':>6s}"
     print(hdr)
     for title, fn, size, baseline in cases:
+        if args.only not in title:
+            continue
         res = {}
         for b in backends:
             res[b] = size / best(lambda: fn(ks[b]), args.repeat if b != "numpy" else 2)

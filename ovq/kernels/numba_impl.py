@@ -595,23 +595,28 @@ def _hist_seg(seg, bf, absolute, l, h, scale, bins, cnt, bad, slots):
     # Slots of a block are computed branch-free (vectorizes), then counted. Inside
     # [l, h] the product is >= 0, so truncation is floor; out-of-range values are
     # clamped first so it stays small. A NaN (reported, result discarded) lands in range.
+    # Two details keep the vector loop lean: the block is a slice indexed from 0 (a
+    # signed ``range(i0, e)`` index made LLVM emit wraparound selects and scalar
+    # gathers), and slots are stored minus one so every select stays int32 (numba
+    # widens ``int32 + 1`` to int64); the +1 is folded into the counting address.
     n = seg.shape[0]
     nb = slots.shape[0]
     last = np.int32(bins - 1)
-    over = np.int32(bins + 1)
+    over = np.int32(bins)
+    under = np.int32(-1)
     for i0 in range(0, n, nb):
-        e = min(i0 + nb, n)
-        for j in range(i0, e):
-            f = _val(seg[j], bf)
+        blk = seg[i0:min(i0 + nb, n)]
+        for j in range(blk.shape[0]):
+            f = _val(blk[j], bf)
             bad |= not (abs(f) < _INF32)
             v = abs(np.float64(f)) if absolute else np.float64(f)
             c = v if v > l else l
             c = c if c < h else h
             b = np.int32((c - l) * scale)
             b = b if b < last else last
-            slots[j - i0] = np.int32(0) if v < l else (over if v > h else b + np.int32(1))
-        for j in range(e - i0):
-            cnt[np.uint32(slots[j])] += 1  # unsigned: no negative-index wraparound
+            slots[j] = under if v < l else (over if v > h else b)
+        for j in range(blk.shape[0]):
+            cnt[np.uint32(np.int64(slots[j]) + 1)] += 1  # unsigned: no wraparound check
     return bad
 
 
@@ -626,7 +631,7 @@ def _histogram_k(a, bf, koff, rshape, rstrides, splits, lo, hi, bins, absolute):
         h = hi[k]
         scale = bins / (h - l)
         cnt = part[t]
-        slots = np.empty(64, np.int32)
+        slots = np.empty(256, np.int32)
         bad = False
         for o in range(o0, o1):
             base = koff[k] + _run_offset(o, rshape, rstrides)
