@@ -41,6 +41,9 @@ Rules implemented (docs/placement.md has the full list and the reasons):
 * **placement_rules**: ``single_fq_add`` (CPU_SPR: one input FQ per two-activation
   Add), ``transformer_quantize_multiply`` (CPU_SPR keeps Multiply quantizable).
 * **ScaledDotProductAttention**: symmetric FQs on query and key (NNCF CPU setup).
+* **Embedding** (descriptor pseudo-type; NNCF CPU/GPU/NPU setups): a Gather whose data
+  (port 0) is a constant float table, optionally behind a Convert, gets a weight FQ on
+  the table, per row (axis 0); a Gather of an activation stays agnostic.
 * **Ignored patterns** named by the descriptor (:mod:`ovq.quantization.ignored_scope`).
 
 Metadata (``graph.meta[META_KEY]``, one entry per FQ name) always has ``node``, ``kind``
@@ -287,8 +290,23 @@ class _View:
         return self.g.op(p[0]).outputs[p[1]].shape
 
 
+def _is_embedding(view: _View, n: int) -> bool:
+    """A Gather reading a constant float table (NNCF's ``Embedding``): data on port 0.
+
+    The indices must be an activation: a Gather of constants is a constant subgraph
+    (fold-constants turns it into a Const), not a lookup table.
+    """
+    g = view.g
+    if view.type(n) != "Gather" or view.const[n]:
+        return False
+    p = g.producer(n, 0)
+    return p is not None and view.const[p[0]] and view.is_float(*p)
+
+
 def _hw_type(view: _View, hw: HardwareDescriptor, n: int) -> str:
     t = view.type(n)
+    if t == "Gather" and hw.rule_for("Embedding") is not None and _is_embedding(view, n):
+        return "Embedding"
     if t == "GroupConvolution" and hw.rule_for("GroupConvolution") is None:
         shape = view.weight_shape(n, 1)
         if shape and len(shape) >= 3 and shape[1] == 1 and shape[2] == 1 and hw.rule_for("DepthWiseConvolution"):
@@ -507,6 +525,9 @@ def plan_placement(
             continue
         hwt = _hw_type(view, hw, n)
         rule = hw.rule_for(hwt) or (hw.rule_for("Convolution") if hwt == "DepthWiseConvolution" else None)
+        if hwt == "Embedding" and rule is not None and rule.weights:
+            _plan_embedding(view, rule, n, preset, plan, skip)
+            continue
         if rule is None or not (rule.activations or rule.outputs):
             continue
         t = view.type(n)
@@ -678,6 +699,28 @@ def _single_fq_add_port(view: _View, n: int, ports: list[int]) -> list[int]:
         return [i for i in ports if i != alone[0]]
     drop = max(ports, key=lambda i: (size(i), -i))
     return [i for i in ports if i != drop]
+
+
+def _plan_embedding(view: _View, rule: Any, n: int, preset: str, plan: PlacementPlan, skip: Any) -> None:
+    """Embedding table (a Gather whose data is a constant): one weight FQ on the table.
+
+    As NNCF's CPU/GPU/NPU setups (``HWOpName.EMBEDDING``, weights only): per table row
+    (axis 0 of ``[vocab, hidden]``, NNCF's ``const_channel_axis``) whatever the Gather's
+    axis, since the FQ sits on the table before the lookup. The indices and the output
+    get nothing here; a quantizer requested downstream of the lookup stays on its output.
+    """
+    src = _weight_source(view, n, 0)
+    if isinstance(src, str):
+        if src != "weights are not float":  # an integer table (shapes, ids) is no embedding
+            skip(n, f"embedding table: {src}")
+        return
+    source, value = src
+    wcfg = _pick(_expand(rule.weights, weights=True), preset, weights=True)
+    if wcfg is None or value.ndim < 1:
+        return
+    per_channel = wcfg.granularity == "perchannel" and value.ndim >= 2
+    lo, hi = weight_range(value, (0,), wcfg, per_channel)
+    plan.weights.append(QuantizeWeight(n, 0, source, wcfg, lo, hi))
 
 
 def _plan_recurrent(view: _View, hw: HardwareDescriptor, rule: Any, n: int, preset: str, lpt: bool,

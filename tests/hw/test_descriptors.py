@@ -179,3 +179,17 @@ def test_cli_hw_commands(tmp_path):
     assert result.stderr.strip() == "ovq: error: npu.toml: ops[0].weights: unknown space 'q8_x' (known: q8)"
     good = run("hw", "validate", str(write(tmp_path, "ok.toml", GOOD)))
     assert good.returncode == 0 and "valid descriptor" in good.stdout
+
+
+@pytest.mark.parametrize(("target", "space"), [("cpu", "q8_w_sym"), ("any", "q8_w_sym"), ("gpu", "q8_w_sym"),
+                                               ("cpu_spr", "q8_w_sym"), ("npu", "q8_ch"), ("gna", None), ("gna3", None)])
+def test_embedding_pseudo_type_is_weights_only(target, space):
+    """NNCF's CPU/GPU/NPU setups quantize embedding tables (weights only); Gather itself stays agnostic."""
+    d = load_descriptor(target)
+    rule = d.rule_for("Embedding")
+    if space is None:
+        assert rule is None
+        return
+    assert names(rule.weights)[0] == space and not rule.activations and not rule.outputs
+    assert rule.weights[0].levels(weights=True) == 255
+    assert not d.is_agnostic("Embedding") and d.is_agnostic("Gather")
