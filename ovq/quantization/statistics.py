@@ -3,12 +3,18 @@
 :func:`collect_statistics` adds in-graph reductions to a copy of the FP model, one set
 per :class:`Observation`:
 
-* ``minmax``: per-sample min and max (``Reshape [N, -1]`` → ``ReduceMin``/``ReduceMax``
-  over axis 1), so each inference hands back two ``[N]`` vectors, not the tensor; the
+* ``minmax``: per-sample min and max (``ReduceMin``/``ReduceMax`` over every axis but
+  the first; ``Reshape [N, -1]`` first only for dynamic ranks, since the CPU plugin
+  would reorder a blocked conv output into a planar copy for it: measured 1.13× vs
+  1.21× of a plain pass on resnet_like, 1.85× vs 2.14× on EfficientNet-Lite0), so each
+  inference hands back two ``[N]`` vectors, not the tensor; the
   min is skipped (taken as 0) when the producer cannot output negatives and the range
   is symmetric (ReLU, ReLU6 as Clamp, Sigmoid, ...): each reduction is a full pass over
   the tensor, and on CNNs most observed tensors are activation outputs;
 * ``channel_axis``: per-channel min and max (per-channel activation FQs);
+* ``sample_channel_axis``: per-channel min and max of every inference (one ``[C]``
+  row per sample), from which SmoothQuant derives both its per-channel scales and the
+  per-sample ranges of the smoothed tensor without a second pass;
 * ``mean_axis``: the per-channel mean over every other axis plus the tensor's shape
   (``ShapeOf``), for bias correction;
 * ``quantile``: the raw tensor, reduced on the fly by the native quantile kernel.
@@ -52,6 +58,7 @@ class Observation:
     quantile: float | None = None  # outlier probability p: per-sample p and 1 - p quantiles
     channel_axis: int | None = None  # per-channel min/max (over every other axis) instead of per-sample
     nonnegative: bool = False  # the producer never outputs negatives: skip the min reduction (0 is exact)
+    sample_channel_axis: int | None = None  # per-channel min/max of every sample (SmoothQuant)
 
 
 @dataclass
@@ -66,6 +73,8 @@ class TensorStats:
     shape: tuple[int, ...] | None = None  # shape seen on the first sample
     q_low: np.ndarray | None = None  # (rows,) per-sample p-quantile
     q_high: np.ndarray | None = None  # (rows,) per-sample (1 - p)-quantile
+    sample_channel_min: np.ndarray | None = None  # (samples, C) per-channel minimum of each sample
+    sample_channel_max: np.ndarray | None = None  # (samples, C) per-channel maximum of each sample
 
 
 @dataclass
@@ -133,11 +142,21 @@ def instrument(model: Any, observations: Sequence[Observation]) -> tuple[Any, li
         elif obs.minmax or obs.quantile is not None:
             flat = ops.reshape(x, flat_shape, special_zero=True)
             if obs.minmax:
+                # reduce the tensor as it is (a Reshape to [N, -1] would make the CPU
+                # plugin reorder a blocked conv output into a planar copy first)
+                rank = x.get_partial_shape().rank
+                data, axes = flat, axis1
+                if rank.is_static and rank.get_length() >= 2:
+                    data, axes = x, ops.constant(np.arange(1, rank.get_length(), dtype=np.int64))
                 if not obs.nonnegative:
-                    add("min", ops.reduce_min(flat, axis1, keep_dims=False))
-                add("max", ops.reduce_max(flat, axis1, keep_dims=False))
+                    add("min", ops.reduce_min(data, axes, keep_dims=False))
+                add("max", ops.reduce_max(data, axes, keep_dims=False))
             if obs.quantile is not None:
                 add("raw", flat)
+        if obs.sample_channel_axis is not None:
+            axes = _other_axes(x, obs.sample_channel_axis, obs.op_name, obs.out_index)
+            add("scmin", ops.reduce_min(x, axes, keep_dims=False))
+            add("scmax", ops.reduce_max(x, axes, keep_dims=False))
         if obs.mean_axis is not None:
             axes = _other_axes(x, obs.mean_axis, obs.op_name, obs.out_index)
             add("mean", ops.reduce_mean(x, axes, keep_dims=False))
@@ -225,7 +244,7 @@ def collect_statistics(
                         got["q_low"], got["q_high"] = np.array(q[0]), np.array(q[1])
                     else:
                         got[role] = np.array(data)
-                    if role in ("min", "max", "mean", "cmin", "cmax") and not np.all(np.isfinite(got[role])):
+                    if role in ("min", "max", "mean", "cmin", "cmax", "scmin", "scmax") and not np.all(np.isfinite(got[role])):
                         raise NonFiniteError(f"{obs.op_name}:{obs.out_index}", _nan_hint(index))
                 row.append(got)
             with lock:
@@ -303,6 +322,9 @@ def _gather(observations: Sequence[Observation], per_sample: dict[int, list[dict
             st.channel_max = np.max(np.stack([r["cmax"].reshape(-1) for r in rows]), 0).astype(np.float64)
             st.channel_min = (np.min(np.stack([r["cmin"].reshape(-1) for r in rows]), 0).astype(np.float64)
                               if "cmin" in rows[0] else np.zeros_like(st.channel_max))
+        if "scmax" in rows[0]:
+            st.sample_channel_min = np.stack([r["scmin"].reshape(-1) for r in rows]).astype(np.float64)
+            st.sample_channel_max = np.stack([r["scmax"].reshape(-1) for r in rows]).astype(np.float64)
         if "q_low" in rows[0]:
             st.q_low = np.concatenate([r["q_low"].reshape(-1) for r in rows]).astype(np.float64)
             st.q_high = np.concatenate([r["q_high"].reshape(-1) for r in rows]).astype(np.float64)
