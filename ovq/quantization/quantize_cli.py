@@ -33,6 +33,7 @@ class QuantizeJob:
     model_type: str | None = None
     ignored_scope: Any = None
     compress_weights: bool = True
+    smooth_quant: float | bool | None = None
     seed: int = 0
     data_options: dict[str, Any] | None = None
     audit: bool = True
@@ -56,6 +57,21 @@ def parse_ignored_scope(text: str | None) -> Any:
         except json.JSONDecodeError as exc:
             raise OvqError(f"--ignored-scope: not valid JSON ({exc.msg} at column {exc.colno})") from None
     return {"names": [n.strip() for n in text.split(",") if n.strip()]}
+
+
+def parse_smooth_quant(text: str | None) -> float | bool | None:
+    """``--smooth-quant``: an alpha in [0, 1], or ``off``."""
+    if text is None:
+        return None
+    if text.strip().lower() in ("off", "none", "false", "no"):
+        return False
+    try:
+        alpha = float(text)
+    except ValueError:
+        raise OvqError(f"--smooth-quant: {text!r} is neither an alpha in [0, 1] nor 'off'") from None
+    if not 0.0 <= alpha <= 1.0:
+        raise OvqError(f"--smooth-quant: alpha {alpha} is outside [0, 1]")
+    return alpha
 
 
 def _model_inputs(ov_model: Any) -> list[tuple[str, list[int], Any]]:
@@ -89,7 +105,8 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
     report = calibrate_and_quantize(
         graph, data, fp_model=fp_model, target_device=job.target_device, preset=job.preset,
         subset_size=job.subset_size, fast_bias_correction=job.fast_bias_correction, model_type=job.model_type,
-        ignored_scope=job.ignored_scope, compress_weights=job.compress_weights, seed=job.seed,
+        ignored_scope=job.ignored_scope, compress_weights=job.compress_weights, smooth_quant=job.smooth_quant,
+        seed=job.seed,
         progress=job.progress)
     report.phases = {"read": t_read, **report.phases}
     t0 = time.perf_counter()
@@ -129,6 +146,8 @@ def job_from_options(model: Path | None, output: Path | None, data: Path | None,
                 "compress_weights", "seed"):
         if given.get(key) is not None:
             settings[key] = given[key]
+    if given.get("smooth_quant") is not None:
+        settings["smooth_quant"] = parse_smooth_quant(given["smooth_quant"])
     if given.get("bias_correction") is not None:
         settings["fast_bias_correction"] = {"fast": True, "full": False, "none": None}[given["bias_correction"]]
     for key in ("input_shape", "layout", "mean_values", "scale_values", "reverse_input_channels"):
@@ -142,6 +161,6 @@ def job_from_options(model: Path | None, output: Path | None, data: Path | None,
         raise OvqError("no calibration data: give --data PATH (a folder of images, .npy/.npz files) "
                        "or an engine.data_source in --config")
     settings = {k: v for k, v in settings.items()
-                if v is not None or k in ("preset", "model_type", "fast_bias_correction", "ignored_scope")}
+                if v is not None or k in ("preset", "model_type", "fast_bias_correction", "ignored_scope", "smooth_quant")}
     return QuantizeJob(model=Path(model), output=Path(output), data=Path(data), data_options=data_options,
                        audit=given.get("audit", True), progress=given.get("progress"), **settings)

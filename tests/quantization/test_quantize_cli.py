@@ -113,3 +113,18 @@ def test_keyboard_interrupt_leaves_no_output(calib, tmp_path, monkeypatch):
     out = tmp_path / "q.xml"
     assert cli.main(["quantize", str(demo_model_path()), "-o", str(out), "--data", str(calib)]) == 130
     assert list(tmp_path.iterdir()) == []
+
+
+def test_smooth_quant_option(calib, tmp_path):
+    out = tmp_path / "q.xml"
+    proc = run("quantize", demo_model_path(), "-o", out, "--data", calib, "--subset-size", 50,
+               "--model-type", "transformer", "--smooth-quant", "0.8", "--no-audit")
+    assert "SmoothQuant: 1 MatMuls smoothed" in proc.stdout
+    assert "smooth_quant" in out.read_text()  # the scaling Multiply is in the written model
+    proc = run("quantize", demo_model_path(), "-o", out, "--data", calib, "--subset-size", 50,
+               "--model-type", "transformer", "--smooth-quant", "off", "--no-audit")
+    assert "SmoothQuant" not in proc.stdout
+    proc = run("quantize", demo_model_path(), "-o", tmp_path / "bad.xml", "--data", calib, "--smooth-quant", "1.5",
+               check=False)
+    assert proc.returncode == 2 and "--smooth-quant" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.xml").exists()
