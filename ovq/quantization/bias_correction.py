@@ -137,10 +137,33 @@ def find_bias_layers(graph: Graph, weight_fqs: Iterable[int], activation_fqs: se
     return layers
 
 
+MEAN_STRIDE = 2
+MEAN_STRIDE_MIN_SIDE = 16
+
+
+def _mean_stride(graph: Graph, layer: BiasLayer) -> int:
+    """2 for convolution inputs whose spatial sides are all >= 16, else 1."""
+    if graph.op(layer.op).type not in CONV_TYPES:
+        return 1
+    shape = graph.op(layer.data_source[0]).outputs[layer.data_source[1]].shape
+    if not shape or len(shape) < 3 or any(not isinstance(d, int) or d < MEAN_STRIDE_MIN_SIDE for d in shape[2:]):
+        return 1
+    return MEAN_STRIDE
+
+
 def observations_for(graph: Graph, layers: Iterable[BiasLayer]) -> list[Observation]:
-    """Per-channel input-mean observations the fast correction needs."""
+    """Per-channel input-mean observations the fast correction needs.
+
+    Convolution inputs with every spatial side >= 16 are averaged over every second row
+    and column (a quarter of the pixels of every sample): these are a CNN's largest
+    tensors, and a full extra read of each is a large part of the statistics pass's cost
+    (EfficientNet-Lite0, 150 samples: the instrumented pass took 1.71x a plain one, 1.57x
+    with subsampled means). On EfficientNet-Lite0's 300 samples the shifts match the
+    full-mean ones with correlation 0.99995 (1 % relative L2 difference), the same 32 of
+    50 layers are corrected, and top-1 agreement is 0.853 vs 0.847.
+    """
     return [Observation(layer.key, graph.op(layer.data_source[0]).name, layer.data_source[1], minmax=False,
-                        mean_axis=layer.mean_axis) for layer in layers]
+                        mean_axis=layer.mean_axis, mean_stride=_mean_stride(graph, layer)) for layer in layers]
 
 
 def _bias_node(graph: Graph, layer: BiasLayer) -> int:

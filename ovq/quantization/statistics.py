@@ -16,7 +16,8 @@ per :class:`Observation`:
   row per sample), from which SmoothQuant derives both its per-channel scales and the
   per-sample ranges of the smoothed tensor without a second pass;
 * ``mean_axis``: the per-channel mean over every other axis plus the tensor's shape
-  (``ShapeOf``), for bias correction;
+  (``ShapeOf``), for bias correction; with ``mean_stride`` k the mean reads every k-th
+  row and column only (large convolution inputs; see :mod:`.bias_correction`);
 * ``quantile``: the raw tensor, reduced on the fly by the native quantile kernel.
 
 It compiles that model once on CPU (f32 hint, THROUGHPUT hint) and streams the samples
@@ -59,6 +60,7 @@ class Observation:
     channel_axis: int | None = None  # per-channel min/max (over every other axis) instead of per-sample
     nonnegative: bool = False  # the producer never outputs negatives: skip the min reduction (0 is exact)
     sample_channel_axis: int | None = None  # per-channel min/max of every sample (SmoothQuant)
+    mean_stride: int = 1  # the mean reads every k-th row and column of a [N, C, H, W...] tensor
 
 
 @dataclass
@@ -106,6 +108,18 @@ def _other_axes(x: Any, axis: int, op_name: str, out_index: int) -> Any:
         raise OvqError(f"calibration: output {out_index} of {op_name!r} has a dynamic rank")
     r = rank.get_length()
     return ops.constant(np.array([a for a in range(r) if a != axis % r], np.int64))
+
+
+def _strided(x: Any, stride: int) -> Any:
+    """``x[:, :, ::stride, ::stride, ...]`` (``x`` itself for stride 1 or rank < 3)."""
+    import openvino.opset13 as ops
+
+    r = x.get_partial_shape().rank.get_length()
+    if stride == 1 or r < 3:
+        return x
+    steps = np.array([1, 1] + [stride] * (r - 2), np.int64)
+    return ops.slice(x, ops.constant(np.zeros(r, np.int64)), ops.constant(np.full(r, np.iinfo(np.int64).max)),
+                     ops.constant(steps))
 
 
 def instrument(model: Any, observations: Sequence[Observation]) -> tuple[Any, list[_Slots]]:
@@ -159,7 +173,7 @@ def instrument(model: Any, observations: Sequence[Observation]) -> tuple[Any, li
             add("scmax", ops.reduce_max(x, axes, keep_dims=False))
         if obs.mean_axis is not None:
             axes = _other_axes(x, obs.mean_axis, obs.op_name, obs.out_index)
-            add("mean", ops.reduce_mean(x, axes, keep_dims=False))
+            add("mean", ops.reduce_mean(_strided(x, obs.mean_stride), axes, keep_dims=False))
             add("shape", ops.shape_of(x))
         slots.append(s)
     return ov.Model(results, model.get_parameters(), "ovq_statistics"), slots
