@@ -133,6 +133,80 @@ def _absbits(typingctx, x):
     return types.int32(x), cg
 
 
+def _splat(builder, x, n):
+    """An n-lane vector of the scalar x."""
+    vty = ir.VectorType(x.type, n)
+    one = builder.insert_element(ir.Constant(vty, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(vty, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), n), [0] * n))
+
+
+@intrinsic
+def _out16(typingctx, a, i, base, span, amask, bf):
+    """Movemask of the 16 values ``a[i:i+16]`` (a contiguous 1-D array, no bounds check)
+    whose order key is outside ``[base, base + span]``: bit j is set when value j, as
+    float32 with its bits ``& amask`` (clears the sign for ``|v|``), is not ``_kdist``-
+    inside the window. One vector load, key, subtract and unsigned compare; the lane
+    mask is an ``i16`` (``vmovmskps``/``vpmovmskb``), so hits are found with ``_ctz``."""
+    if not (isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C"
+            and a.dtype in (types.float32, types.uint16)):
+        return None
+    lanes = 16
+
+    def cg(context, builder, sig, args):
+        i32 = ir.IntType(32)
+        vi32 = ir.VectorType(i32, lanes)
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        ptr = builder.gep(ary.data, [args[1]])
+        elt = ptr.type.pointee
+        raw = builder.load(builder.bitcast(ptr, ir.VectorType(elt, lanes).as_pointer()),
+                           align=elt.width // 8 if isinstance(elt, ir.IntType) else 4)
+        if sig.args[0].dtype == types.float32:
+            bits = builder.bitcast(raw, vi32)
+        else:  # 16-bit words: bfloat16 (shift) or IEEE half (fpext), as in _val
+            bfv = builder.shl(builder.zext(raw, vi32), _splat(builder, ir.Constant(i32, 16), lanes))
+            hv = builder.fpext(builder.bitcast(raw, ir.VectorType(ir.HalfType(), lanes)),
+                               ir.VectorType(ir.FloatType(), lanes))
+            flag = context.cast(builder, args[5], sig.args[5], types.boolean)
+            bits = builder.select(flag, bfv, builder.bitcast(hv, vi32))
+        bits = builder.and_(bits, _splat(builder, args[4], lanes))
+        m = builder.lshr(builder.ashr(bits, _splat(builder, ir.Constant(i32, 31), lanes)),
+                         _splat(builder, ir.Constant(i32, 1), lanes))
+        d = builder.sub(builder.xor(bits, m), _splat(builder, args[2], lanes))
+        out = builder.icmp_unsigned(">", d, _splat(builder, args[3], lanes))
+        return builder.zext(builder.bitcast(out, ir.IntType(lanes)), i32)
+
+    return types.uint32(a, types.intp, types.int32, types.uint32, types.int32, bf), cg
+
+
+@intrinsic
+def _ctz(typingctx, x):
+    """Index of the lowest set bit of a non-zero unsigned integer (``tzcnt``/``bsf``)."""
+    if not (isinstance(x, types.Integer) and not x.signed):
+        return None
+
+    def cg(context, builder, sig, args):
+        tz = builder.cttz(args[0], ir.Constant(ir.IntType(1), 1))
+        return tz if x.bitwidth == 64 else builder.zext(tz, ir.IntType(64))
+
+    return types.intp(x), cg
+
+
+@intrinsic
+def _grab(typingctx, counter, n):
+    """Atomically ``counter[0] += n``; returns the old value (a shared task counter)."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64
+            and isinstance(n, types.Integer)):
+        return None
+
+    def cg(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        inc = context.cast(builder, args[1], sig.args[1], types.int64)
+        return builder.atomic_rmw("add", ary.data, inc, "monotonic")
+
+    return types.int64(counter, n), cg
+
+
 @intrinsic
 def _fma(typingctx, a, b, c):
     """Correctly rounded float32 ``a * b + c`` (``llvm.fma``: FMA instruction or libm)."""
@@ -473,38 +547,89 @@ def _keep_seg(seg, bf, absolute, lb, lc, lt, m_lo, hb, hc, ht, m_hi, bad):
     return lc, lt, hc, ht, bad
 
 
+@_jit
+def _keep_run(a, base, n, s, bf, absolute, lb, lc, lt, m_lo, hb, hc, ht, m_hi, bad):
+    """Offer the run ``a[base + i*s]``, i < n, to both keepers (see :func:`_keep_seg`).
+
+    A contiguous run is tested 16 values per step through :func:`_out16` and only the
+    lanes it flags (outside the bounds' key window, or NaN/Inf) are looked at, one by
+    one, as the native scan does with a movemask; the head (seeding) and the tail go
+    through :func:`_keep_seg`, other strides entirely."""
+    if s != 1:
+        return _keep_seg(_sview(a, base, n, s), bf, absolute, lb, lc, lt, m_lo, hb, hc, ht,
+                         m_hi, bad)
+    i = 0
+    if (m_lo == 0 or lt == _INF32) and (m_hi == 0 or ht == -_INF32):
+        i = min(n, 1024)  # seed the bounds from the head
+        lc, lt, hc, ht, bad = _keep_seg(a[base:base + i], bf, absolute, lb, lc, lt, m_lo, hb,
+                                        hc, ht, m_hi, bad)
+    amask = np.int32(0x7FFFFFFF) if absolute else np.int32(-1)
+    while True:
+        kb, span, ok = _window(lt, ht)
+        every = np.uint32(0) if ok else np.uint32(0xFFFF)  # no window: look at all lanes
+        mk = np.uint32(0)
+        while i + 16 <= n:  # tight scan, the window fixed (its splats stay in registers)
+            mk = _out16(a, base + i, kb, span, amask, bf) | every
+            if mk != 0:
+                break
+            i += 16
+        if mk == 0:
+            break
+        while mk != 0:
+            j = base + i + _ctz(mk)
+            mk &= mk - np.uint32(1)
+            v = _val(a[j], bf)
+            v = abs(v) if absolute else v
+            if not (abs(v) < _INF32):
+                bad = True
+            if v < lt or v > ht:
+                lc, lt, hc, ht = _offer(v, lb, lc, lt, m_lo, hb, hc, ht, m_hi)
+        i += 16
+    return _keep_seg(a[base + i:base + n], bf, absolute, lb, lc, lt, m_lo, hb, hc, ht, m_hi,
+                     bad)
+
+
+@_jit
+def _keep_task(t, a, bf, koff, rshape, rstrides, splits, absolute, m_lo, m_hi, lbuf, lcnt,
+               hbuf, hcnt, bads):
+    k, o0, o1, n, s = _task(t, splits, rshape, rstrides)
+    lb = lbuf[t]
+    hb = hbuf[t]
+    lc = 0
+    hc = 0
+    # An inactive side (m == 0) accepts nothing; an active one all until it fills.
+    lt = _INF32 if m_lo > 0 else -_INF32
+    ht = -_INF32 if m_hi > 0 else _INF32
+    bad = False
+    for o in range(o0, o1):
+        base = koff[k] + _run_offset(o, rshape, rstrides)
+        lc, lt, hc, ht, bad = _keep_run(a, base, n, s, bf, absolute, lb, lc, lt, m_lo, hb, hc,
+                                        ht, m_hi, bad)
+    lcnt[t] = lc
+    hcnt[t] = hc
+    bads[t] = bad
+
+
 @_pjit
-def _keep_k(a, bf, koff, rshape, rstrides, splits, absolute, m_lo, m_hi):
+def _keep_k(a, bf, koff, rshape, rstrides, splits, absolute, m_lo, m_hi, threads):
     nt = koff.shape[0] * splits
-    cap_lo = 2 * m_lo + 32
-    cap_hi = 2 * m_hi + 32
-    lbuf = np.empty((nt, cap_lo), np.float32)
-    hbuf = np.empty((nt, cap_hi), np.float32)
+    lbuf = np.empty((nt, 2 * m_lo + 32), np.float32)
+    hbuf = np.empty((nt, 2 * m_hi + 32), np.float32)
     lcnt = np.zeros(nt, np.int64)
     hcnt = np.zeros(nt, np.int64)
     bads = np.zeros(nt, np.bool_)
-    inf = np.float32(np.inf)
-    for t in numba.prange(nt):
-        k, o0, o1, n, s = _task(t, splits, rshape, rstrides)
-        lb = lbuf[t]
-        hb = hbuf[t]
-        lc = 0
-        hc = 0
-        # An inactive side (m == 0) accepts nothing; an active one all until it fills.
-        lt = inf if m_lo > 0 else -inf
-        ht = -inf if m_hi > 0 else inf
-        bad = False
-        for o in range(o0, o1):
-            base = koff[k] + _run_offset(o, rshape, rstrides)
-            if s == 1:
-                lc, lt, hc, ht, bad = _keep_seg(a[base:base + n], bf, absolute, lb, lc, lt,
-                                                m_lo, hb, hc, ht, m_hi, bad)
-            else:
-                lc, lt, hc, ht, bad = _keep_seg(_sview(a, base, n, s), bf, absolute, lb, lc,
-                                                lt, m_lo, hb, hc, ht, m_hi, bad)
-        lcnt[t] = lc
-        hcnt[t] = hc
-        bads[t] = bad
+    # Tasks are handed out dynamically (see _grab): the scan's cost per task varies.
+    nw = max(1, min(threads, nt))
+    chunk = max(1, nt // (8 * nw))
+    nxt = np.zeros(1, np.int64)
+    for _ in numba.prange(nw):
+        while True:
+            t0 = _grab(nxt, chunk)
+            if t0 >= nt:
+                break
+            for t in range(t0, min(t0 + chunk, nt)):
+                _keep_task(t, a, bf, koff, rshape, rstrides, splits, absolute, m_lo, m_hi,
+                           lbuf, lcnt, hbuf, hcnt, bads)
     return lbuf, lcnt, hbuf, hcnt, bads
 
 
@@ -855,7 +980,7 @@ def quantile(x, q, axis=(), *, absolute=False, name="tensor"):
     if ext is not None:
         sp = _splits(p.rshape, p.k)
         lb, lc, hb, hc, bad = _keep_k(p.flats[0], bf, p.koffs[0], p.rshape, p.rstrides[0], sp,
-                                      bool(absolute), ext[0], ext[1])
+                                      bool(absolute), ext[0], ext[1], numba.get_num_threads())
         if bad.any():
             raise NonFiniteError(name)
         out = _extreme_finish(lb, lc, hb, hc, p.k, sp, p.r, q, ext[0])

@@ -57,3 +57,26 @@ def test_quantile_large_nonfinite(kern):
         for axis in (None, 1):
             with pytest.raises(NonFiniteError):
                 kern.quantile(y, [1e-4, 1 - 1e-4], axis, name="t")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_quantile_step_lanes(kern, ref, dtype):
+    """Values beyond a bound, and NaN/Inf, in every lane of a 16-value step after the
+    seeded head (the scans test 16 values at once and then look at single lanes)."""
+    from ovq.errors import NonFiniteError
+
+    x = strided(np.random.default_rng(11), (1024 + 64,), dtype, 0)
+    big = np.finfo(x.dtype).max if dtype != "bfloat16" else x.dtype.type(3.0e38)
+    for lane in range(16):
+        y = x.copy()
+        pos = 1024 + 16 + lane
+        y[pos] = big
+        y[pos + 16 if lane < 8 else pos - 16] = -big  # two hits in other steps
+        for absolute in (False, True):
+            np.testing.assert_array_equal(
+                kern.quantile(y, [1e-3, 1 - 1e-3], None, absolute=absolute),
+                ref.quantile(y, [1e-3, 1 - 1e-3], None, absolute=absolute))
+        for bad in (np.nan, np.inf, -np.inf):
+            y[pos] = bad
+            with pytest.raises(NonFiniteError):
+                kern.quantile(y, [1e-3], None, name="t")
