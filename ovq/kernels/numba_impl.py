@@ -618,7 +618,8 @@ def _keep_k(a, bf, koff, rshape, rstrides, splits, absolute, m_lo, m_hi, threads
     lcnt = np.zeros(nt, np.int64)
     hcnt = np.zeros(nt, np.int64)
     bads = np.zeros(nt, np.bool_)
-    # Tasks are handed out dynamically (see _grab): the scan's cost per task varies.
+    # Tasks are handed out dynamically (see _grab): the scan's cost per task varies, and a
+    # worker the OS delays on a busy machine does not hold the others back.
     nw = max(1, min(threads, nt))
     chunk = max(1, nt // (8 * nw))
     nxt = np.zeros(1, np.int64)
@@ -745,28 +746,44 @@ def _hist_seg(seg, bf, absolute, l, h, scale, bins, cnt, bad, slots):
     return bad
 
 
+@_jit
+def _hist_task(t, a, bf, koff, rshape, rstrides, splits, lo, hi, bins, absolute, part, bads,
+               slots):
+    k, o0, o1, n, s = _task(t, splits, rshape, rstrides)
+    l = lo[k]
+    h = hi[k]
+    scale = bins / (h - l)
+    cnt = part[t]
+    bad = False
+    for o in range(o0, o1):
+        base = koff[k] + _run_offset(o, rshape, rstrides)
+        if s == 1:
+            bad = _hist_seg(a[base:base + n], bf, absolute, l, h, scale, bins, cnt, bad, slots)
+        else:
+            bad = _hist_seg(_sview(a, base, n, s), bf, absolute, l, h, scale, bins, cnt, bad,
+                            slots)
+    bads[t] = bad
+
+
 @_pjit
-def _histogram_k(a, bf, koff, rshape, rstrides, splits, lo, hi, bins, absolute):
+def _histogram_k(a, bf, koff, rshape, rstrides, splits, lo, hi, bins, absolute, threads):
     nt = koff.shape[0] * splits
     part = np.zeros((nt, bins + 2), np.int64)
     bads = np.zeros(nt, np.bool_)
-    for t in numba.prange(nt):
-        k, o0, o1, n, s = _task(t, splits, rshape, rstrides)
-        l = lo[k]
-        h = hi[k]
-        scale = bins / (h - l)
-        cnt = part[t]
+    # Tasks are handed out dynamically (see _grab), so a worker the OS delays on a busy
+    # machine does not hold the others back.
+    nw = max(1, min(threads, nt))
+    chunk = max(1, nt // (8 * nw))
+    nxt = np.zeros(1, np.int64)
+    for _ in numba.prange(nw):
         slots = np.empty(256, np.int32)
-        bad = False
-        for o in range(o0, o1):
-            base = koff[k] + _run_offset(o, rshape, rstrides)
-            if s == 1:
-                bad = _hist_seg(a[base:base + n], bf, absolute, l, h, scale, bins, cnt, bad,
-                                slots)
-            else:
-                bad = _hist_seg(_sview(a, base, n, s), bf, absolute, l, h, scale, bins, cnt,
-                                bad, slots)
-        bads[t] = bad
+        while True:
+            t0 = _grab(nxt, chunk)
+            if t0 >= nt:
+                break
+            for t in range(t0, min(t0 + chunk, nt)):
+                _hist_task(t, a, bf, koff, rshape, rstrides, splits, lo, hi, bins, absolute,
+                           part, bads, slots)
     return part, bads
 
 
@@ -1003,7 +1020,7 @@ def histogram(x, lo, hi, bins, axis=(), *, absolute=False, name="tensor"):
     lo = np.ascontiguousarray(np.broadcast_to(np.asarray(lo, np.float64), kshape).reshape(-1))
     hi = np.ascontiguousarray(np.broadcast_to(np.asarray(hi, np.float64), kshape).reshape(-1))
     part, bad = _histogram_k(p.flats[0], bf, p.koffs[0], p.rshape, p.rstrides[0], sp, lo, hi,
-                             int(bins), bool(absolute))
+                             int(bins), bool(absolute), numba.get_num_threads())
     if bad.any():
         raise NonFiniteError(name)
     out = part.reshape(-1, sp, bins + 2).sum(axis=1)
