@@ -79,6 +79,7 @@ class QuantizeReport:
     quantized_ops: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     smoothed: int = 0
+    smooth_alphas: list[float] = field(default_factory=list)  # per smoothed group
     bias_corrected: int = 0
     bias_skipped: list[tuple[str, float]] = field(default_factory=list)
     compressed: int = 0
@@ -93,7 +94,8 @@ class QuantizeReport:
             f"calibration samples: {self.samples} ({self.requests} infer requests in flight)",
             f"FakeQuantize: {self.activation_fqs} on activations, {self.weight_fqs} on weights; "
             f"{self.quantized_ops} ops quantized",
-            *([f"SmoothQuant: {self.smoothed} MatMuls smoothed"] if self.smoothed else []),
+            *([f"SmoothQuant: {self.smoothed} MatMuls smoothed, alpha {_span(self.smooth_alphas)}"]
+              if self.smoothed else []),
             f"bias correction: {self.bias_corrected} layers corrected, {len(self.bias_skipped)} left (shift too large "
             f"or zero bias)",
         ]
@@ -107,6 +109,11 @@ class QuantizeReport:
         lines.append("time: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.phases.items())
                      + f" (total {sum(self.phases.values()):.2f} s)")
         return "\n".join(lines)
+
+
+def _span(values: list[float]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
 
 
 @contextmanager
@@ -180,18 +187,24 @@ def _overflow_fix(graph: Graph, meta: dict[str, dict[str, Any]], mode: str) -> i
     return len(owners)
 
 
-def _smooth_quant_alpha(smooth_quant: float | bool | None, model_type: Any) -> float | None:
-    """The MatMul SmoothQuant alpha to use, or None (off). ``None`` means NNCF's default:
-    0.95 for transformers, off otherwise."""
+def _smooth_quant_alpha(smooth_quant: float | bool | str | None, model_type: Any) -> float | str | None:
+    """The MatMul SmoothQuant alpha to use, ``"search"``, or None (off). ``None`` means
+    the default: ``"search"`` for transformers, off otherwise."""
     if smooth_quant is None:
-        return 0.95 if _value(model_type) == ModelType.TRANSFORMER.value else None
+        return "search" if _value(model_type) == ModelType.TRANSFORMER.value else None
     if smooth_quant is True:
         return 0.95
     if smooth_quant is False:
         return None
-    alpha = float(smooth_quant)
-    if alpha > 1 or alpha != alpha:
-        raise OvqError(f"smooth_quant alpha must be in [0, 1] (or negative / False to disable), got {smooth_quant}")
+    if isinstance(smooth_quant, str) and smooth_quant.lower() in ("search", "auto"):
+        return "search"
+    try:
+        alpha = float(smooth_quant)
+    except (TypeError, ValueError):
+        alpha = float("nan")
+    if not alpha <= 1:
+        raise OvqError(f"smooth_quant must be an alpha in [0, 1], 'search', or False / a negative value to "
+                       f"disable; got {smooth_quant!r}")
     return alpha if alpha >= 0 else None
 
 
@@ -223,7 +236,7 @@ def calibrate_and_quantize(
     activations_range: str = "mean_minmax",
     outlier_prob: float = 1e-4,
     overflow_fix: str | None = None,
-    smooth_quant: float | bool | None = None,
+    smooth_quant: float | bool | str | None = None,
     seed: int = 0,
     progress: bool | None = None,
     strict: bool = False,
@@ -281,7 +294,7 @@ def calibrate_and_quantize(
     observations: dict[Any, Observation] = {}
     fq_source: dict[str, tuple[str, int]] = {}
     quantile = outlier_prob if activations_range == "quantile" else None
-    for o in sq.observations_for(groups):
+    for o in sq.observations_for(groups, search=alpha == "search"):
         observations[o.key] = o
     for name, m in acts.items():
         if m["node"] in smoothed_fq:
@@ -321,6 +334,7 @@ def calibrate_and_quantize(
                 stats[r.group.key] = sq.smoothed_stats(r, stats[r.group.key])
             sq.rescale_means(smoothed, layers, stats)
         report.smoothed = sum(len(r.group.members) for r in smoothed)
+        report.smooth_alphas = [r.alpha for r in smoothed]
 
     with _timed(report, "ranges"):
         per_tensor = {name: m for name, m in acts.items() if m.get("per_channel_axis") is None}
@@ -371,7 +385,7 @@ def quantize(
     activations_range: str = "mean_minmax",
     outlier_prob: float = 1e-4,
     overflow_fix: str | None = None,
-    smooth_quant: float | bool | None = None,
+    smooth_quant: float | bool | str | None = None,
     seed: int = 0,
     progress: bool | None = None,
     strict: bool = False,
@@ -403,11 +417,12 @@ def quantize(
             so u8×s8 products cannot saturate the 16-bit intermediates some CPU INT8
             kernels use. Measured here (VNNI CPU): EfficientNet-Lite0's first conv (3
             input channels) saturates without it — top-1 agreement 0.69 vs 0.85.
-        smooth_quant: SmoothQuant alpha for MatMuls: ``None`` (default) is 0.95 for
-            ``model_type="transformer"`` and off otherwise (NNCF's defaults); ``True``
-            0.95; ``False`` or a negative value off; a float in ``[0, 1]`` that alpha.
-            Activation outliers are moved into the weights by per-channel scales
-            computed from the same statistics pass.
+        smooth_quant: SmoothQuant for MatMuls. ``None`` (default): ``"search"`` for
+            ``model_type="transformer"``, off otherwise. ``"search"``: each group's alpha
+            from (0.5, 0.6, 0.7, 0.8, 0.9, 0.95), the one whose quantized projections best
+            reproduce the FP ones on the first 16 samples (no extra inference). A float in
+            ``[0, 1]``: that alpha everywhere (NNCF's default is 0.95). ``True``: 0.95.
+            ``False`` or a negative value: off.
         seed: Seed of the subset draw.
         progress: Progress bar (``None``: on a terminal only).
         strict: An ignored-scope entry that matches nothing is an error, not a warning.

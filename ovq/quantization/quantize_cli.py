@@ -33,7 +33,7 @@ class QuantizeJob:
     model_type: str | None = None
     ignored_scope: Any = None
     compress_weights: bool = True
-    smooth_quant: float | bool | None = None
+    smooth_quant: float | bool | str | None = None
     seed: int = 0
     data_options: dict[str, Any] | None = None
     audit: bool = True
@@ -59,16 +59,18 @@ def parse_ignored_scope(text: str | None) -> Any:
     return {"names": [n.strip() for n in text.split(",") if n.strip()]}
 
 
-def parse_smooth_quant(text: str | None) -> float | bool | None:
-    """``--smooth-quant``: an alpha in [0, 1], or ``off``."""
+def parse_smooth_quant(text: str | None) -> float | bool | str | None:
+    """``--smooth-quant``: an alpha in [0, 1], ``search``, or ``off``."""
     if text is None:
         return None
     if text.strip().lower() in ("off", "none", "false", "no"):
         return False
+    if text.strip().lower() in ("search", "auto"):
+        return "search"
     try:
         alpha = float(text)
     except ValueError:
-        raise OvqError(f"--smooth-quant: {text!r} is neither an alpha in [0, 1] nor 'off'") from None
+        raise OvqError(f"--smooth-quant: {text!r} is not an alpha in [0, 1], 'search' or 'off'") from None
     if not 0.0 <= alpha <= 1.0:
         raise OvqError(f"--smooth-quant: alpha {alpha} is outside [0, 1]")
     return alpha

@@ -17,8 +17,14 @@ metadata and every node id placement returned.
 Scales follow NNCF: per input channel, ``act`` = abs-max of the activation over all
 samples, ``w`` = abs-max of the weights over the output channels, both floored at
 1e-5; ``s = act^α / w^(1-α)`` clipped to ``[10th percentile of s, 100]``; in a group
-the member whose ``s`` has the best ``min/max`` ratio gives the scales. ``α`` is 0.95
-for MatMul (NNCF's transformer default).
+the member whose ``s`` has the best ``min/max`` ratio gives the scales. NNCF uses one
+``α`` = 0.95 for every MatMul; ovq's default for transformers, ``alpha="search"``,
+picks each group's ``α`` from :data:`SEARCH_ALPHAS` as the one whose quantized
+projections (activation FQ from the smoothed statistics, per-channel weight FQ) best
+reproduce the FP projections ``x · W`` on up to :data:`SEARCH_ROWS` rows of the first
+:data:`SEARCH_SAMPLES` samples, kept from the same pass: a local least-squares
+criterion, no extra inference. On MiniLM it gives embedding cosine 0.9964 against 0.9947
+for 0.95 everywhere.
 
 Statistics come from the **same** single calibration pass as everything else: the
 observation records each sample's per-channel min and max of the unscaled tensor, so
@@ -41,6 +47,9 @@ from ovq.quantization.consts import const_source, set_const_input
 from ovq.quantization.statistics import Observation, TensorStats
 
 DEFAULT_ALPHA = 0.95
+SEARCH_ALPHAS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+SEARCH_SAMPLES = 16
+SEARCH_ROWS = 128  # rows (tokens) of the kept samples the search multiplies, evenly spaced
 STAT_FLOOR = 1e-5
 SCALE_MAX = 100.0
 SCALE_LOW_QUANTILE = 0.1
@@ -79,6 +88,7 @@ class Smoothed:
     group: SmoothGroup
     scales: np.ndarray  # (C,) the weights were multiplied by these, the activation divided
     chosen: str  # member whose scales won
+    alpha: float = DEFAULT_ALPHA
 
 
 def _static_dim(graph: Graph, node: int, out: int, axis: int) -> int | None:
@@ -140,10 +150,12 @@ def find_groups(graph: Graph, meta: Mapping[str, Mapping[str, Any]]) -> list[Smo
     return groups
 
 
-def observations_for(groups: Iterable[SmoothGroup]) -> list[Observation]:
-    """Per-sample per-channel min/max of every group's (unscaled) activation."""
-    return [Observation(g.key, g.source_name, g.source[1], minmax=False, sample_channel_axis=g.act_axis)
-            for g in groups]
+def observations_for(groups: Iterable[SmoothGroup], *, search: bool = False) -> list[Observation]:
+    """Per-sample per-channel min/max of every group's (unscaled) activation; with
+    ``search``, also the whole tensor of the first :data:`SEARCH_SAMPLES` samples."""
+    keep = SEARCH_SAMPLES if search else 0
+    return [Observation(g.key, g.source_name, g.source[1], minmax=False, sample_channel_axis=g.act_axis,
+                        keep_samples=keep) for g in groups]
 
 
 def smoothing_scales(act_absmax: np.ndarray, weights: np.ndarray, weight_axis: int,
@@ -178,34 +190,103 @@ def _set_weights(graph: Graph, fq: int, value: np.ndarray) -> None:
         node = up[0] if up is not None else None
 
 
-def _requantize_weights(graph: Graph, fq: int, weights: np.ndarray, meta: Mapping[str, Any]) -> None:
-    """Recompute weight FQ ``fq``'s range for new ``weights``, keeping its granularity."""
+def _weight_range_like(graph: Graph, fq: int, weights: np.ndarray,
+                       meta: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Weight FQ ``fq``'s range recomputed for ``weights``, keeping its granularity."""
     from ovq.quantization.placement import weight_range
-    from ovq.quantization.ranges import set_fq_range
 
     old = graph.const_value(graph.producer(fq, 1)[0])
     axes = tuple(a for a, d in enumerate(old.shape) if d != 1) if old.ndim == weights.ndim else ()
-    config = SimpleNamespace(levels=meta["levels"], mode=meta["mode"])
-    lo, hi = weight_range(weights, axes, config, per_channel=bool(axes))
-    set_fq_range(graph, fq, lo, hi)
+    return weight_range(weights, axes, SimpleNamespace(levels=meta["levels"], mode=meta["mode"]),
+                        per_channel=bool(axes))
+
+
+def _requantize_weights(graph: Graph, fq: int, weights: np.ndarray, meta: Mapping[str, Any]) -> None:
+    """Recompute weight FQ ``fq``'s range for new ``weights``."""
+    from ovq.quantization.ranges import set_fq_range
+
+    set_fq_range(graph, fq, *_weight_range_like(graph, fq, weights, meta))
+
+
+def _group_scales(graph: Graph, group: SmoothGroup, act: np.ndarray, alpha: float) -> tuple[np.ndarray, str]:
+    """The scales of the member with the best ``min/max`` ratio, and its name."""
+    best: tuple[float, np.ndarray, str] | None = None
+    for m in group.members:
+        s = smoothing_scales(act, const_source(graph, m.weight_fq, 0)[1], m.weight_axis, alpha)
+        ratio = float(s.min() / s.max())
+        if best is None or ratio > best[0]:
+            best = (ratio, s, m.name)
+    return best[1], best[2]
+
+
+def _absmax(st: TensorStats) -> np.ndarray:
+    return np.maximum(np.abs(st.sample_channel_min).max(0), np.abs(st.sample_channel_max).max(0))
+
+
+def reconstruction_error(graph: Graph, group: SmoothGroup, s: np.ndarray, st: TensorStats, x: np.ndarray,
+                         references: Mapping[int, np.ndarray], act_meta: Mapping[str, Any],
+                         weight_meta: Mapping[int, Mapping[str, Any]]) -> float:
+    """Σ over members of ``‖FQ(x/s) · FQ(s·W) − x · W‖² / ‖x · W‖²`` on rows ``x``.
+
+    ``references`` holds every member's ``x · W`` by op. The activation FQ takes the
+    range the smoothed statistics would give it (mean of per-sample min/max of ``x/s``),
+    the weights their per-output-channel range.
+    """
+    from ovq.kernels import get_kernels
+    from ovq.quantization.placement import activation_range
+
+    k = get_kernels()
+    smoothed = smoothed_stats(Smoothed(group, s, ""), st)
+    mn, mx = float(smoothed.mins.mean()), float(smoothed.maxs.mean())
+    if act_meta["mode"] == "symmetric":
+        h = float(np.maximum(np.abs(smoothed.mins), np.abs(smoothed.maxs)).mean())
+        mn, mx = (-h if smoothed.mins.min() < 0 else 0.0), h
+    lo, hi = (np.float32(v) for v in activation_range(mn, mx, mode=act_meta["mode"], levels=act_meta["levels"],
+                                                        level_low=act_meta["level_low"],
+                                                        level_high=act_meta["level_high"]))
+    xq = k.fake_quantize(x / s.astype(np.float32), lo, hi, lo, hi, act_meta["levels"])
+    err = 0.0
+    for m in group.members:
+        w = const_source(graph, m.weight_fq, 0)[1]
+        ws = (w * _broadcast(s, 2, m.weight_axis)).astype(np.float32)  # stored layout
+        wl, wh = _weight_range_like(graph, m.weight_fq, ws, weight_meta[m.weight_fq])
+        wq = k.fake_quantize(ws, wl, wh, wl, wh, weight_meta[m.weight_fq]["levels"])
+        y = references[m.op]
+        yq = xq @ (wq.T if m.weight_axis % 2 == 1 else wq)  # stored [out, in] with transpose_b
+        err += float(np.square(yq - y, dtype=np.float64).sum() / max(float(np.square(y, dtype=np.float64).sum()),
+                                                                      1e-30))
+    return err
+
+
+def search_alpha(graph: Graph, group: SmoothGroup, st: TensorStats, meta: Mapping[str, Mapping[str, Any]],
+                 alphas: Iterable[float] = SEARCH_ALPHAS) -> float:
+    """The alpha of ``alphas`` with the smallest :func:`reconstruction_error` over at most
+    :data:`SEARCH_ROWS` rows of the kept samples (2-D weights only; else the default)."""
+    by_node = {m["node"]: m for m in meta.values()}
+    weights = {m.op: const_source(graph, m.weight_fq, 0)[1] for m in group.members}
+    if st.kept is None or any(w.ndim != 2 for w in weights.values()):
+        return DEFAULT_ALPHA
+    x = np.ascontiguousarray(st.kept[:: max(1, len(st.kept) // SEARCH_ROWS)][:SEARCH_ROWS], np.float32)
+    references = {m.op: x @ (weights[m.op].T if m.weight_axis % 2 == 1 else weights[m.op]) for m in group.members}
+    act = _absmax(st)
+    errors = {a: reconstruction_error(graph, group, _group_scales(graph, group, act, a)[0], st, x, references,
+                                      by_node[group.fqs[0]], by_node) for a in alphas}
+    return min(errors, key=errors.get)
 
 
 def smooth(graph: Graph, groups: Iterable[SmoothGroup], stats: Mapping[Hashable, TensorStats],
-           meta: Mapping[str, Mapping[str, Any]], *, alpha: float = DEFAULT_ALPHA) -> list[Smoothed]:
-    """Choose every group's scales from ``stats`` and rewrite ``graph`` (see the module doc)."""
+           meta: Mapping[str, Mapping[str, Any]], *, alpha: float | str = DEFAULT_ALPHA) -> list[Smoothed]:
+    """Choose every group's scales from ``stats`` and rewrite ``graph`` (see the module doc).
+
+    ``alpha="search"`` picks each group's alpha from :data:`SEARCH_ALPHAS` by
+    :func:`reconstruction_error` (needs the kept samples of :func:`observations_for`).
+    """
     by_node = {m["node"]: m for m in meta.values()}
     done = []
     for g in groups:
         st = stats[g.key]
-        act = np.maximum(np.abs(st.sample_channel_min).max(0), np.abs(st.sample_channel_max).max(0))
-        best: tuple[float, np.ndarray, str] | None = None
-        for m in g.members:
-            w = const_source(graph, m.weight_fq, 0)[1]
-            s = smoothing_scales(act, w, m.weight_axis, alpha)
-            ratio = float(s.min() / s.max())
-            if best is None or ratio > best[0]:
-                best = (ratio, s, m.name)
-        _, s, chosen = best
+        a = search_alpha(graph, g, st, meta) if alpha == "search" else float(alpha)
+        s, chosen = _group_scales(graph, g, _absmax(st), a)
         rank = len(graph.op(g.source[0]).outputs[g.source[1]].shape)
         inv = graph.add_const(_broadcast((1.0 / s).astype(np.float32), rank, g.act_axis), f"{g.source_name}/smooth_scale")
         out = graph.op(g.source[0]).outputs[g.source[1]]
@@ -222,7 +303,7 @@ def smooth(graph: Graph, groups: Iterable[SmoothGroup], stats: Mapping[Hashable,
             scaled = (w.astype(np.float64) * _broadcast(s, w.ndim, m.weight_axis)).astype(np.float32)
             _set_weights(graph, m.weight_fq, scaled)
             _requantize_weights(graph, m.weight_fq, scaled, by_node[m.weight_fq])
-        done.append(Smoothed(g, s, chosen))
+        done.append(Smoothed(g, s, chosen, a))
     return done
 
 

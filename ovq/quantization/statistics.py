@@ -47,6 +47,9 @@ from ovq.errors import NonFiniteError, OvqError
 from ovq.quantization.dataset import CalibrationError, InputSpec, Subset
 
 
+CHECKED_ROLES = ("min", "max", "mean", "cmin", "cmax", "scmin", "scmax")
+
+
 @dataclass(frozen=True)
 class Observation:
     """What to measure on output ``out_index`` of the op named ``op_name``."""
@@ -61,6 +64,7 @@ class Observation:
     nonnegative: bool = False  # the producer never outputs negatives: skip the min reduction (0 is exact)
     sample_channel_axis: int | None = None  # per-channel min/max of every sample (SmoothQuant)
     mean_stride: int = 1  # the mean reads every k-th row and column of a [N, C, H, W...] tensor
+    keep_samples: int = 0  # keep the whole tensor of the first k samples (with sample_channel_axis)
 
 
 @dataclass
@@ -77,6 +81,7 @@ class TensorStats:
     q_high: np.ndarray | None = None  # (rows,) per-sample (1 - p)-quantile
     sample_channel_min: np.ndarray | None = None  # (samples, C) per-channel minimum of each sample
     sample_channel_max: np.ndarray | None = None  # (samples, C) per-channel maximum of each sample
+    kept: np.ndarray | None = None  # (rows, C) the first samples' values, channel axis last
 
 
 @dataclass
@@ -171,6 +176,8 @@ def instrument(model: Any, observations: Sequence[Observation]) -> tuple[Any, li
             axes = _other_axes(x, obs.sample_channel_axis, obs.op_name, obs.out_index)
             add("scmin", ops.reduce_min(x, axes, keep_dims=False))
             add("scmax", ops.reduce_max(x, axes, keep_dims=False))
+            if obs.keep_samples:
+                add("kept", x)
         if obs.mean_axis is not None:
             axes = _other_axes(x, obs.mean_axis, obs.op_name, obs.out_index)
             add("mean", ops.reduce_mean(_strided(x, obs.mean_stride), axes, keep_dims=False))
@@ -252,13 +259,17 @@ def collect_statistics(
                 got: dict[str, np.ndarray] = {}
                 for role, out in s.outputs.items():
                     data = request.get_output_tensor(out).data
+                    if role == "kept":
+                        if index < obs.keep_samples:
+                            got[role] = np.moveaxis(np.array(data), obs.sample_channel_axis, -1)
+                        continue
                     if role == "raw":
                         p = obs.quantile
                         q = kernels.quantile(data, [p, 1.0 - p], axis=0, name=obs.op_name)
                         got["q_low"], got["q_high"] = np.array(q[0]), np.array(q[1])
                     else:
                         got[role] = np.array(data)
-                    if role in ("min", "max", "mean", "cmin", "cmax", "scmin", "scmax") and not np.all(np.isfinite(got[role])):
+                    if role in CHECKED_ROLES and not np.all(np.isfinite(got[role])):
                         raise NonFiniteError(f"{obs.op_name}:{obs.out_index}", _nan_hint(index))
                 row.append(got)
             with lock:
@@ -339,6 +350,9 @@ def _gather(observations: Sequence[Observation], per_sample: dict[int, list[dict
         if "scmax" in rows[0]:
             st.sample_channel_min = np.stack([r["scmin"].reshape(-1) for r in rows]).astype(np.float64)
             st.sample_channel_max = np.stack([r["scmax"].reshape(-1) for r in rows]).astype(np.float64)
+        kept = [r["kept"] for r in rows if "kept" in r]
+        if kept:
+            st.kept = np.concatenate([k.reshape(-1, k.shape[-1]) for k in kept])
         if "q_low" in rows[0]:
             st.q_low = np.concatenate([r["q_low"].reshape(-1) for r in rows]).astype(np.float64)
             st.q_high = np.concatenate([r["q_high"].reshape(-1) for r in rows]).astype(np.float64)

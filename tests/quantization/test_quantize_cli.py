@@ -119,7 +119,7 @@ def test_smooth_quant_option(calib, tmp_path):
     out = tmp_path / "q.xml"
     proc = run("quantize", demo_model_path(), "-o", out, "--data", calib, "--subset-size", 50,
                "--model-type", "transformer", "--smooth-quant", "0.8", "--no-audit")
-    assert "SmoothQuant: 1 MatMuls smoothed" in proc.stdout
+    assert "SmoothQuant: 1 MatMuls smoothed, alpha 0.8" in proc.stdout
     assert "smooth_quant" in out.read_text()  # the scaling Multiply is in the written model
     proc = run("quantize", demo_model_path(), "-o", out, "--data", calib, "--subset-size", 50,
                "--model-type", "transformer", "--smooth-quant", "off", "--no-audit")
@@ -128,3 +128,16 @@ def test_smooth_quant_option(calib, tmp_path):
                check=False)
     assert proc.returncode == 2 and "--smooth-quant" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "bad.xml").exists()
+
+
+def test_parse_smooth_quant():
+    from ovq.errors import OvqError
+    from ovq.quantization.quantize_cli import parse_smooth_quant
+
+    assert parse_smooth_quant(None) is None
+    assert parse_smooth_quant("off") is False
+    assert parse_smooth_quant("search") == "search"
+    assert parse_smooth_quant("0.75") == 0.75
+    for bad in ("x", "-0.1", "2"):
+        with pytest.raises(OvqError, match="--smooth-quant"):
+            parse_smooth_quant(bad)

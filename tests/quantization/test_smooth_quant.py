@@ -110,7 +110,7 @@ def test_transformer_default_smooths_and_is_more_accurate_on_outlier_channels():
     plain, rep0 = ovq.quantize(model, xs, model_type="transformer", smooth_quant=False, return_report=True,
                                fast_bias_correction=None)
     assert rep.smoothed == 2 and rep0.smoothed == 0
-    assert "SmoothQuant: 2 MatMuls smoothed" in rep.format()
+    assert "SmoothQuant: 2 MatMuls smoothed, alpha" in rep.format()
     err = np.abs(_run(smoothed, held) - fp).mean()
     err0 = np.abs(_run(plain, held) - fp).mean()
     assert err < 0.7 * err0
@@ -142,3 +142,34 @@ def test_bias_correction_sees_the_smoothed_means():
     mean_err = np.abs((_run(q, held) - fp).mean(axis=(0, 1))).mean()
     mean_err0 = np.abs((_run(q0, held) - fp).mean(axis=(0, 1))).mean()
     assert mean_err <= mean_err0 + 1e-6
+
+
+def test_search_picks_the_alpha_with_the_smallest_reconstruction_error():
+    g, meta = _placed()
+    (group,) = sq.find_groups(g, meta)
+    x = RNG.standard_normal((64, C))
+    x[:, 3] *= 60
+    st = TensorStats(sample_channel_min=x.reshape(8, 8, C).min(1), sample_channel_max=x.reshape(8, 8, C).max(1),
+                     kept=x)
+    best = sq.search_alpha(g, group, st, meta)
+    assert best in sq.SEARCH_ALPHAS
+    by_node = {m["node"]: m for m in meta.values()}
+    xs = x.astype(np.float32)
+    refs = {m.op: xs @ sq.const_source(g, m.weight_fq, 0)[1].T for m in group.members}
+    act = np.abs(x).max(0)
+
+    def err(a):
+        s, _ = sq._group_scales(g, group, act, a)
+        return sq.reconstruction_error(g, group, s, st, xs, refs, by_node[group.fqs[0]], by_node)
+
+    assert all(err(best) <= err(a) for a in sq.SEARCH_ALPHAS)
+    # smoothing beats no smoothing on an outlier channel
+    assert err(best) < sq.reconstruction_error(g, group, np.ones(C), st, xs, refs, by_node[group.fqs[0]], by_node)
+
+
+def test_default_transformer_alpha_is_searched_from_kept_samples():
+    _, rep = ovq.quantize(_model(), _samples(), model_type="transformer", return_report=True)
+    assert rep.smooth_alphas and all(a in sq.SEARCH_ALPHAS for a in rep.smooth_alphas)
+    _, rep = ovq.quantize(_model(), _samples(), model_type="transformer", smooth_quant=0.95, return_report=True)
+    assert rep.smooth_alphas == [0.95]
+    assert "alpha 0.95" in rep.format()
