@@ -11,12 +11,19 @@ is the layer applied to the mean input with the weight error ``ΔW = W − FQ(W)
 * MatMul: ``shift = mean(x) @ ΔW`` exactly (``mean(x)`` over every row of every sample);
 * Convolution: ``shift = spatial mean of conv(m̄, ΔW)`` where ``m̄`` is an input of the
   layer's real spatial size whose channels hold their FP means (POT's constant-image
-  input; exact for 1×1 and unpadded kernels, approximate at padded borders).
+  input). With zero padding that mean has a closed form (:func:`conv_mean_shift`):
+  ``shift[o] = Σ_t frac[t] · Σ_c ΔW[o, c, t] · m̄[c]``, where ``frac[t]`` is the fraction
+  of output positions at which kernel tap ``t`` reads inside the input (a product over
+  the spatial axes of per-axis fractions set by the strides, dilations and padding), so
+  it is exact at padded borders too.
 
 So the only statistics are per-channel input means, gathered in the same single pass
-as the activation ranges, and all convolution shifts come from **one** compiled model
-(every layer's ``conv(m̄, ΔW)`` side by side) and one inference — not one compile per
-layer. A shift is applied when ``max |shift / bias| < threshold``; a zero bias element
+as the activation ranges, and no model is compiled or run for the shifts (an earlier
+version built one OpenVINO model of every layer's ``conv(m̄, ΔW)``: on EfficientNet-Lite0
+the closed form agrees with it to 1.7e-6 relative on all 50 layers, corrects the same
+32, and saves that model's compile and memory).
+
+A shift is applied when ``max |shift / bias| < threshold``; a zero bias element
 makes the ratio infinite and the layer is left alone (NNCF's rule).
 
 **Full** (``fast_bias_correction=False``, threshold 1000): quantization error is allowed
@@ -28,13 +35,12 @@ repeated (``rounds``, default 2) so later layers see their corrected predecessor
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ovq.errors import OvqError
 from ovq.ir.graph import Graph
 from ovq.quantization.consts import const_source, set_const_input
 from ovq.quantization.statistics import Observation, TensorStats
@@ -191,34 +197,90 @@ def _ints(text: str | None) -> list[int]:
     return [int(v) for v in (text or "").replace(" ", "").split(",") if v]
 
 
-def _conv_delta_model(graph: Graph, layers: list[tuple[BiasLayer, np.ndarray, TensorStats]]):
-    import openvino as ov
-    import openvino.opset13 as ops
+def tap_fractions(in_spatial: Sequence[int], kernel: Sequence[int], attrs: Mapping[str, str]) -> np.ndarray:
+    """Per kernel tap, the fraction of a convolution's outputs at which the tap reads the input.
 
-    params, results = [], []
-    for layer, delta, st in layers:
-        op = graph.op(layer.op)
-        a = op.attrs or {}
-        shape = [1, *st.shape[1:]]
-        p = ops.parameter(shape, np.float32, name=f"in{len(params)}")
-        w = ops.constant(delta)
-        args = dict(strides=_ints(a.get("strides")), pads_begin=_ints(a.get("pads_begin")),
-                    pads_end=_ints(a.get("pads_end")), dilations=_ints(a.get("dilations")),
-                    auto_pad=a.get("auto_pad", "explicit"))
-        y = (ops.convolution if op.type == "Convolution" else ops.group_convolution)(p, w, **args)
-        spatial = ops.constant(np.arange(2, len(shape), dtype=np.int64))
-        results.append(ops.result(ops.reduce_mean(y, spatial, keep_dims=False)))
-        params.append(p)
-    return ov.Model(results, params, "ovq_bias_shift")
+    Along one spatial axis of input size ``I``, output ``o`` reads input position
+    ``o·stride + t·dilation − pad_begin`` with tap ``t``; the tap contributes only when
+    that position lies in ``[0, I)`` (elsewhere it reads zero padding). The fraction over
+    a multi-dimensional kernel is the outer product of the per-axis fractions.
+
+    Args:
+        in_spatial: Spatial input sizes (``H, W, ...``).
+        kernel: Spatial kernel sizes, one per input axis.
+        attrs: The Convolution's IR attributes (``strides``, ``dilations``,
+            ``pads_begin``, ``pads_end``, ``auto_pad``; missing ones take the defaults).
+
+    Returns:
+        An array of shape ``kernel`` with values in ``[0, 1]``.
+    """
+    nd = len(in_spatial)
+    strides = _ints(attrs.get("strides")) or [1] * nd
+    dilations = _ints(attrs.get("dilations")) or [1] * nd
+    pads_begin = _ints(attrs.get("pads_begin")) or [0] * nd
+    pads_end = _ints(attrs.get("pads_end")) or [0] * nd
+    auto_pad = (attrs.get("auto_pad") or "explicit").lower()
+    frac = np.ones((), np.float64)
+    for d in range(nd):
+        size, stride, dilation, k = int(in_spatial[d]), strides[d], dilations[d], int(kernel[d])
+        span = dilation * (k - 1) + 1
+        if auto_pad == "valid":
+            begin = end = 0
+        elif auto_pad in ("same_upper", "same_lower"):
+            # output size ceil(I / stride); the odd padding element goes to the end
+            # (same_upper) or the beginning (same_lower)
+            total = max((-(-size // stride) - 1) * stride + span - size, 0)
+            begin = total // 2 if auto_pad == "same_upper" else total - total // 2
+            end = total - begin
+        else:  # explicit, notset
+            begin, end = pads_begin[d], pads_end[d]
+        outputs = (size + begin + end - span) // stride + 1
+        pos = np.arange(outputs)[:, None] * stride + np.arange(k)[None, :] * dilation - begin
+        frac = np.multiply.outer(frac, ((pos >= 0) & (pos < size)).mean(0))
+    return frac
+
+
+def conv_mean_shift(kind: str, delta: np.ndarray, channel_mean: np.ndarray, in_shape: Sequence[int],
+                    attrs: Mapping[str, str]) -> np.ndarray | None:
+    """The spatial mean of ``conv(m̄, delta)`` for an input holding ``channel_mean`` per channel.
+
+    Exact for zero padding (the only padding OpenVINO convolutions have): with ``frac``
+    from :func:`tap_fractions`, ``shift[o] = Σ_t frac[t] · Σ_c delta[o, c, t] · m̄[c]``;
+    a GroupConvolution applies the same per group.
+
+    Args:
+        kind: ``"Convolution"`` (``delta`` is ``[O, C, k...]``) or ``"GroupConvolution"``
+            (``[G, O/G, C/G, k...]``).
+        delta: The weight error ``W − FQ(W)``.
+        channel_mean: ``(C,)`` per-channel input mean.
+        in_shape: The input shape ``[N, C, spatial...]``.
+        attrs: The op's IR attributes.
+
+    Returns:
+        The ``(O,)`` shift in float64, or ``None`` when the shapes do not fit together.
+    """
+    lead = 2 if kind == "Convolution" else 3
+    spatial = tuple(in_shape[2:])
+    if delta.ndim != lead + len(spatial) or not spatial:
+        return None
+    frac = tap_fractions(spatial, delta.shape[lead:], attrs).reshape(-1)
+    m = np.asarray(channel_mean, np.float64).reshape(-1)
+    dw = delta.astype(np.float64)
+    if kind == "Convolution":
+        if dw.shape[1] != m.size:
+            return None
+        return np.einsum("ock,c,k->o", dw.reshape(*dw.shape[:2], -1), m, frac)
+    groups, per_out, per_in = dw.shape[:3]
+    if groups * per_in != m.size:
+        return None
+    shift = np.einsum("gock,gc,k->go", dw.reshape(groups, per_out, per_in, -1), m.reshape(groups, per_in), frac)
+    return shift.reshape(-1)
 
 
 def fast_bias_correction(graph: Graph, layers: list[BiasLayer], stats: Mapping[Hashable, TensorStats], *,
                          threshold: float = FAST_THRESHOLD) -> list[BiasShift]:
     """Compute and apply the fast correction for ``layers``; return every decision."""
-    from ovq.runtime import compile_model
-
     decisions: list[BiasShift] = []
-    convs: list[tuple[BiasLayer, np.ndarray, TensorStats]] = []
     for layer in layers:
         st = stats.get(layer.key)
         found = const_source(graph, layer.weight_fq)
@@ -226,33 +288,21 @@ def fast_bias_correction(graph: Graph, layers: list[BiasLayer], stats: Mapping[H
             continue
         w = found[1]
         delta = (w - _quantized_weight(graph, layer.weight_fq, w)).astype(np.float32)
-        if graph.op(layer.op).type == "MatMul":
+        op = graph.op(layer.op)
+        if op.type == "MatMul":
             if delta.ndim != 2:
                 continue
-            attrs = graph.op(layer.op).attrs or {}
-            db = delta.T if attrs.get("transpose_b") == "true" else delta
+            db = delta.T if (op.attrs or {}).get("transpose_b") == "true" else delta
             if db.shape[0] != st.channel_mean.size:
                 continue
             shift = st.channel_mean @ db.astype(np.float64)
-            decisions.append(_decide(graph, layer, shift, threshold))
         else:
             if st.shape is None or len(st.shape) < 3:
                 continue
-            convs.append((layer, delta, st))
-    if convs:
-        model = _conv_delta_model(graph, convs)
-        try:
-            compiled = compile_model(model)
-        except OvqError as exc:
-            raise OvqError(f"bias correction: {exc}") from None
-        feeds = []
-        for _layer, _delta, st in convs:
-            m = st.channel_mean.astype(np.float32).reshape(1, -1, *([1] * (len(st.shape) - 2)))
-            feeds.append(np.ascontiguousarray(np.broadcast_to(m, (1, *st.shape[1:]))))
-        outs = compiled.create_infer_request().infer(feeds)
-        for k, (layer, _delta, _st) in enumerate(convs):
-            shift = np.asarray(outs[compiled.output(k)], np.float64).reshape(-1)
-            decisions.append(_decide(graph, layer, shift, threshold))
+            shift = conv_mean_shift(op.type, delta, st.channel_mean, st.shape, op.attrs or {})
+            if shift is None:
+                continue
+        decisions.append(_decide(graph, layer, shift, threshold))
     by_name = {layer.name: layer for layer in layers}
     for d in decisions:
         if d.applied:
