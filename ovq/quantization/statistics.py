@@ -22,8 +22,13 @@ per :class:`Observation`:
 
 It compiles that model once on CPU (f32 hint, THROUGHPUT hint) and streams the samples
 through an ``AsyncInferQueue`` with several requests in flight; the completion
-callback (an OpenVINO worker thread) copies the few reduced values per tensor into
-per-sample slots. Memory is O(samples × channels), never O(samples × tensor size).
+callback (an OpenVINO worker thread) folds per-channel min/max and means into running
+aggregates (:class:`_Running`: O(channels) per tensor) and copies the rest of the few
+reduced values per tensor into per-sample slots; only the roles that need every sample
+(per-sample min/max, quantiles, SmoothQuant's per-sample channel ranges, kept tensors)
+are kept per sample. Memory is O(samples × channels) at most, never
+O(samples × tensor size). The compiled model, its queue and the instrumented model are
+released before the rows are gathered.
 Reducing in the graph keeps OpenVINO's Conv+bias+activation fusions intact where the
 observed tensor is the fused chain's output, and moves no full activations to Python
 (see docs/quantize.md for the measurements behind this choice).
@@ -48,6 +53,7 @@ from ovq.quantization.dataset import CalibrationError, InputSpec, Subset
 
 
 CHECKED_ROLES = ("min", "max", "mean", "cmin", "cmax", "scmin", "scmax")
+RUNNING_ROLES = ("cmin", "cmax", "mean", "shape")  # folded as results arrive, not kept per sample
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,65 @@ class CollectionReport:
 @dataclass
 class _Slots:
     outputs: dict[str, int] = field(default_factory=dict)  # role -> compiled output index
+
+
+class _Running:
+    """The running aggregates of one statistics pass, one slot per observation.
+
+    Per-channel minima and maxima are folded as results arrive, in any order (min and
+    max commute). Per-channel means are folded in sample order: a result that arrives
+    early waits in ``pending`` until its predecessors are in, so the weighted sum makes
+    the same float64 additions in the same order as summing the stacked per-sample rows
+    along the sample axis (bit-identical for two or more channels; numpy sums a single
+    column pairwise, which can differ in the last bit). Callers hold the lock.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.cmin: list[np.ndarray | None] = [None] * count
+        self.cmax: list[np.ndarray | None] = [None] * count
+        self.mean_sum: list[np.ndarray | None] = [None] * count  # Σ weight · mean, in sample order
+        self.weight = [0.0] * count  # Σ weight (elements per channel of each inference)
+        self.shape: list[tuple[int, ...] | None] = [None] * count  # shape of sample 0
+        self.pending: dict[int, list[tuple[np.ndarray, np.ndarray] | None]] = {}
+        self.next = 0  # first sample whose means are not folded yet
+
+    def add(self, index: int, values: list[dict[str, np.ndarray]]) -> None:
+        """Fold sample ``index``'s running roles (``values[k]`` for observation ``k``)."""
+        means: list[tuple[np.ndarray, np.ndarray] | None] = []
+        for k, got in enumerate(values):
+            if "cmax" in got:
+                cmax = got["cmax"].reshape(-1)
+                prev = self.cmax[k]
+                self.cmax[k] = cmax if prev is None else np.maximum(prev, cmax)
+            if "cmin" in got:
+                cmin = got["cmin"].reshape(-1)
+                prev = self.cmin[k]
+                self.cmin[k] = cmin if prev is None else np.minimum(prev, cmin)
+            means.append((got["mean"], got["shape"]) if "mean" in got else None)
+        self.pending[index] = means
+        while self.next in self.pending:
+            for k, item in enumerate(self.pending.pop(self.next)):
+                if item is None:
+                    continue
+                mean, shape = item
+                weight = float(np.prod(shape))
+                term = weight * mean.reshape(-1).astype(np.float64)
+                prev = self.mean_sum[k]
+                self.mean_sum[k] = term if prev is None else prev + term
+                self.weight[k] += weight
+                if self.shape[k] is None:
+                    self.shape[k] = tuple(int(d) for d in shape)
+            self.next += 1
+
+    def fill(self, k: int, st: TensorStats) -> None:
+        """Set observation ``k``'s per-channel min/max and mean on ``st``."""
+        cmax, cmin, mean_sum = self.cmax[k], self.cmin[k], self.mean_sum[k]
+        if cmax is not None:
+            st.channel_max = cmax.astype(np.float64)
+            st.channel_min = cmin.astype(np.float64) if cmin is not None else np.zeros_like(st.channel_max)
+        if mean_sum is not None:
+            st.channel_mean = mean_sum / self.weight[k]
+            st.shape = self.shape[k]
 
 
 def _ops_by_name(model: Any) -> dict[str, Any]:
@@ -231,14 +296,17 @@ def collect_statistics(
                                                       "PERFORMANCE_HINT": "THROUGHPUT"})
     except RuntimeError as exc:
         raise OvqError(f"OpenVINO cannot compile the statistics model: {str(exc).strip().splitlines()[0]}") from None
+    del inst  # the compiled model holds what it needs
     report.seconds_compile = time.perf_counter() - t0
     spec = InputSpec(compiled)
+    n_inputs = len(compiled.inputs)
     jobs = requests or max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
     report.requests = jobs
     queue = ov.AsyncInferQueue(compiled, jobs)
     kernels = get_kernels()
 
     per_sample: dict[int, list[dict[str, np.ndarray]]] = {}
+    running = _Running(len(observations))
     errors: list[BaseException] = []
     lock = threading.Lock()
 
@@ -252,11 +320,12 @@ def collect_statistics(
             if any(not np.all(np.isfinite(request.get_output_tensor(k).data)) for k in float_outputs):
                 with lock:
                     bad_inputs.append((index, [np.array(request.get_input_tensor(i).data)
-                                               for i in range(len(compiled.inputs))]))
+                                               for i in range(n_inputs)]))
                 return
-            row = []
+            row, folded = [], []
             for obs, s in zip(observations, slots, strict=True):
                 got: dict[str, np.ndarray] = {}
+                fold: dict[str, np.ndarray] = {}
                 for role, out in s.outputs.items():
                     data = request.get_output_tensor(out).data
                     if role == "kept":
@@ -267,13 +336,16 @@ def collect_statistics(
                         p = obs.quantile
                         q = kernels.quantile(data, [p, 1.0 - p], axis=0, name=obs.op_name)
                         got["q_low"], got["q_high"] = np.array(q[0]), np.array(q[1])
-                    else:
-                        got[role] = np.array(data)
-                    if role in CHECKED_ROLES and not np.all(np.isfinite(got[role])):
+                        continue
+                    value = np.array(data)
+                    if role in CHECKED_ROLES and not np.all(np.isfinite(value)):
                         raise NonFiniteError(f"{obs.op_name}:{obs.out_index}", _nan_hint(index))
+                    (fold if role in RUNNING_ROLES else got)[role] = value
                 row.append(got)
+                folded.append(fold)
             with lock:
                 per_sample[index] = row
+                running.add(index, folded)
         except BaseException as exc:  # re-raised on the calling thread
             with lock:
                 errors.append(exc)
@@ -296,6 +368,7 @@ def collect_statistics(
         queue.wait_all()
         bar.close()
     report.seconds_infer = time.perf_counter() - t0
+    del queue, compiled  # free the plugin's buffers before gathering
     if errors:
         raise errors[0]
     if bad_inputs:
@@ -304,7 +377,7 @@ def collect_statistics(
     if count == 0:
         raise CalibrationError("the calibration dataset is empty")
     report.samples = count
-    return _gather(observations, per_sample, count), report
+    return _gather(observations, per_sample, running, count), report
 
 
 def _nan_hint(index: int) -> str:
@@ -333,7 +406,8 @@ def _locate_non_finite(model: Any, observations: Sequence[Observation], index: i
 
 
 def _gather(observations: Sequence[Observation], per_sample: dict[int, list[dict[str, np.ndarray]]],
-            count: int) -> dict[Hashable, TensorStats]:
+            running: _Running, count: int) -> dict[Hashable, TensorStats]:
+    """One :class:`TensorStats` per observation from the per-sample rows and running aggregates."""
     out: dict[Hashable, TensorStats] = {}
     order = [per_sample[i] for i in range(count)]
     for k, obs in enumerate(observations):
@@ -343,10 +417,6 @@ def _gather(observations: Sequence[Observation], per_sample: dict[int, list[dict
             st.maxs = np.concatenate([r["max"].reshape(-1) for r in rows]).astype(np.float64)
             st.mins = (np.concatenate([r["min"].reshape(-1) for r in rows]).astype(np.float64) if "min" in rows[0]
                        else np.zeros_like(st.maxs))
-        if "cmax" in rows[0]:
-            st.channel_max = np.max(np.stack([r["cmax"].reshape(-1) for r in rows]), 0).astype(np.float64)
-            st.channel_min = (np.min(np.stack([r["cmin"].reshape(-1) for r in rows]), 0).astype(np.float64)
-                              if "cmin" in rows[0] else np.zeros_like(st.channel_max))
         if "scmax" in rows[0]:
             st.sample_channel_min = np.stack([r["scmin"].reshape(-1) for r in rows]).astype(np.float64)
             st.sample_channel_max = np.stack([r["scmax"].reshape(-1) for r in rows]).astype(np.float64)
@@ -356,11 +426,6 @@ def _gather(observations: Sequence[Observation], per_sample: dict[int, list[dict
         if "q_low" in rows[0]:
             st.q_low = np.concatenate([r["q_low"].reshape(-1) for r in rows]).astype(np.float64)
             st.q_high = np.concatenate([r["q_high"].reshape(-1) for r in rows]).astype(np.float64)
-        if "mean" in rows[0]:
-            # weight every inference by its element count per channel (batches may differ)
-            weights = np.array([np.prod(r["shape"]) for r in rows], np.float64)
-            means = np.stack([r["mean"].reshape(-1) for r in rows]).astype(np.float64)
-            st.channel_mean = (weights[:, None] * means).sum(0) / weights.sum()
-            st.shape = tuple(int(d) for d in rows[0]["shape"])
+        running.fill(k, st)
         out[obs.key] = st
     return out

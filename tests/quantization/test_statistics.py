@@ -38,3 +38,26 @@ def test_reductions_match_numpy():
     # mean_stride=2 reads every second row and column only
     assert stats["mean2"].channel_mean == pytest.approx(ys[:, :, ::2, ::2].mean(axis=(0, 2, 3)), abs=1e-6)
     assert stats["mean2"].shape == (1, 3, 20, 18)
+
+
+def test_running_aggregates_are_order_independent_and_bit_identical():
+    """Results arriving out of order fold to exactly the stacked per-sample reduction."""
+    from ovq.quantization.statistics import TensorStats, _Running
+
+    rows = [{"cmin": RNG.standard_normal(7).astype(np.float32), "cmax": RNG.standard_normal(7).astype(np.float32),
+             "mean": RNG.standard_normal(7).astype(np.float32), "shape": np.array([1 + k % 3, 7, 5, 4])}
+            for k in range(40)]
+    running = _Running(2)
+    for index in [*range(1, 40, 2), *range(0, 40, 2)]:  # every odd sample first
+        running.add(index, [rows[index], {}])
+    st, other = TensorStats(), TensorStats()
+    running.fill(0, st)
+    running.fill(1, other)
+    weights = np.array([np.prod(r["shape"]) for r in rows], np.float64)
+    means = np.stack([r["mean"] for r in rows]).astype(np.float64)
+    assert np.array_equal(st.channel_mean, (weights[:, None] * means).sum(0) / weights.sum())
+    assert np.array_equal(st.channel_min, np.min(np.stack([r["cmin"] for r in rows]), 0).astype(np.float64))
+    assert np.array_equal(st.channel_max, np.max(np.stack([r["cmax"] for r in rows]), 0).astype(np.float64))
+    assert st.shape == (1, 7, 5, 4)
+    assert running.pending == {}
+    assert other.channel_mean is None and other.channel_max is None
