@@ -52,6 +52,18 @@ class BinFile:
             self._map = mmap.mmap(self.fd, self.size, access=mmap.ACCESS_READ)
         return memoryview(self._map)
 
+    def drop_pages(self) -> None:
+        """Drop the mapped pages from the resident set; the mapping and its views stay valid.
+
+        ``madvise(MADV_DONTNEED)`` on this read-only shared file mapping only drops the
+        page-table entries: the data stays in the page cache (or on disk) and is read back
+        on the next access, so views taken earlier keep their values. It lowers the
+        process's resident set before a memory-hungry step such as compiling a model
+        (the weights read so far count in it in full). No-op when unmapped.
+        """
+        if self._map is not None and hasattr(mmap, "MADV_DONTNEED"):
+            self._map.madvise(mmap.MADV_DONTNEED)
+
     def pread_into(self, buf: bytearray | memoryview, offset: int) -> int:
         """Read ``len(buf)`` bytes at ``offset`` without mapping; returns bytes read."""
         return os.preadv(self.fd, [buf], offset)
