@@ -444,6 +444,12 @@ class Graph:
         port.shape = list(data.shape)
 
     # ----------------------------------------------------------------- whole
+    def drop_constant_pages(self) -> None:
+        """Let the OS reclaim the pages of memory-mapped ``.bin`` files read so far
+        (they are read back from the page cache when a constant is next used)."""
+        for bin_file in self._bins:
+            bin_file.drop_pages()
+
     def copy(self) -> Graph:
         """A deep copy that shares (read-only) file-backed constant payloads."""
         clone = Graph(self.name, source=self.source)

@@ -324,8 +324,7 @@ def calibrate_and_quantize(
         stream = Subset(keep, None, subset.count)
 
     with _timed(report, "statistics"):
-        for bin_file in graph._bins:  # weights read so far: leave RSS room for the compile
-            bin_file.drop_pages()
+        graph.drop_constant_pages()  # weights read so far: leave RSS room for the compile
         stats, collection = collect_statistics(fp_model, list(observations.values()), stream, progress=progress)
     report.samples, report.requests = collection.samples, collection.requests
 
