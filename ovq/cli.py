@@ -149,8 +149,8 @@ def preprocess(model: Path, output: Path, mean_values: str | None, scale_values:
               help="fast (default), full (propagating, slower) or none.")
 @click.option("--no-compress-weights", is_flag=True, help="Keep weights as FakeQuantize on FP32 constants.")
 @click.option("--smooth-quant", default=None, metavar="ALPHA|search|off",
-              help="SmoothQuant for MatMuls: an alpha, 'search' (per-layer alpha; the default with "
-                   "--model-type transformer) or 'off' (the default otherwise).")
+              help="SmoothQuant for MatMuls: an alpha (0.95 is the default with --model-type transformer), "
+                   "'search' (an alpha per layer group, slower, more accurate) or 'off' (the default otherwise).")
 @click.option("--input-shape", default=None, help="Completes dynamic input dims, e.g. '1,3,224,224'.")
 @click.option("--layout", default=None, help="Images: the input layout, e.g. 'nchw' or 'nhwc'.")
 @click.option("--mean-values", default=None, help="Images: subtracted per channel, e.g. '[123.675,116.28,103.53]'.")

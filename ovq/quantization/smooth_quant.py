@@ -18,7 +18,7 @@ Scales follow NNCF: per input channel, ``act`` = abs-max of the activation over 
 samples, ``w`` = abs-max of the weights over the output channels, both floored at
 1e-5; ``s = act^α / w^(1-α)`` clipped to ``[10th percentile of s, 100]``; in a group
 the member whose ``s`` has the best ``min/max`` ratio gives the scales. NNCF uses one
-``α`` = 0.95 for every MatMul; ovq's default for transformers, ``alpha="search"``,
+``α`` = 0.95 for every MatMul, as does ovq by default; ``alpha="search"`` (opt-in)
 picks each group's ``α`` from :data:`SEARCH_ALPHAS` as the one whose quantized
 projections (activation FQ from the smoothed statistics, per-channel weight FQ) best
 reproduce the FP projections ``x · W`` on up to :data:`SEARCH_ROWS` rows of the first

@@ -167,9 +167,9 @@ def test_search_picks_the_alpha_with_the_smallest_reconstruction_error():
     assert err(best) < sq.reconstruction_error(g, group, np.ones(C), st, xs, refs, by_node[group.fqs[0]], by_node)
 
 
-def test_default_transformer_alpha_is_searched_from_kept_samples():
-    _, rep = ovq.quantize(_model(), _samples(), model_type="transformer", return_report=True)
+def test_searched_alpha_comes_from_the_grid_and_default_is_nncf():
+    _, rep = ovq.quantize(_model(), _samples(), model_type="transformer", smooth_quant="search", return_report=True)
     assert rep.smooth_alphas and all(a in sq.SEARCH_ALPHAS for a in rep.smooth_alphas)
-    _, rep = ovq.quantize(_model(), _samples(), model_type="transformer", smooth_quant=0.95, return_report=True)
+    _, rep = ovq.quantize(_model(), _samples(), model_type="transformer", return_report=True)
     assert rep.smooth_alphas == [0.95]
     assert "alpha 0.95" in rep.format()
