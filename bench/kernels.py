@@ -1,7 +1,8 @@
 """Throughput of the kernels per backend, in GB/s of input read, plus memory bandwidth.
 
-Run: python bench/kernels.py [--repeat N] [--only TEXT]. Prints one table; ratios are what
-matter on a shared, noisy machine.
+Run: python bench/kernels.py [--repeat N] [--only TEXT] [--threads N]. Prints one table;
+ratios are what matter on a shared, noisy machine (``--threads 1`` compares the work per
+core, which the load moves less than the parallel speed-up).
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import numpy as np
 from ovq.kernels import available_backends, get_kernels
 
 
-def best(fn, repeat: int) -> float:
+def best(fn, repeat: int, min_time: float = 0.3) -> float:
+    """Best of ``repeat`` calls, and of at least ``min_time`` seconds of calls: a kernel
+    that runs for 2 ms would otherwise be timed within a 10 ms window, short enough for
+    one burst of other work on a shared machine to decide the result."""
     fn()  # warm-up (numba compiles here)
     ts = []
-    for _ in range(repeat):
+    while len(ts) < repeat or sum(ts) < min_time:
         t = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t)
@@ -28,7 +32,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--only", default="", help="run the kernels whose title contains this")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="threads of the native and numba backends (default: all cores)")
     args = ap.parse_args()
+    if args.threads:
+        import numba
+
+        from ovq.kernels import set_num_threads
+
+        set_num_threads(args.threads)
+        numba.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     act = rng.standard_normal((32, 64, 112, 112), dtype=np.float32)
     w = rng.standard_normal((4096, 4096), dtype=np.float32)
