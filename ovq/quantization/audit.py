@@ -8,6 +8,10 @@ show as f32, not bf16) and reads each runtime node's rt_info from
 Audited plugin layer types: Convolution, GroupConvolution, Deconvolution,
 FullyConnected(Compressed), MatMul, and the recurrent ``RNNSeq``/``RNNCell`` nodes
 (LSTMSequence/GRUSequence run ``u8`` with a ``ref_any_I8`` kernel when quantized).
+On AVX-512 machines the plugin fuses attention (``Q x K^T``, Softmax, ``x V``, or a
+decomposed ScaledDotProductAttention) into one snippets ``Subgraph`` (e.g. ``i8``,
+``jit_avx512_i8``); such a Subgraph is audited when one of its original layers is a
+MatMul-like IR op, and it counts as INT8 like any other node.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Any
 AUDITED_LAYER_TYPES = {"Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul",
                        "FullyConnectedCompressed", "RNNSeq", "RNNCell"}
 INT8_PRECISIONS = {"u8", "i8"}
+MATMUL_LIKE_IR_TYPES = {"MatMul", "Convolution", "GroupConvolution", "ConvolutionBackpropData",
+                        "GroupConvolutionBackpropData", "ScaledDotProductAttention"}
 
 
 @dataclass(frozen=True)
@@ -138,18 +144,21 @@ def runtime_audit(model: Any, *, expected: Iterable[str] | None = None, config: 
         config: Extra compile options.
     """
     from ovq.ir import Graph
-    from ovq.runtime import compile_model
+    from ovq.runtime import as_ov_model, compile_model
 
     if expected is None and isinstance(model, Graph):
         expected = model.meta.get("ovq.quantized_ops")
-    compiled = compile_model(model, config=config)
+    ov_model = as_ov_model(model)
+    matmul_like = {op.get_friendly_name() for op in ov_model.get_ops() if op.get_type_name() in MATMUL_LIKE_IR_TYPES}
+    compiled = compile_model(ov_model, config=config)
     entries = []
     for op in compiled.get_runtime_model().get_ops():
         info = op.get_rt_info()
         layer_type = _rt(info, "layerType")
-        if layer_type not in AUDITED_LAYER_TYPES:
-            continue
         originals = tuple(x for x in _rt(info, "originalLayersNames").split(",") if x)
+        fused_attention = layer_type == "Subgraph" and not matmul_like.isdisjoint(originals)
+        if layer_type not in AUDITED_LAYER_TYPES and not fused_attention:
+            continue
         entries.append(AuditEntry(op.get_friendly_name(), layer_type, _rt(info, "runtimePrecision"),
                                   _rt(info, "primitiveType"), originals))
     return AuditReport(entries, tuple(expected or ()))
