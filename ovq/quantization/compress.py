@@ -21,6 +21,7 @@ constant if something else still reads it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -64,10 +65,8 @@ def compress_weight_fq(graph: Graph, fq: int) -> CompressedWeight | None:
     levels = int(graph.op(fq).attrs["levels"])
     if levels > 65536 or levels < 2:
         return None
-    y = get_kernels().fake_quantize(w, il, ih, ol, oh, levels, flavor="node")
     scale = ((oh.astype(np.float64) - ol) / (levels - 1))
     safe = np.where(scale > 0, scale, 1.0)
-    q = np.rint((y - ol) / safe)  # the level index in [0, L-1]
     zp = -ol.astype(np.float64) / safe
     zp_int = np.rint(zp)
     whole = np.all(np.abs(zp - zp_int) < 1e-3) and np.all(scale > 0)
@@ -76,10 +75,14 @@ def compress_weight_fq(graph: Graph, fq: int) -> CompressedWeight | None:
     signed_type, unsigned_type = (np.int8, np.uint8) if levels <= 256 else (np.int16, np.uint16)
     info = np.iinfo(signed_type)
     direct = whole and offsets.size == 1 and info.min <= -offsets[0] and levels - 1 - offsets[0] <= info.max
-    if direct:
-        data = (q - offsets[0]).astype(signed_type)
-    else:
-        data = q.astype(unsigned_type)
+    data = np.empty(w.shape, signed_type if direct else unsigned_type)
+    offset = offsets[0] if direct else 0.0
+    for rows in _row_chunks(w.shape):
+        y = get_kernels().fake_quantize(w[rows], *(_rows_of(r, rows, w.ndim) for r in (il, ih, ol, oh)), levels,
+                                        flavor="node")
+        # the level index in [0, L-1] (minus the zero point in the direct form)
+        data[rows] = np.rint((y - _rows_of(ol, rows, w.ndim)) / _rows_of(safe, rows, w.ndim)) - offset
+    if not direct:
         zp_u = np.clip(zp_int, 0, np.iinfo(unsigned_type).max).astype(unsigned_type)
     scale32 = scale.astype(np.float32)
 
@@ -109,6 +112,27 @@ def compress_weight_fq(graph: Graph, fq: int) -> CompressedWeight | None:
     graph.op(mul).name = name
     _drop_unused(graph, [p[0] for p in inputs if p is not None])
     return CompressedWeight(name, str(data.dtype), int(w.size), before, int(data.nbytes + scale32.nbytes))
+
+
+CHUNK_ELEMENTS = 1 << 20
+"""Weights are turned into integers this many elements (a few MiB of temporaries) at a
+time: whole-tensor float64 temporaries of an embedding table cost several times its size."""
+
+
+def _row_chunks(shape: tuple[int, ...]) -> list[Any]:
+    """Slices of the first axis covering about :data:`CHUNK_ELEMENTS` elements each."""
+    if not shape:
+        return [Ellipsis]
+    per_row = max(int(np.prod(shape[1:], dtype=np.int64)), 1)
+    step = max(CHUNK_ELEMENTS // per_row, 1)
+    return [slice(i, min(i + step, shape[0])) for i in range(0, max(shape[0], 1), step)]
+
+
+def _rows_of(r: np.ndarray, rows: Any, ndim: int) -> np.ndarray:
+    """The part of range array ``r`` (broadcastable to a rank-``ndim`` tensor) for ``rows``."""
+    if rows is Ellipsis or r.ndim < ndim or r.shape[0] == 1:
+        return r  # constant along the first axis
+    return r[rows]
 
 
 def _drop_unused(graph: Graph, nodes: list[int]) -> None:
