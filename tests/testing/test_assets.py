@@ -180,5 +180,7 @@ def test_minilm_sentences_and_embeddings() -> None:
     emb = assets.mean_pool_normalize(hidden, inputs["attention_mask"])
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
     cos = emb @ emb.T
-    np.fill_diagonal(cos, -1)
-    assert cos.max() < 1.0
+    ids = inputs["input_ids"]
+    same = (ids[:, None, :] == ids[None, :, :]).all(-1)  # the corpus repeats one sentence (38 and 44)
+    np.testing.assert_allclose(cos[same], 1.0, rtol=1e-5)
+    assert cos[~same].max() < 0.9999
