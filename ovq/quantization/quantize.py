@@ -143,7 +143,7 @@ def _nonnegative(graph: Graph, node: int) -> bool:
 
 
 def _first_layers(graph: Graph, weighted: set[int]) -> set[int]:
-    """Weighted ops reachable from a Parameter without passing another weighted op."""
+    """Ops of ``weighted`` reachable from a Parameter without passing another one of them."""
     seen: set[int] = set()
     found: set[int] = set()
     work = list(graph.parameters())
@@ -172,6 +172,9 @@ def _overflow_fix(graph: Graph, meta: dict[str, dict[str, Any]], mode: str) -> i
     owners = {fq: graph.consumers(fq, 0)[0][0] for fq in weights if graph.consumers(fq, 0)}
     owners = {fq: op for fq, op in owners.items() if graph.op(op).type in WEIGHTED}
     if mode == "first_layer":
+        # as NNCF: plain Convolutions only, the first one on each path from an input (a
+        # walk from the inputs passes through everything else, MatMuls included)
+        owners = {fq: op for fq, op in owners.items() if graph.op(op).type == "Convolution"}
         first = _first_layers(graph, set(owners.values()))
         owners = {fq: op for fq, op in owners.items() if op in first}
     from ovq.quantization.ranges import set_fq_range
@@ -413,8 +416,9 @@ def quantize(
             ``False`` keeps FakeQuantize on FP32 weights.
         activations_range: ``mean_minmax`` (default), ``minmax`` or ``quantile``.
         outlier_prob: Outlier probability for ``activations_range="quantile"``.
-        overflow_fix: ``first_layer`` (default, as NNCF), ``enable`` (all layers) or
-            ``disable``: 8-bit weight FQs get a doubled range (7-bit effective weights),
+        overflow_fix: ``first_layer`` (default, as NNCF: the first plain Convolution on
+            each path from an input; MatMuls never), ``enable`` (all Convolution-like
+            and MatMul layers) or ``disable``: 8-bit weight FQs get a doubled range (7-bit effective weights),
             so u8×s8 products cannot saturate the 16-bit intermediates some CPU INT8
             kernels use. Measured here (VNNI CPU): EfficientNet-Lite0's first conv (3
             input channels) saturates without it — top-1 agreement 0.69 vs 0.85.

@@ -239,6 +239,31 @@ def test_overflow_fix_doubles_first_layer_weight_range():
     assert hi_f == pytest.approx(2 * hi_p) and lo_f == pytest.approx(2 * lo_p)
 
 
+def _weight_fq_ranges(model: ov.Model) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    out = {}
+    for op in model.get_ops():
+        if op.get_type_name() == "FakeQuantize" and op.input_value(0).get_node().get_type_name() == "Constant":
+            lo, hi = (op.input_value(i).get_node().get_data() for i in (1, 2))
+            out[op.get_friendly_name()] = (np.array(lo), np.array(hi))
+    return out
+
+
+def test_first_layer_overflow_fix_leaves_matmuls_alone():
+    # NNCF's FIRST_LAYER touches plain Convolutions only: a transformer's first MatMuls
+    # (and, through the residual stream, most of its MatMuls) keep 8-bit weights
+    x = ops.parameter([1, 4, 8], np.float32, name="x")
+    h = ops.relu(ops.matmul(x, ops.constant(RNG.standard_normal((8, 8)).astype(np.float32)), False, False))
+    y = ops.matmul(ops.add(h, x), ops.constant(RNG.standard_normal((8, 8)).astype(np.float32)), False, False)
+    model = ov.Model([y], [x], "mlp")
+    samples = [RNG.standard_normal((1, 4, 8)).astype(np.float32) for _ in range(4)]
+    runs = {mode: _weight_fq_ranges(ovq.quantize(model, samples, compress_weights=False, overflow_fix=mode))
+            for mode in ("disable", "first_layer", "enable")}
+    assert len(runs["disable"]) == 2
+    for name, (lo, hi) in runs["disable"].items():
+        np.testing.assert_array_equal(runs["first_layer"][name][1], hi)
+        np.testing.assert_allclose(runs["enable"][name][1], 2 * hi, rtol=1e-6)
+
+
 def test_ignored_scope_keeps_the_op_in_float_and_strict_refuses_unknown_names():
     model = _conv_model(relu_in=True, bias=[0.1, 0.2, 0.3])
     samples = [RNG.standard_normal((1, 2, 4, 4)).astype(np.float32) for _ in range(4)]
