@@ -4,7 +4,8 @@ The jitted kernels walk the same strided plans as the native backend
 (:mod:`ovq.kernels._layout`), so views are not copied, and float16/bfloat16 inputs are
 read as raw 16-bit words and widened in registers (no float32 copy). Work is split into
 tasks like the native backend (per kept index, and along the outer reduced dim when
-there are few kept indices) and run with ``numba.prange`` on numba's thread pool.
+there are few kept indices) and handed out to one worker per thread of numba's pool
+through an atomic counter (``prange`` over the workers; see "task hand-out" below).
 Compilation is lazy (first call), cached on disk.
 
 Why the loops look the way they do (numba does not SLP-vectorize, and it never puts
@@ -219,6 +220,45 @@ def _fma(typingctx, a, b, c):
     return types.float32(a, b, c), cg
 
 
+# ------------------------------------------------------------------ task hand-out
+# Every parallel kernel runs ``nw`` workers (``prange(nw)``, nw = numba's threads) that
+# take runs of ``chunk`` consecutive tasks from a shared atomic counter until none are
+# left, as the native pool does, instead of prange's static split of the tasks: a worker
+# the OS delays on a busy machine then does not hold the others back, and tasks of
+# uneven cost balance out. Each task writes its own output slots (merged afterwards in a
+# fixed order, so results do not depend on which worker ran what). The loop skeleton is
+#
+#     nw, chunk, nxt = _share(nt, threads)
+#     for _ in numba.prange(nw):
+#         t0, t1 = _take(nxt, chunk, nt)
+#         while t0 < t1:
+#             for t in range(t0, t1):
+#                 _x_task(t, ...)
+#             t0, t1 = _take(nxt, chunk, nt)
+#
+# written out in each kernel: a shared parallel driver taking the task function as an
+# argument compiles and runs as fast, but numba does not reuse its on-disk cache for
+# functions with function-typed arguments (it recompiled and wrote a new cache entry on
+# every process start).
+
+
+@_jit
+def _share(nt, threads):
+    """``(workers, chunk, counter)`` for ``nt`` tasks on ``threads`` threads: runs of
+    about nt / (8 x workers) tasks, as the native pool."""
+    nw = max(1, min(threads, nt))
+    return nw, max(1, nt // (8 * nw)), np.zeros(1, np.int64)
+
+
+@_jit
+def _take(nxt, chunk, nt):
+    """The next run ``[t0, t1)`` of tasks from the counter (empty when all are taken)."""
+    t0 = _grab(nxt, chunk)
+    if t0 >= nt:
+        return nt, nt
+    return t0, min(t0 + chunk, nt)
+
+
 # -------------------------------------------------------------------------- walking
 
 
@@ -316,26 +356,36 @@ def _mm_seg(seg, mn, mx, ab):
     return mn, mx, ab
 
 
+@_jit
+def _mm_task(t, a, koff, rshape, rstrides, splits, mn, mx, ab):
+    k, o0, o1, n, s = _task(t, splits, rshape, rstrides)
+    m0 = _KMAX
+    m1 = _KMIN
+    m2 = np.int32(0)
+    for o in range(o0, o1):
+        base = koff[k] + _run_offset(o, rshape, rstrides)
+        if s == 1:
+            m0, m1, m2 = _mm_seg(a[base:base + n], m0, m1, m2)
+        else:
+            m0, m1, m2 = _mm_seg(_sview(a, base, n, s), m0, m1, m2)
+    mn[t] = m0
+    mx[t] = m1
+    ab[t] = m2
+
+
 @_pjit
-def _minmax_k(a, koff, rshape, rstrides, splits):
+def _minmax_k(a, koff, rshape, rstrides, splits, threads):
     nt = koff.shape[0] * splits
     mn = np.empty(nt, np.int32)
     mx = np.empty(nt, np.int32)
     ab = np.empty(nt, np.int32)
-    for t in numba.prange(nt):
-        k, o0, o1, n, s = _task(t, splits, rshape, rstrides)
-        m0 = _KMAX
-        m1 = _KMIN
-        m2 = np.int32(0)
-        for o in range(o0, o1):
-            base = koff[k] + _run_offset(o, rshape, rstrides)
-            if s == 1:
-                m0, m1, m2 = _mm_seg(a[base:base + n], m0, m1, m2)
-            else:
-                m0, m1, m2 = _mm_seg(_sview(a, base, n, s), m0, m1, m2)
-        mn[t] = m0
-        mx[t] = m1
-        ab[t] = m2
+    nw, chunk, nxt = _share(nt, threads)
+    for _ in numba.prange(nw):
+        t0, t1 = _take(nxt, chunk, nt)
+        while t0 < t1:
+            for t in range(t0, t1):
+                _mm_task(t, a, koff, rshape, rstrides, splits, mn, mx, ab)
+            t0, t1 = _take(nxt, chunk, nt)
     return mn, mx, ab
 
 
@@ -357,32 +407,42 @@ def _mom_seg(seg, bf, mn, mx, ab, s0, q0):
     return mn, mx, ab, s0, q0
 
 
+@_jit
+def _mom_task(t, a, bf, koff, rshape, rstrides, splits, mn, mx, ab, sm, sq):
+    k, o0, o1, n, s = _task(t, splits, rshape, rstrides)
+    m0 = _KMAX
+    m1 = _KMIN
+    m2 = np.int32(0)
+    s0 = 0.0
+    q0 = 0.0
+    for o in range(o0, o1):
+        base = koff[k] + _run_offset(o, rshape, rstrides)
+        if s == 1:
+            m0, m1, m2, s0, q0 = _mom_seg(a[base:base + n], bf, m0, m1, m2, s0, q0)
+        else:
+            m0, m1, m2, s0, q0 = _mom_seg(_sview(a, base, n, s), bf, m0, m1, m2, s0, q0)
+    mn[t] = m0
+    mx[t] = m1
+    ab[t] = m2
+    sm[t] = s0
+    sq[t] = q0
+
+
 @_pjit
-def _moments_k(a, bf, koff, rshape, rstrides, splits):
+def _moments_k(a, bf, koff, rshape, rstrides, splits, threads):
     nt = koff.shape[0] * splits
     mn = np.empty(nt, np.int32)
     mx = np.empty(nt, np.int32)
     ab = np.empty(nt, np.int32)
     sm = np.empty(nt)
     sq = np.empty(nt)
-    for t in numba.prange(nt):
-        k, o0, o1, n, s = _task(t, splits, rshape, rstrides)
-        m0 = _KMAX
-        m1 = _KMIN
-        m2 = np.int32(0)
-        s0 = 0.0
-        q0 = 0.0
-        for o in range(o0, o1):
-            base = koff[k] + _run_offset(o, rshape, rstrides)
-            if s == 1:
-                m0, m1, m2, s0, q0 = _mom_seg(a[base:base + n], bf, m0, m1, m2, s0, q0)
-            else:
-                m0, m1, m2, s0, q0 = _mom_seg(_sview(a, base, n, s), bf, m0, m1, m2, s0, q0)
-        mn[t] = m0
-        mx[t] = m1
-        ab[t] = m2
-        sm[t] = s0
-        sq[t] = q0
+    nw, chunk, nxt = _share(nt, threads)
+    for _ in numba.prange(nw):
+        t0, t1 = _take(nxt, chunk, nt)
+        while t0 < t1:
+            for t in range(t0, t1):
+                _mom_task(t, a, bf, koff, rshape, rstrides, splits, mn, mx, ab, sm, sq)
+            t0, t1 = _take(nxt, chunk, nt)
     return mn, mx, ab, sm, sq
 
 
@@ -618,19 +678,14 @@ def _keep_k(a, bf, koff, rshape, rstrides, splits, absolute, m_lo, m_hi, threads
     lcnt = np.zeros(nt, np.int64)
     hcnt = np.zeros(nt, np.int64)
     bads = np.zeros(nt, np.bool_)
-    # Tasks are handed out dynamically (see _grab): the scan's cost per task varies, and a
-    # worker the OS delays on a busy machine does not hold the others back.
-    nw = max(1, min(threads, nt))
-    chunk = max(1, nt // (8 * nw))
-    nxt = np.zeros(1, np.int64)
+    nw, chunk, nxt = _share(nt, threads)  # the scan's cost per task varies
     for _ in numba.prange(nw):
-        while True:
-            t0 = _grab(nxt, chunk)
-            if t0 >= nt:
-                break
-            for t in range(t0, min(t0 + chunk, nt)):
+        t0, t1 = _take(nxt, chunk, nt)
+        while t0 < t1:
+            for t in range(t0, t1):
                 _keep_task(t, a, bf, koff, rshape, rstrides, splits, absolute, m_lo, m_hi,
                            lbuf, lcnt, hbuf, hcnt, bads)
+            t0, t1 = _take(nxt, chunk, nt)
     return lbuf, lcnt, hbuf, hcnt, bads
 
 
@@ -682,34 +737,44 @@ def _gather_seg(seg, bf, absolute, buf, w, bad):
     return bad
 
 
+@_jit
+def _quantile_task(kk, a, bf, koff, rshape, rstrides, q, absolute, out, bads):
+    _, o0, o1, n, s = _task(kk, 1, rshape, rstrides)
+    buf = np.empty((o1 - o0) * n, np.float32)
+    bad = False
+    w = 0
+    for o in range(o0, o1):
+        base = koff[kk] + _run_offset(o, rshape, rstrides)
+        if s == 1:
+            bad = _gather_seg(a[base:base + n], bf, absolute, buf, w, bad)
+        else:
+            bad = _gather_seg(_sview(a, base, n, s), bf, absolute, buf, w, bad)
+        w += n
+    bads[kk] = bad
+    if bad:
+        return
+    m = buf.shape[0]
+    for qi in range(q.shape[0]):
+        h = (m - 1) * q[qi]
+        i = int(np.floor(h))
+        j = min(i + 1, m - 1)
+        vi = np.float64(np.partition(buf, i)[i])
+        vj = vi if j == i else np.float64(np.partition(buf, j)[j])
+        out[qi, kk] = _interp(vi, vj, h, i)
+
+
 @_pjit
-def _quantile_k(a, bf, koff, rshape, rstrides, q, absolute):
+def _quantile_k(a, bf, koff, rshape, rstrides, q, absolute, threads):
     k = koff.shape[0]
     out = np.empty((q.shape[0], k))
     bads = np.zeros(k, np.bool_)
-    for kk in numba.prange(k):
-        _, o0, o1, n, s = _task(kk, 1, rshape, rstrides)
-        buf = np.empty((o1 - o0) * n, np.float32)
-        bad = False
-        w = 0
-        for o in range(o0, o1):
-            base = koff[kk] + _run_offset(o, rshape, rstrides)
-            if s == 1:
-                bad = _gather_seg(a[base:base + n], bf, absolute, buf, w, bad)
-            else:
-                bad = _gather_seg(_sview(a, base, n, s), bf, absolute, buf, w, bad)
-            w += n
-        bads[kk] = bad
-        if bad:
-            continue
-        m = buf.shape[0]
-        for qi in range(q.shape[0]):
-            h = (m - 1) * q[qi]
-            i = int(np.floor(h))
-            j = min(i + 1, m - 1)
-            vi = np.float64(np.partition(buf, i)[i])
-            vj = vi if j == i else np.float64(np.partition(buf, j)[j])
-            out[qi, kk] = _interp(vi, vj, h, i)
+    nw, chunk, nxt = _share(k, threads)
+    for _ in numba.prange(nw):
+        t0, t1 = _take(nxt, chunk, k)
+        while t0 < t1:
+            for kk in range(t0, t1):
+                _quantile_task(kk, a, bf, koff, rshape, rstrides, q, absolute, out, bads)
+            t0, t1 = _take(nxt, chunk, k)
     return out, bads
 
 
@@ -770,20 +835,15 @@ def _histogram_k(a, bf, koff, rshape, rstrides, splits, lo, hi, bins, absolute, 
     nt = koff.shape[0] * splits
     part = np.zeros((nt, bins + 2), np.int64)
     bads = np.zeros(nt, np.bool_)
-    # Tasks are handed out dynamically (see _grab), so a worker the OS delays on a busy
-    # machine does not hold the others back.
-    nw = max(1, min(threads, nt))
-    chunk = max(1, nt // (8 * nw))
-    nxt = np.zeros(1, np.int64)
+    nw, chunk, nxt = _share(nt, threads)
     for _ in numba.prange(nw):
         slots = np.empty(256, np.int32)
-        while True:
-            t0 = _grab(nxt, chunk)
-            if t0 >= nt:
-                break
-            for t in range(t0, min(t0 + chunk, nt)):
+        t0, t1 = _take(nxt, chunk, nt)
+        while t0 < t1:
+            for t in range(t0, t1):
                 _hist_task(t, a, bf, koff, rshape, rstrides, splits, lo, hi, bins, absolute,
                            part, bads, slots)
+            t0, t1 = _take(nxt, chunk, nt)
     return part, bads
 
 
@@ -801,25 +861,35 @@ def _qerr_seg(xs, ys, bf, e, s2):
     return e, s2
 
 
+@_jit
+def _qerr_task(t, xa, xk, xs, ya, yk, ys, bf, rshape, splits, sse, ssx):
+    k, o0, o1, n, s = _task(t, splits, rshape, xs)
+    sy = ys[-1] if rshape.shape[0] > 1 else ys[0]
+    e = 0.0
+    s2 = 0.0
+    for o in range(o0, o1):
+        bx = xk[k] + _run_offset(o, rshape, xs)
+        by = yk[k] + _run_offset(o, rshape, ys)
+        if s == 1 and sy == 1:
+            e, s2 = _qerr_seg(xa[bx:bx + n], ya[by:by + n], bf, e, s2)
+        else:
+            e, s2 = _qerr_seg(_sview(xa, bx, n, s), _sview(ya, by, n, sy), bf, e, s2)
+    sse[t] = e
+    ssx[t] = s2
+
+
 @_pjit
-def _qerr_k(xa, xk, xs, ya, yk, ys, bf, rshape, splits):
+def _qerr_k(xa, xk, xs, ya, yk, ys, bf, rshape, splits, threads):
     nt = xk.shape[0] * splits
     sse = np.empty(nt)
     ssx = np.empty(nt)
-    for t in numba.prange(nt):
-        k, o0, o1, n, s = _task(t, splits, rshape, xs)
-        sy = ys[-1] if rshape.shape[0] > 1 else ys[0]
-        e = 0.0
-        s2 = 0.0
-        for o in range(o0, o1):
-            bx = xk[k] + _run_offset(o, rshape, xs)
-            by = yk[k] + _run_offset(o, rshape, ys)
-            if s == 1 and sy == 1:
-                e, s2 = _qerr_seg(xa[bx:bx + n], ya[by:by + n], bf, e, s2)
-            else:
-                e, s2 = _qerr_seg(_sview(xa, bx, n, s), _sview(ya, by, n, sy), bf, e, s2)
-        sse[t] = e
-        ssx[t] = s2
+    nw, chunk, nxt = _share(nt, threads)
+    for _ in numba.prange(nw):
+        t0, t1 = _take(nxt, chunk, nt)
+        while t0 < t1:
+            for t in range(t0, t1):
+                _qerr_task(t, xa, xk, xs, ya, yk, ys, bf, rshape, splits, sse, ssx)
+            t0, t1 = _take(nxt, chunk, nt)
     return sse, ssx
 
 
@@ -844,23 +914,32 @@ def _fq_seg(xs, os, bf, cl, ch, isc, ish, osc, osh, flavor):
             os[i] = _fma(t, osc, osh)
 
 
+@_jit
+def _fq_task(t, xa, xk, xs, of, ok_, os_, bf, rshape, splits, c, flavor):
+    k, o0, o1, n, s = _task(t, splits, rshape, xs)
+    so = os_[-1] if rshape.shape[0] > 1 else os_[0]
+    ci = k if c.shape[1] != 1 else 0
+    cl, ch, isc, ish, osc, osh = c[0, ci], c[1, ci], c[2, ci], c[3, ci], c[4, ci], c[5, ci]
+    for o in range(o0, o1):
+        bx = xk[k] + _run_offset(o, rshape, xs)
+        bo = ok_[k] + _run_offset(o, rshape, os_)
+        if s == 1 and so == 1:
+            _fq_seg(xa[bx:bx + n], of[bo:bo + n], bf, cl, ch, isc, ish, osc, osh, flavor)
+        else:
+            _fq_seg(_sview(xa, bx, n, s), _sview(of, bo, n, so), bf, cl, ch, isc, ish, osc,
+                    osh, flavor)
+
+
 @_pjit
-def _fq_k(xa, xk, xs, of, ok_, os_, bf, rshape, splits, c, flavor):
+def _fq_k(xa, xk, xs, of, ok_, os_, bf, rshape, splits, c, flavor, threads):
     nt = xk.shape[0] * splits
-    per_k = c.shape[1] != 1
-    for t in numba.prange(nt):
-        k, o0, o1, n, s = _task(t, splits, rshape, xs)
-        so = os_[-1] if rshape.shape[0] > 1 else os_[0]
-        ci = k if per_k else 0
-        cl, ch, isc, ish, osc, osh = c[0, ci], c[1, ci], c[2, ci], c[3, ci], c[4, ci], c[5, ci]
-        for o in range(o0, o1):
-            bx = xk[k] + _run_offset(o, rshape, xs)
-            bo = ok_[k] + _run_offset(o, rshape, os_)
-            if s == 1 and so == 1:
-                _fq_seg(xa[bx:bx + n], of[bo:bo + n], bf, cl, ch, isc, ish, osc, osh, flavor)
-            else:
-                _fq_seg(_sview(xa, bx, n, s), _sview(of, bo, n, so), bf, cl, ch, isc, ish, osc,
-                        osh, flavor)
+    nw, chunk, nxt = _share(nt, threads)
+    for _ in numba.prange(nw):
+        t0, t1 = _take(nxt, chunk, nt)
+        while t0 < t1:
+            for t in range(t0, t1):
+                _fq_task(t, xa, xk, xs, of, ok_, os_, bf, rshape, splits, c, flavor)
+            t0, t1 = _take(nxt, chunk, nt)
 
 
 @_jit
@@ -878,27 +957,36 @@ def _quant_seg(xs, os, bf, cl, ch, isc, ish, top, off, bad):
     return bad
 
 
+@_jit
+def _quant_task(t, xa, xk, xs, of, ok_, os_, bf, rshape, splits, c, top, off, bads):
+    k, o0, o1, n, s = _task(t, splits, rshape, xs)
+    so = os_[-1] if rshape.shape[0] > 1 else os_[0]
+    ci = k if c.shape[1] != 1 else 0
+    cl, ch, isc, ish = c[0, ci], c[1, ci], c[2, ci], c[3, ci]
+    bad = False
+    for o in range(o0, o1):
+        bx = xk[k] + _run_offset(o, rshape, xs)
+        bo = ok_[k] + _run_offset(o, rshape, os_)
+        if s == 1 and so == 1:
+            bad = _quant_seg(xa[bx:bx + n], of[bo:bo + n], bf, cl, ch, isc, ish, top, off, bad)
+        else:
+            bad = _quant_seg(_sview(xa, bx, n, s), _sview(of, bo, n, so), bf, cl, ch, isc, ish,
+                             top, off, bad)
+    bads[t] = bad
+
+
 @_pjit
-def _quantize_k(xa, xk, xs, of, ok_, os_, bf, rshape, splits, c, top, off):
+def _quantize_k(xa, xk, xs, of, ok_, os_, bf, rshape, splits, c, top, off, threads):
     nt = xk.shape[0] * splits
-    per_k = c.shape[1] != 1
     bads = np.zeros(nt, np.bool_)
-    for t in numba.prange(nt):
-        k, o0, o1, n, s = _task(t, splits, rshape, xs)
-        so = os_[-1] if rshape.shape[0] > 1 else os_[0]
-        ci = k if per_k else 0
-        cl, ch, isc, ish = c[0, ci], c[1, ci], c[2, ci], c[3, ci]
-        bad = False
-        for o in range(o0, o1):
-            bx = xk[k] + _run_offset(o, rshape, xs)
-            bo = ok_[k] + _run_offset(o, rshape, os_)
-            if s == 1 and so == 1:
-                bad = _quant_seg(xa[bx:bx + n], of[bo:bo + n], bf, cl, ch, isc, ish, top, off,
-                                 bad)
-            else:
-                bad = _quant_seg(_sview(xa, bx, n, s), _sview(of, bo, n, so), bf, cl, ch, isc,
-                                 ish, top, off, bad)
-        bads[t] = bad
+    nw, chunk, nxt = _share(nt, threads)
+    for _ in numba.prange(nw):
+        t0, t1 = _take(nxt, chunk, nt)
+        while t0 < t1:
+            for t in range(t0, t1):
+                _quant_task(t, xa, xk, xs, of, ok_, os_, bf, rshape, splits, c, top, off,
+                            bads)
+            t0, t1 = _take(nxt, chunk, nt)
     return bads
 
 
@@ -908,22 +996,32 @@ def _deq_seg(qs, os, sc, zp):
         os[i] = np.float32(np.float32(qs[i]) - zp) * sc
 
 
+@_jit
+def _deq_task(t, qa, qk, qs, of, ok_, os_, rshape, splits, s, z):
+    k, o0, o1, n, st = _task(t, splits, rshape, qs)
+    so = os_[-1] if rshape.shape[0] > 1 else os_[0]
+    ci = k if s.shape[0] != 1 else 0
+    sc = s[ci]
+    zp = z[ci]
+    for o in range(o0, o1):
+        bq = qk[k] + _run_offset(o, rshape, qs)
+        bo = ok_[k] + _run_offset(o, rshape, os_)
+        if st == 1 and so == 1:
+            _deq_seg(qa[bq:bq + n], of[bo:bo + n], sc, zp)
+        else:
+            _deq_seg(_sview(qa, bq, n, st), _sview(of, bo, n, so), sc, zp)
+
+
 @_pjit
-def _deq_k(qa, qk, qs, of, ok_, os_, rshape, splits, s, z):
+def _deq_k(qa, qk, qs, of, ok_, os_, rshape, splits, s, z, threads):
     nt = qk.shape[0] * splits
-    per_k = s.shape[0] != 1
-    for t in numba.prange(nt):
-        k, o0, o1, n, st = _task(t, splits, rshape, qs)
-        so = os_[-1] if rshape.shape[0] > 1 else os_[0]
-        sc = s[k if per_k else 0]
-        zp = z[k if per_k else 0]
-        for o in range(o0, o1):
-            bq = qk[k] + _run_offset(o, rshape, qs)
-            bo = ok_[k] + _run_offset(o, rshape, os_)
-            if st == 1 and so == 1:
-                _deq_seg(qa[bq:bq + n], of[bo:bo + n], sc, zp)
-            else:
-                _deq_seg(_sview(qa, bq, n, st), _sview(of, bo, n, so), sc, zp)
+    nw, chunk, nxt = _share(nt, threads)
+    for _ in numba.prange(nw):
+        t0, t1 = _take(nxt, chunk, nt)
+        while t0 < t1:
+            for t in range(t0, t1):
+                _deq_task(t, qa, qk, qs, of, ok_, os_, rshape, splits, s, z)
+            t0, t1 = _take(nxt, chunk, nt)
 
 
 # ------------------------------------------------------------------------ wrappers
@@ -937,7 +1035,8 @@ def minmax(x, axis=(), *, name="tensor"):
     a, _, _, lim = _raw(x)
     p = plan([a], axis)
     sp = _splits(p.rshape, p.k)
-    mn, mx, ab = _minmax_k(p.flats[0], p.koffs[0], p.rshape, p.rstrides[0], sp)
+    mn, mx, ab = _minmax_k(p.flats[0], p.koffs[0], p.rshape, p.rstrides[0], sp,
+                            numba.get_num_threads())
     if ab.max() >= lim:
         raise NonFiniteError(name)
     dt = np.dtype(np.float32) if a.dtype == np.float32 else x.dtype
@@ -954,7 +1053,8 @@ def moments(x, axis=(), *, name="tensor"):
     a, bf, _, lim = _raw(x)
     p = plan([a], axis)
     sp = _splits(p.rshape, p.k)
-    mn, mx, ab, s, q = _moments_k(p.flats[0], bf, p.koffs[0], p.rshape, p.rstrides[0], sp)
+    mn, mx, ab, s, q = _moments_k(p.flats[0], bf, p.koffs[0], p.rshape, p.rstrides[0], sp,
+                                   numba.get_num_threads())
     if ab.max() >= lim:
         raise NonFiniteError(name)
     dt = np.dtype(np.float32) if a.dtype == np.float32 else x.dtype
@@ -1003,7 +1103,7 @@ def quantile(x, q, axis=(), *, absolute=False, name="tensor"):
         out = _extreme_finish(lb, lc, hb, hc, p.k, sp, p.r, q, ext[0])
     else:
         out, bad = _quantile_k(p.flats[0], bf, p.koffs[0], p.rshape, p.rstrides[0], q,
-                               bool(absolute))
+                               bool(absolute), numba.get_num_threads())
         if bad.any():
             raise NonFiniteError(name)
     return out.reshape((q.size, *kshape))
@@ -1038,7 +1138,7 @@ def quantization_error(x, y, axis=(), *, name="tensor"):
     p = plan([xa, ya], axis)
     sp = _splits(p.rshape, p.k)
     sse, ssx = _qerr_k(p.flats[0], p.koffs[0], p.rstrides[0], p.flats[1], p.koffs[1],
-                       p.rstrides[1], bf, p.rshape, sp)
+                       p.rstrides[1], bf, p.rshape, sp, numba.get_num_threads())
     sse = sse.reshape(-1, sp).sum(axis=1)
     ssx = ssx.reshape(-1, sp).sum(axis=1)
     if not (np.isfinite(sse).all() and np.isfinite(ssx).all()):
@@ -1059,7 +1159,8 @@ def fake_quantize(x, input_low, input_high, output_low, output_high, levels, *,
     out = np.empty(x.shape, np.float32)
     p = plan([a, out], axis)
     _fq_k(p.flats[0], p.koffs[0], p.rstrides[0], p.flats[1], p.koffs[1], p.rstrides[1], bf,
-          p.rshape, _splits(p.rshape, p.k), c, 1 if flavor == "node" else 0)
+          p.rshape, _splits(p.rshape, p.k), c, 1 if flavor == "node" else 0,
+          numba.get_num_threads())
     return out
 
 
@@ -1080,7 +1181,7 @@ def quantize(x, input_low, input_high, levels, axis=None, *, offset=0, dtype=np.
     p = plan([a, out], kept)
     bad = _quantize_k(p.flats[0], p.koffs[0], p.rstrides[0], p.flats[1], p.koffs[1],
                       p.rstrides[1], bf, p.rshape, _splits(p.rshape, p.k), c,
-                      np.float32(levels - 1), np.float32(offset))
+                      np.float32(levels - 1), np.float32(offset), numba.get_num_threads())
     if bad.any():
         raise NonFiniteError(name)
     return out
@@ -1097,5 +1198,5 @@ def dequantize(q, scale, zero_point, axis=None):
     out = np.empty(q.shape, np.float32)
     p = plan([q, out], kept)
     _deq_k(p.flats[0], p.koffs[0], p.rstrides[0], p.flats[1], p.koffs[1], p.rstrides[1],
-           p.rshape, _splits(p.rshape, p.k), s, z)
+           p.rshape, _splits(p.rshape, p.k), s, z, numba.get_num_threads())
     return out
