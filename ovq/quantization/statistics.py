@@ -20,6 +20,14 @@ per :class:`Observation`:
   row and column only (large convolution inputs; see :mod:`.bias_correction`);
 * ``quantile``: the raw tensor, reduced on the fly by the native quantile kernel.
 
+All reductions leave the model **packed** into at most three outputs (:class:`_Packing`):
+one flat f32 vector of the static-size reductions, one ``[N, P]`` block of per-sample
+scalars over a dynamic batch, and an i64 index of whatever sizes and shapes are only
+known at run time; the callback checks finiteness once and slices views. One Result
+per reduction cost a fetch, copy and check each: packing cut the statistics inference
+by 18 % on EfficientNet-Lite0 (110 observations; 2.44x -> 2.00x a plain pass, loaded
+AMX machine), 6 % on resnet_like and 8 % on MiniLM, with bit-identical statistics.
+
 It compiles that model once on CPU (f32 hint, THROUGHPUT hint) and streams the samples
 through an ``AsyncInferQueue`` with several requests in flight; the completion
 callback (an OpenVINO worker thread) folds per-channel min/max and means into running
@@ -103,7 +111,131 @@ class CollectionReport:
 
 @dataclass
 class _Slots:
-    outputs: dict[str, int] = field(default_factory=dict)  # role -> compiled output index
+    """Where one observation's results are in the instrumented model's outputs."""
+
+    outputs: dict[str, int] = field(default_factory=dict)  # role -> output index (whole tensors: raw, kept)
+    packed: dict[str, tuple[str, int]] = field(default_factory=dict)  # role -> ("flat" | "rows", piece)
+    shape: tuple[int, ...] | None = None  # static shape of the tensor whose mean is taken
+    shape_at: int | None = None  # or: offset of its runtime shape in the packed shapes
+    shape_rank: int = 0
+
+
+@dataclass
+class _Packing:
+    """The outputs every reduction is packed into, so that a completed request hands back
+    a few tensors instead of one per reduction (about 250 on EfficientNet-Lite0, each
+    costing a fetch, a copy and a finiteness check in the callback).
+
+    ``flat``: the reductions of static size (and any of dynamic size), flattened and
+    concatenated. ``rows``: the per-sample scalars over a dynamic batch (``[N]`` each),
+    side by side as ``[N, P]``. ``index`` (i64): the element counts of the dynamic-size
+    flat pieces, then the runtime shapes of the dynamic-shape tensors whose means are
+    taken; static sizes and shapes are known when the model is built and cost nothing.
+    """
+
+    flat: int | None = None  # output indices, None when empty
+    rows: int | None = None
+    index: int | None = None
+    static_sizes: list[int | None] = field(default_factory=list)  # per flat piece; None: dynamic
+
+    def split(self, request: Any) -> tuple[list[np.ndarray], np.ndarray | None, np.ndarray | None]:
+        """(views of the flat pieces, the ``[N, P]`` rows, the index) of a completed request.
+
+        Raises:
+            _NonFinite: a packed value is NaN or Inf.
+        """
+        index = None if self.index is None else np.array(request.get_output_tensor(self.index).data).reshape(-1)
+        rows = None if self.rows is None else np.array(request.get_output_tensor(self.rows).data)
+        pieces: list[np.ndarray] = []
+        if self.flat is not None:
+            values = np.array(request.get_output_tensor(self.flat).data).reshape(-1)
+            dynamic = iter(index if index is not None else ())
+            sizes = [n if n is not None else int(next(dynamic)) for n in self.static_sizes]
+            bounds = np.concatenate([[0], np.cumsum(sizes)])
+            pieces = [values[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
+            if not np.all(np.isfinite(values)):
+                raise _NonFinite(pieces, rows)
+        if rows is not None and not np.all(np.isfinite(rows)):
+            raise _NonFinite(pieces, rows)
+        return pieces, rows, index
+
+    @property
+    def dynamic_sizes(self) -> int:
+        return sum(n is None for n in self.static_sizes)
+
+
+class _NonFinite(Exception):
+    """A packed reduction holds NaN or Inf (the callback names the observation)."""
+
+    def __init__(self, pieces: list[np.ndarray], rows: np.ndarray | None) -> None:
+        super().__init__("non-finite statistics")
+        self.pieces, self.rows = pieces, rows
+
+    def bad(self, where: tuple[str, int]) -> bool:
+        kind, i = where
+        if kind == "rows":
+            return self.rows is not None and not np.all(np.isfinite(self.rows[:, i]))
+        return i < len(self.pieces) and not np.all(np.isfinite(self.pieces[i]))
+
+
+class _Packer:
+    """Collects the reductions of :func:`instrument` into the outputs of :class:`_Packing`."""
+
+    def __init__(self) -> None:
+        import openvino.opset13 as ops
+
+        self.ops = ops
+        self.flat: list[Any] = []
+        self.static_sizes: list[int | None] = []
+        self.dynamic_sizes: list[Any] = []  # [1] i64 element counts of dynamic flat pieces
+        self.rows: list[Any] = []  # [N, 1] pieces
+        self.shapes: list[Any] = []  # ShapeOf of dynamic-shape mean tensors
+        self.shapes_len = 0
+
+    def reduction(self, node: Any) -> tuple[str, int]:
+        """Pack the f32 reduction ``node``; where it will be."""
+        import openvino as ov
+
+        ops = self.ops
+        if node.get_output_element_type(0) != ov.Type.f32:
+            node = ops.convert(node, "f32")
+        ps = node.get_output_partial_shape(0)
+        if not ps.is_static and ps.rank.is_static and ps.rank.get_length() == 1:
+            self.rows.append(ops.unsqueeze(node, ops.constant(np.array([1], np.int64))))
+            return "rows", len(self.rows) - 1
+        piece = ops.reshape(node, ops.constant(np.array([-1], np.int64)), special_zero=False)
+        self.flat.append(piece)
+        if ps.is_static:
+            self.static_sizes.append(int(np.prod(ps.to_shape(), dtype=np.int64)))
+        else:
+            self.static_sizes.append(None)
+            self.dynamic_sizes.append(ops.reduce_prod(ops.shape_of(piece), ops.constant(np.array([0], np.int64)),
+                                                      keep_dims=True))
+        return "flat", len(self.flat) - 1
+
+    def shape(self, x: Any, slot: _Slots) -> None:
+        """Record ``x``'s shape on ``slot``: static now, or from the packed index at run time."""
+        ps = x.get_partial_shape()
+        if ps.is_static:
+            slot.shape = tuple(int(d) for d in ps.to_shape())
+            return
+        slot.shape_at, slot.shape_rank = self.shapes_len, ps.rank.get_length()
+        self.shapes.append(self.ops.shape_of(x))
+        self.shapes_len += slot.shape_rank
+
+    def finish(self, results: list[Any]) -> _Packing:
+        """Append the packed Results to ``results``; their description."""
+        ops = self.ops
+        packing = _Packing(static_sizes=list(self.static_sizes))
+        for attr, parts, axis in (("flat", self.flat, 0), ("rows", self.rows, 1),
+                                  ("index", self.dynamic_sizes + self.shapes, 0)):
+            if not parts:
+                continue
+            res = ops.result(ops.concat(parts, axis) if len(parts) > 1 else parts[0])
+            res.set_friendly_name(f"__ovq_stat/packed/{attr}")
+            setattr(packing, attr, len(results))
+            results.append(res)
+        return packing
 
 
 class _Running:
@@ -192,14 +324,16 @@ def _strided(x: Any, stride: int) -> Any:
                      ops.constant(steps))
 
 
-def instrument(model: Any, observations: Sequence[Observation]) -> tuple[Any, list[_Slots]]:
-    """A new ``openvino.Model``: ``model``'s results plus the reductions per observation."""
+def instrument(model: Any, observations: Sequence[Observation]) -> tuple[Any, list[_Slots], _Packing]:
+    """A new ``openvino.Model``: ``model``'s results plus the reductions per observation
+    (packed, see :class:`_Packing`) and the whole tensors some roles need."""
     import openvino as ov
     import openvino.opset13 as ops
 
     by_name = _ops_by_name(model)
     results = list(model.get_results())
     slots: list[_Slots] = []
+    packer = _Packer()
     flat_shape = ops.constant(np.array([0, -1], np.int64))
     axis1 = ops.constant(np.array([1], np.int64))
     for obs in observations:
@@ -213,6 +347,9 @@ def instrument(model: Any, observations: Sequence[Observation]) -> tuple[Any, li
         stem = f"__ovq_stat/{obs.op_name}/{obs.out_index}"
 
         def add(role: str, node: Any) -> None:
+            if role in CHECKED_ROLES:  # a reduction: packed
+                s.packed[role] = packer.reduction(node)
+                return
             res = ops.result(node)
             res.set_friendly_name(f"{stem}/{role}")
             s.outputs[role] = len(results)
@@ -246,9 +383,10 @@ def instrument(model: Any, observations: Sequence[Observation]) -> tuple[Any, li
         if obs.mean_axis is not None:
             axes = _other_axes(x, obs.mean_axis, obs.op_name, obs.out_index)
             add("mean", ops.reduce_mean(_strided(x, obs.mean_stride), axes, keep_dims=False))
-            add("shape", ops.shape_of(x))
+            packer.shape(x, s)
         slots.append(s)
-    return ov.Model(results, model.get_parameters(), "ovq_statistics"), slots
+    packing = packer.finish(results)
+    return ov.Model(results, model.get_parameters(), "ovq_statistics"), slots, packing
 
 
 def _progress_bar(total: int | None, enabled: bool | None, desc: str):
@@ -290,7 +428,7 @@ def collect_statistics(
 
     report = CollectionReport(observed=len(observations))
     t0 = time.perf_counter()
-    inst, slots = instrument(model, observations)
+    inst, slots, packing = instrument(model, observations)
     try:
         compiled = core().compile_model(inst, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
                                                       "PERFORMANCE_HINT": "THROUGHPUT"})
@@ -322,25 +460,34 @@ def collect_statistics(
                     bad_inputs.append((index, [np.array(request.get_input_tensor(i).data)
                                                for i in range(n_inputs)]))
                 return
+            try:
+                pieces, rows, layout = packing.split(request)
+            except _NonFinite as bad:
+                _raise_non_finite(observations, slots, bad, index)
             row, folded = [], []
             for obs, s in zip(observations, slots, strict=True):
                 got: dict[str, np.ndarray] = {}
                 fold: dict[str, np.ndarray] = {}
+                for role, (kind, at) in s.packed.items():
+                    value = rows[:, at] if kind == "rows" else pieces[at]
+                    if role in RUNNING_ROLES:
+                        fold[role] = value
+                    else:  # kept per sample: copied, as a view would keep the whole packed buffer alive
+                        got[role] = value.copy()
+                if s.shape is not None:
+                    fold["shape"] = np.array(s.shape, np.int64)
+                elif s.shape_at is not None:
+                    start = packing.dynamic_sizes + s.shape_at
+                    fold["shape"] = layout[start:start + s.shape_rank]
                 for role, out in s.outputs.items():
                     data = request.get_output_tensor(out).data
                     if role == "kept":
                         if index < obs.keep_samples:
                             got[role] = np.moveaxis(np.array(data), obs.sample_channel_axis, -1)
-                        continue
-                    if role == "raw":
+                    elif role == "raw":
                         p = obs.quantile
                         q = kernels.quantile(data, [p, 1.0 - p], axis=0, name=obs.op_name)
                         got["q_low"], got["q_high"] = np.array(q[0]), np.array(q[1])
-                        continue
-                    value = np.array(data)
-                    if role in CHECKED_ROLES and not np.all(np.isfinite(value)):
-                        raise NonFiniteError(f"{obs.op_name}:{obs.out_index}", _nan_hint(index))
-                    (fold if role in RUNNING_ROLES else got)[role] = value
                 row.append(got)
                 folded.append(fold)
             with lock:
@@ -378,6 +525,15 @@ def collect_statistics(
         raise CalibrationError("the calibration dataset is empty")
     report.samples = count
     return _gather(observations, per_sample, running, count), report
+
+
+def _raise_non_finite(observations: Sequence[Observation], slots: Sequence[_Slots], bad: _NonFinite,
+                      index: int) -> None:
+    """Raise :class:`NonFiniteError` for the first observation with a non-finite reduction."""
+    for obs, s in zip(observations, slots, strict=True):
+        if any(bad.bad(where) for where in s.packed.values()):
+            raise NonFiniteError(f"{obs.op_name}:{obs.out_index}", _nan_hint(index))
+    raise NonFiniteError("statistics", _nan_hint(index))
 
 
 def _nan_hint(index: int) -> str:

@@ -61,3 +61,45 @@ def test_running_aggregates_are_order_independent_and_bit_identical():
     assert st.shape == (1, 7, 5, 4)
     assert running.pending == {}
     assert other.channel_mean is None and other.channel_max is None
+
+
+def _dynamic_model() -> ov.Model:
+    x = ops.parameter([-1, 3, -1, -1], np.float32, name="x")
+    y = ops.multiply(x, ops.constant(np.float32(2.0)))
+    y.set_friendly_name("y")
+    return ov.Model([ops.clamp(y, -1.0, 1.0)], [x], "stats_dynamic")
+
+
+def test_packed_reductions_over_dynamic_shapes():
+    """Batch and spatial dims vary per sample: per-sample rows ([N] each), per-channel
+    vectors and runtime shapes all come back through the packed outputs."""
+    from ovq.quantization.statistics import instrument
+
+    shapes = [(1, 3, 8, 6), (2, 3, 5, 7), (3, 3, 4, 4)]
+    xs = [RNG.standard_normal(s).astype(np.float32) for s in shapes]
+    obs = [Observation("mm", "y"), Observation("ch", "y", minmax=False, channel_axis=1),
+           Observation("sc", "y", minmax=False, sample_channel_axis=1),
+           Observation("mean", "y", minmax=False, mean_axis=1)]
+    inst, _slots, packing = instrument(_dynamic_model(), obs)
+    assert len(inst.outputs) == 1 + 3  # the model's output, the flat, rows and index packs
+    assert packing.rows is not None and packing.flat is not None and packing.index is not None
+    stats, _ = collect_statistics(_dynamic_model(), obs, select_subset(xs, None))
+    ys = [2 * x for x in xs]
+    rows = [row for y in ys for row in y]  # 6 rows over the 3 samples
+    np.testing.assert_array_equal(stats["mm"].mins, [r.min() for r in rows])
+    np.testing.assert_array_equal(stats["mm"].maxs, [r.max() for r in rows])
+    np.testing.assert_array_equal(stats["ch"].channel_max, np.max([y.max(axis=(0, 2, 3)) for y in ys], 0))
+    np.testing.assert_array_equal(stats["sc"].sample_channel_max, np.stack([y.max(axis=(0, 2, 3)) for y in ys]))
+    total = sum(y.size for y in ys)
+    expected = sum(y.sum(axis=(0, 2, 3)).astype(np.float64) for y in ys) / (total / 3)
+    np.testing.assert_allclose(stats["mean"].channel_mean, expected, rtol=1e-5)
+    assert stats["mean"].shape == shapes[0]
+
+
+def test_non_finite_observed_tensor_is_named_even_when_the_output_is_finite():
+    from ovq.errors import NonFiniteError
+
+    xs = [RNG.standard_normal((1, 3, 4, 4)).astype(np.float32) for _ in range(3)]
+    xs[2][0, 1, 2, 3] = 3e38  # finite, but y = 2x overflows to +Inf; the Clamp output stays finite
+    with pytest.raises(NonFiniteError, match=r"y:0.*calibration sample 2"):
+        collect_statistics(_dynamic_model(), [Observation("mm", "y")], select_subset(xs, None))
