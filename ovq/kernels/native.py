@@ -11,15 +11,7 @@ import numpy as np
 from ovq import _native
 from ovq.errors import EmptyTensorError, NonFiniteError
 from ovq.kernels import reference as _ref
-from ovq.kernels._layout import Plan, plan, range_constants
-
-_BF16 = None
-try:  # ml_dtypes is optional; bfloat16 arrays only exist if it is installed
-    import ml_dtypes
-
-    _BF16 = np.dtype(ml_dtypes.bfloat16)
-except ImportError:  # pragma: no cover
-    pass
+from ovq.kernels._layout import Plan, bfloat16, is_bfloat16, plan, range_constants
 
 _ITYPES = {np.dtype(np.int8): 0, np.dtype(np.uint8): 1, np.dtype(np.int16): 2,
            np.dtype(np.uint16): 3, np.dtype(np.int32): 4}
@@ -30,7 +22,7 @@ def _code(x: np.ndarray) -> tuple[np.ndarray, int]:
         return x, 0
     if x.dtype == np.float16:
         return x.view(np.uint16), 1
-    if _BF16 is not None and x.dtype == _BF16:
+    if is_bfloat16(x.dtype):
         return x.view(np.uint16), 2
     return x.astype(np.float32), 0
 
@@ -129,7 +121,7 @@ def _unview(x, code):
     if code == 1:
         return x.view(np.float16)
     if code == 2:
-        return x.view(_BF16)
+        return x.view(bfloat16())
     return x
 
 
