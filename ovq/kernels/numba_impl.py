@@ -43,18 +43,10 @@ from numba.extending import intrinsic
 
 from ovq.errors import NonFiniteError
 from ovq.kernels import reference as _ref
-from ovq.kernels._layout import plan, range_constants
+from ovq.kernels._layout import is_bfloat16, plan, range_constants
 
 _jit = numba.njit(cache=True, nogil=True)
 _pjit = numba.njit(cache=True, nogil=True, parallel=True)
-
-_BF16 = None
-try:  # ml_dtypes is optional; bfloat16 arrays only exist if it is installed
-    import ml_dtypes
-
-    _BF16 = np.dtype(ml_dtypes.bfloat16)
-except ImportError:  # pragma: no cover
-    pass
 
 # ------------------------------------------------------------------- LLVM intrinsics
 
@@ -321,7 +313,7 @@ def _raw(x: np.ndarray) -> tuple[np.ndarray, bool, int, int]:
         return x, False, 0x7FFFFFFF, 0x7F800000
     if x.dtype == np.float16:
         return x.view(np.uint16), False, 0x7FFF, 0x7C00
-    if _BF16 is not None and x.dtype == _BF16:
+    if is_bfloat16(x.dtype):
         return x.view(np.uint16), True, 0x7FFF, 0x7F80
     return _raw(x.astype(np.float32))
 
