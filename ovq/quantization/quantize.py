@@ -337,6 +337,7 @@ def calibrate_and_quantize(
             for r in smoothed:
                 stats[r.group.key] = sq.smoothed_stats(r, stats[r.group.key])
             sq.rescale_means(smoothed, layers, stats)
+            graph.drop_constant_pages()  # the FP weights just read and replaced by scaled copies
         report.smoothed = sum(len(r.group.members) for r in smoothed)
         report.smooth_alphas = [r.alpha for r in smoothed]
 
