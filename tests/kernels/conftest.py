@@ -37,3 +37,15 @@ def strided(rng: np.random.Generator, shape, dtype, view: int) -> np.ndarray:
 
         return x.astype(ml_dtypes.bfloat16)
     return x
+
+
+def assert_same_reductions(kern, ref, x: np.ndarray, axis) -> None:
+    """min/max and the mergeable reduce state of ``kern`` equal the reference's
+    (min/max bit-identical, sums to 1e-12 relative)."""
+    for a, b in zip(kern.minmax(x, axis), ref.minmax(x, axis)):
+        np.testing.assert_array_equal(a, b)
+    a, b = kern.reduce_state(x, axis), ref.reduce_state(x, axis)
+    np.testing.assert_array_equal(a.min, b.min)
+    np.testing.assert_array_equal(a.max, b.max)
+    np.testing.assert_allclose(a.sum, b.sum, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(a.sumsq, b.sumsq, rtol=1e-12)

@@ -9,7 +9,7 @@ import pytest
 
 from ovq.errors import NonFiniteError
 from ovq.kernels import Histogram
-from tests.kernels.conftest import strided
+from tests.kernels.conftest import assert_same_reductions, strided
 
 # (shape, kept axes): per tensor with splits, per row with odd tails, per channel.
 CASES = [((70001,), ()), ((5, 4099), (0,)), ((3, 8, 1031), (1,)), ((2, 6, 40, 41), ())]
@@ -26,13 +26,7 @@ def _x(shape, dtype, view, seed=0):
 def test_reducers_large(kern, ref, case, view, dtype):
     shape, axis = case
     x = _x(shape, dtype, view)
-    for a, b in zip(kern.minmax(x, axis), ref.minmax(x, axis)):
-        np.testing.assert_array_equal(a, b)
-    a, b = kern.reduce_state(x, axis), ref.reduce_state(x, axis)
-    np.testing.assert_array_equal(a.min, b.min)
-    np.testing.assert_array_equal(a.max, b.max)
-    np.testing.assert_allclose(a.sum, b.sum, rtol=1e-12, atol=1e-9)
-    np.testing.assert_allclose(a.sumsq, b.sumsq, rtol=1e-12)
+    assert_same_reductions(kern, ref, x, axis)
     for bins, absolute in ((2048, False), (7, True)):
         h1 = kern.histogram(x, Histogram(-1.0, 1.5, bins, absolute), axis)
         h2 = ref.histogram(x, Histogram(-1.0, 1.5, bins, absolute), axis)

@@ -10,7 +10,7 @@ import pytest
 
 from ovq.errors import NonFiniteError
 from ovq.kernels import Histogram, available_backends, get_kernels
-from tests.kernels.conftest import strided
+from tests.kernels.conftest import assert_same_reductions, strided
 
 pytestmark = pytest.mark.skipif("numba" not in available_backends(), reason="numba missing")
 
@@ -50,13 +50,7 @@ def test_kernels_with_more_workers_than_threads(monkeypatch, threads, case):
     kern, ref = get_kernels("numba"), get_kernels("numpy")
     shape, axis = case
     x = strided(np.random.default_rng(threads), shape, "float32", 2)
-    for a, b in zip(kern.minmax(x, axis), ref.minmax(x, axis)):
-        np.testing.assert_array_equal(a, b)
-    a, b = kern.reduce_state(x, axis), ref.reduce_state(x, axis)
-    np.testing.assert_array_equal(a.min, b.min)
-    np.testing.assert_array_equal(a.max, b.max)
-    np.testing.assert_allclose(a.sum, b.sum, rtol=1e-12, atol=1e-9)
-    np.testing.assert_allclose(a.sumsq, b.sumsq, rtol=1e-12)
+    assert_same_reductions(kern, ref, x, axis)
     for q in ([1e-4, 1 - 1e-4], [0.3]):
         np.testing.assert_array_equal(kern.quantile(x, q, axis), ref.quantile(x, q, axis))
     h1 = kern.histogram(x, Histogram(-1.0, 1.5, 64), axis)
