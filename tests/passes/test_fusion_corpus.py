@@ -16,7 +16,6 @@ and everything else stay as shipped.
 from __future__ import annotations
 
 import numpy as np
-import openvino as ov
 import pytest
 
 import ovq

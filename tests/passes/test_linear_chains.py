@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import openvino as ov
 import openvino.opset13 as op
-import pytest
 
 import ovq
 from ovq import runtime

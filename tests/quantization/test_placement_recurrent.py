@@ -59,7 +59,7 @@ def test_sequence_x_h_and_w_r_share_scales_and_run_int8(kind, w_ports):
     assert w["unified"] != x["unified"]
     # CPU: one per-tensor range for W and R (per-channel INT8 LSTM miscomputes on the CPU plugin)
     (wl, wh), (rl, rh) = const_range(g, w["node"]), const_range(g, r["node"])
-    assert wh.size == 1 and np.array_equal(wh, rh) and np.array_equal(wl, -wh)
+    assert wh.size == 1 and np.array_equal(wh, rh) and np.array_equal(wl, -wh) and np.array_equal(wl, rl)
     assert g.meta["ovq.quantized_ops"] == [kind]
     report = runtime_audit(g)
     assert report.ok and report.int8_count == 1, report.format()
@@ -127,6 +127,7 @@ def test_non_lpt_descriptor_keeps_per_channel_unified_weights(tmp_path):
     meta = quantizers(g)
     (wl, wh), (rl, rh) = const_range(g, meta["lstm/fq_weights_4"]["node"]), const_range(g, meta["lstm/fq_weights_5"]["node"])
     assert wh.shape == rh.shape == (1, 32, 1) and np.array_equal(wh, rh)  # per gate row, shared by W and R
+    assert np.array_equal(wl, rl)
     compile_model(g)
 
 
