@@ -192,15 +192,16 @@ class _Packer:
         self.shapes: list[Any] = []  # ShapeOf of dynamic-shape mean tensors
         self.shapes_len = 0
 
-    def reduction(self, node: Any) -> tuple[str, int]:
-        """Pack the f32 reduction ``node``; where it will be."""
+    def reduction(self, node: Any, *, per_sample: bool) -> tuple[str, int]:
+        """Pack the f32 reduction ``node``; where it will be. ``per_sample``: ``node`` keeps
+        only the batch axis, so every such node of one inference has the same length."""
         import openvino as ov
 
         ops = self.ops
         if node.get_output_element_type(0) != ov.Type.f32:
             node = ops.convert(node, "f32")
         ps = node.get_output_partial_shape(0)
-        if not ps.is_static and ps.rank.is_static and ps.rank.get_length() == 1:
+        if per_sample and not ps.is_static and ps.rank.is_static and ps.rank.get_length() == 1:
             self.rows.append(ops.unsqueeze(node, ops.constant(np.array([1], np.int64))))
             return "rows", len(self.rows) - 1
         piece = ops.reshape(node, ops.constant(np.array([-1], np.int64)), special_zero=False)
@@ -348,7 +349,7 @@ def instrument(model: Any, observations: Sequence[Observation]) -> tuple[Any, li
 
         def add(role: str, node: Any) -> None:
             if role in CHECKED_ROLES:  # a reduction: packed
-                s.packed[role] = packer.reduction(node)
+                s.packed[role] = packer.reduction(node, per_sample=role in ("min", "max"))
                 return
             res = ops.result(node)
             res.set_friendly_name(f"{stem}/{role}")

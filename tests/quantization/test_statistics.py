@@ -103,3 +103,18 @@ def test_non_finite_observed_tensor_is_named_even_when_the_output_is_finite():
     xs[2][0, 1, 2, 3] = 3e38  # finite, but y = 2x overflows to +Inf; the Clamp output stays finite
     with pytest.raises(NonFiniteError, match=r"y:0.*calibration sample 2"):
         collect_statistics(_dynamic_model(), [Observation("mm", "y")], select_subset(xs, None))
+
+
+def test_dynamic_channel_axis_is_not_mixed_with_per_sample_rows():
+    """A per-channel vector over a dynamic channel dim is rank-1 and dynamic like the
+    per-sample rows, but its length is C, not N: it must go to the flat pack."""
+    x = ops.parameter([-1, -1, 5], np.float32, name="x")
+    y = ops.multiply(x, ops.constant(np.float32(3.0)))
+    y.set_friendly_name("y")
+    model = ov.Model([ops.relu(y)], [x], "dynamic_channels")
+    xs = [RNG.standard_normal(s).astype(np.float32) for s in [(2, 3, 5), (1, 3, 5), (4, 3, 5)]]
+    obs = [Observation("mm", "y"), Observation("ch", "y", minmax=False, channel_axis=1)]
+    stats, _ = collect_statistics(model, obs, select_subset(xs, None))
+    ys = [3 * v for v in xs]
+    np.testing.assert_array_equal(stats["mm"].maxs, [row.max() for y in ys for row in y])
+    np.testing.assert_array_equal(stats["ch"].channel_max, np.max([y.max(axis=(0, 2)) for y in ys], 0))
