@@ -23,8 +23,9 @@ picks each group's ``α`` from :data:`SEARCH_ALPHAS` as the one whose quantized
 projections (activation FQ from the smoothed statistics, per-channel weight FQ) best
 reproduce the FP projections ``x · W`` on up to :data:`SEARCH_ROWS` rows of the first
 :data:`SEARCH_SAMPLES` samples, kept from the same pass: a local least-squares
-criterion, no extra inference. On MiniLM it gives embedding cosine 0.9964 against 0.9947
-for 0.95 everywhere.
+criterion, no extra inference. On MiniLM it gives embedding cosine 0.9978 against 0.9971
+for 0.95 everywhere (a single alpha of 0.8 gives 0.9979: the local criterion does not see
+how errors propagate).
 
 Statistics come from the **same** single calibration pass as everything else: the
 observation records each sample's per-channel min and max of the unscaled tensor, so
