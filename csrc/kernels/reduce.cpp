@@ -458,6 +458,9 @@ bool quantile_t(const Operand& x, const Box& box, const double* q, int nq, bool 
 // call). Out-of-range values are clamped before the product so it stays small. A NaN or
 // Inf only sets `bad` (the result is then discarded and the tensor reported); its slot
 // is some in-range index.
+constexpr int64_t kHistLanes = 4;
+constexpr int64_t kHistLaneMaxWidth = int64_t{1} << 16;  // larger histograms count in one array
+
 struct HistParams {
     double l, h, scale;
     int64_t bins;
@@ -492,11 +495,14 @@ __attribute__((target("avx2,fma,f16c"))) inline __m128i narrow_mask(__m256d m) {
 }
 
 // Slots of 8 values per step computed in vector registers (the same float64 arithmetic
-// as hist_slot), then counted with scalar increments. Returns the count consumed.
+// as hist_slot), then counted with scalar increments into `lanes` interleaved count
+// arrays `stride` apart (value j of a step goes to array j % lanes): neighbouring values
+// often share a bin, and one array would chain each increment on the previous store.
+// Returns the count consumed.
 template <DType D>
 __attribute__((target("avx2,fma,f16c"))) int64_t hist_avx2(const typename Elem<D>::T* p, int64_t n,
                                                           const HistParams& hp, int64_t* cnt,
-                                                          bool& bad) {
+                                                          int64_t lanes, int64_t stride, bool& bad) {
     const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256 inf = _mm256_set1_ps(kInf);
     const __m256 sgn = hp.absolute ? absm : _mm256_castsi256_ps(_mm256_set1_epi32(-1));
@@ -521,7 +527,7 @@ __attribute__((target("avx2,fma,f16c"))) int64_t hist_avx2(const typename Elem<D
             b = _mm_or_si128(_mm_andnot_si128(above, b), _mm_and_si128(above, over));
             _mm_store_si128(reinterpret_cast<__m128i*>(slot + 4 * half), b);
         }
-        for (int j = 0; j < 8; ++j) ++cnt[slot[j]];
+        for (int j = 0; j < 8; ++j) ++cnt[(j % lanes) * stride + slot[j]];
     }
     if (_mm256_movemask_ps(nf)) bad = true;
     return i;
@@ -545,14 +551,22 @@ bool histogram_t(const Operand& x, const Box& box, const double* lo, const doubl
         bool bad = false;
         const int64_t base[1] = {x.koff[k]};
         const int64_t* const strides[1] = {x.rstrides};
+        // kHistLanes interleaved count arrays for the vector path (folded into cnt below)
+        const int64_t lanes = width <= kHistLaneMaxWidth ? kHistLanes : 1;
+        std::vector<int64_t> lane_counts(lanes > 1 ? static_cast<size_t>(lanes * width) : 0, 0);
+        int64_t* vcnt = lanes > 1 ? lane_counts.data() : cnt;
         detail::walk<1>(base, strides, box, r0, r1, [&](const int64_t* off, int64_t n, const int64_t* s) {
             const auto* p = static_cast<const typename Elem<D>::T*>(x.data) + off[0];
             int64_t i = 0;
 #if OVQ_X86
-            if (s[0] == 1 && simd_enabled() && bins < (int64_t{1} << 30)) i = hist_avx2<D>(p, n, hp, cnt, bad);
+            if (s[0] == 1 && simd_enabled() && bins < (int64_t{1} << 30))
+                i = hist_avx2<D>(p, n, hp, vcnt, lanes, width, bad);
 #endif
             hist_scalar<D>(p + i * s[0], n - i, s[0], hp, cnt, bad);
         });
+        if (lanes > 1)
+            for (int64_t l = 0; l < lanes; ++l)
+                for (int64_t b = 0; b < width; ++b) cnt[b] += lane_counts[static_cast<size_t>(l * width + b)];
         bads[static_cast<size_t>(t)] = bad;
     });
     for (int64_t k = 0; k < box.k; ++k) {

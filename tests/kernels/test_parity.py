@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -80,6 +81,16 @@ def test_histogram(kern, ref, spec, dtype, absolute, bins):
     h2 = ref.histogram(x, Histogram(-1.0, 1.5, bins, absolute), axis)
     np.testing.assert_array_equal(h1.counts, h2.counts)
     assert h1.counts.sum(axis=-1).min(initial=x.size) >= 0
+
+
+@pytest.mark.parametrize("bins", [2048, 70_000])  # 4 interleaved count arrays / one array (> 2^16 slots)
+def test_histogram_vector_path_both_counter_layouts(kern, ref, bins):
+    x = np.random.default_rng(3).standard_normal((3, 40_000)).astype(np.float32)
+    x[1, ::7] = 0.25  # long runs into one bin
+    for axis in (None, 0):
+        h1 = kern.histogram(x, Histogram(-2.0, 2.0, bins), axis)
+        h2 = ref.histogram(x, Histogram(-2.0, 2.0, bins), axis)
+        np.testing.assert_array_equal(h1.counts, h2.counts)
 
 
 @SET
