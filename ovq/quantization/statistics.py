@@ -414,7 +414,10 @@ def collect_statistics(
         samples: The chosen calibration samples (see :func:`select_subset`).
         progress: Show a progress bar (``None``: only on a terminal, unless
             ``OVQ_NO_PROGRESS`` is set).
-        requests: Infer requests in flight (default: OpenVINO's optimal number).
+        requests: Infer requests in flight (default: one more than OpenVINO's optimal
+            number, so a stream need not idle while a finished request is handed back:
+            statistics inference -10 % on EfficientNet-Lite0, -4 % on resnet_like; a
+            plain pass gains about as much, see bench/quantize.py).
 
     Raises:
         CalibrationError: no samples, or a sample does not fit the model.
@@ -439,7 +442,7 @@ def collect_statistics(
     report.seconds_compile = time.perf_counter() - t0
     spec = InputSpec(compiled)
     n_inputs = len(compiled.inputs)
-    jobs = requests or max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+    jobs = requests or max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))) + 1
     report.requests = jobs
     queue = ov.AsyncInferQueue(compiled, jobs)
     kernels = get_kernels()
