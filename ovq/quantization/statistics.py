@@ -181,10 +181,11 @@ class _NonFinite(Exception):
 class _Packer:
     """Collects the reductions of :func:`instrument` into the outputs of :class:`_Packing`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, rows: bool = True) -> None:
         import openvino.opset13 as ops
 
         self.ops = ops
+        self.use_rows = rows
         self.flat: list[Any] = []
         self.static_sizes: list[int | None] = []
         self.dynamic_sizes: list[Any] = []  # [1] i64 element counts of dynamic flat pieces
@@ -201,7 +202,7 @@ class _Packer:
         if node.get_output_element_type(0) != ov.Type.f32:
             node = ops.convert(node, "f32")
         ps = node.get_output_partial_shape(0)
-        if per_sample and not ps.is_static and ps.rank.is_static and ps.rank.get_length() == 1:
+        if self.use_rows and per_sample and not ps.is_static and ps.rank.is_static and ps.rank.get_length() == 1:
             self.rows.append(ops.unsqueeze(node, ops.constant(np.array([1], np.int64))))
             return "rows", len(self.rows) - 1
         piece = ops.reshape(node, ops.constant(np.array([-1], np.int64)), special_zero=False)
@@ -325,16 +326,19 @@ def _strided(x: Any, stride: int) -> Any:
                      ops.constant(steps))
 
 
-def instrument(model: Any, observations: Sequence[Observation]) -> tuple[Any, list[_Slots], _Packing]:
+def instrument(model: Any, observations: Sequence[Observation], *,
+               rows: bool = True) -> tuple[Any, list[_Slots], _Packing]:
     """A new ``openvino.Model``: ``model``'s results plus the reductions per observation
-    (packed, see :class:`_Packing`) and the whole tensors some roles need."""
+    (packed, see :class:`_Packing`) and the whole tensors some roles need. ``rows=False``
+    packs per-sample values over a dynamic batch as dynamic-size flat pieces instead (for
+    models whose observed tensors do not all share the first dimension)."""
     import openvino as ov
     import openvino.opset13 as ops
 
     by_name = _ops_by_name(model)
     results = list(model.get_results())
     slots: list[_Slots] = []
-    packer = _Packer()
+    packer = _Packer(rows=rows)
     flat_shape = ops.constant(np.array([0, -1], np.int64))
     axis1 = ops.constant(np.array([1], np.int64))
     for obs in observations:
@@ -432,19 +436,23 @@ def collect_statistics(
 
     report = CollectionReport(observed=len(observations))
     t0 = time.perf_counter()
-    inst, slots, packing = instrument(model, observations)
-    try:
-        compiled = core().compile_model(inst, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
-                                                      "PERFORMANCE_HINT": "THROUGHPUT"})
-    except RuntimeError as exc:
-        raise OvqError(f"OpenVINO cannot compile the statistics model: {str(exc).strip().splitlines()[0]}") from None
-    del inst  # the compiled model holds what it needs
+
+    def build(rows: bool) -> tuple[Any, list[_Slots], _Packing]:
+        inst, slots, packing = instrument(model, observations, rows=rows)
+        try:
+            compiled = core().compile_model(inst, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                                          "PERFORMANCE_HINT": "THROUGHPUT"})
+        except RuntimeError as exc:
+            raise OvqError(f"OpenVINO cannot compile the statistics model: {_first_line(exc)}") from None
+        return compiled, slots, packing
+
+    compiled, slots, packing = build(rows=True)
     report.seconds_compile = time.perf_counter() - t0
     spec = InputSpec(compiled)
     n_inputs = len(compiled.inputs)
     jobs = requests or max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))) + 1
     report.requests = jobs
-    queue = ov.AsyncInferQueue(compiled, jobs)
+    queue = None
     kernels = get_kernels()
 
     per_sample: dict[int, list[dict[str, np.ndarray]]] = {}
@@ -501,7 +509,6 @@ def collect_statistics(
             with lock:
                 errors.append(exc)
 
-    queue.set_callback(done)
     bar = _progress_bar(samples.count, progress, "calibration")
     t0 = time.perf_counter()
     count = 0
@@ -510,13 +517,35 @@ def collect_statistics(
             if errors:
                 break
             arrays = spec.arrays(sample, index)
-            queue.start_async(arrays, userdata=index)
+            if queue is None:
+                # The first sample runs on its own: if the per-sample rows of tensors
+                # with different first dims cannot be stacked (dynamic shapes hide that
+                # until run time), the model is rebuilt without the rows pack.
+                try:
+                    first = compiled.create_infer_request()
+                    first.infer(arrays)
+                except RuntimeError as exc:
+                    if packing.rows is None:
+                        raise OvqError(f"OpenVINO cannot run the statistics model on calibration sample {index}: "
+                                       f"{_first_line(exc)}") from None
+                    t1 = time.perf_counter()
+                    compiled, slots, packing = build(rows=False)
+                    report.seconds_compile += time.perf_counter() - t1
+                    first = compiled.create_infer_request()
+                    first.infer(arrays)
+                done(first, index)
+                del first
+                queue = ov.AsyncInferQueue(compiled, jobs)
+                queue.set_callback(done)
+            else:
+                queue.start_async(arrays, userdata=index)
             count += 1
             bar.update(1)
             if on_sample is not None:
                 on_sample(index)
     finally:
-        queue.wait_all()
+        if queue is not None:
+            queue.wait_all()
         bar.close()
     report.seconds_infer = time.perf_counter() - t0
     del queue, compiled  # free the plugin's buffers before gathering
@@ -538,6 +567,13 @@ def _raise_non_finite(observations: Sequence[Observation], slots: Sequence[_Slot
         if any(bad.bad(where) for where in s.packed.values()):
             raise NonFiniteError(f"{obs.op_name}:{obs.out_index}", _nan_hint(index))
     raise NonFiniteError("statistics", _nan_hint(index))
+
+
+def _first_line(exc: BaseException) -> str:
+    """The informative line of an OpenVINO error (not its ``Exception from <file>`` chain)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith("Exception from")]
+    return (useful or lines or [type(exc).__name__])[0]
 
 
 def _nan_hint(index: int) -> str:

@@ -118,3 +118,25 @@ def test_dynamic_channel_axis_is_not_mixed_with_per_sample_rows():
     ys = [3 * v for v in xs]
     np.testing.assert_array_equal(stats["mm"].maxs, [row.max() for y in ys for row in y])
     np.testing.assert_array_equal(stats["ch"].channel_max, np.max([y.max(axis=(0, 2)) for y in ys], 0))
+
+
+def test_observed_tensors_with_different_first_dims_fall_back_to_flat_packing():
+    """Dynamic shapes hide that a Reshape doubles the first dim: the per-sample rows of
+    y ([N]) and z ([2N]) cannot be stacked, so the first sample's run fails and the model
+    is rebuilt without the rows pack; every sample still counts, in order."""
+    from ovq.quantization.statistics import instrument
+
+    x = ops.parameter([-1, 4], np.float32, name="x")
+    y = ops.multiply(x, ops.constant(np.float32(2.0)))
+    y.set_friendly_name("y")
+    z = ops.reshape(y, ops.constant(np.array([-1, 2], np.int64)), special_zero=False)
+    z.set_friendly_name("z")
+    model = ov.Model([ops.relu(z)], [x], "batch_reshape")
+    assert instrument(model, [Observation("y", "y")])[2].rows is not None
+    xs = [RNG.standard_normal((n, 4)).astype(np.float32) for n in (3, 1, 2)]
+    stats, report = collect_statistics(model, [Observation("y", "y"), Observation("z", "z")],
+                                       select_subset(xs, None))
+    assert report.samples == 3
+    ys = [2 * v for v in xs]
+    np.testing.assert_array_equal(stats["y"].maxs, [r.max() for y in ys for r in y])
+    np.testing.assert_array_equal(stats["z"].mins, [r.min() for y in ys for r in y.reshape(-1, 2)])
