@@ -137,37 +137,64 @@ class _Packing:
     rows: int | None = None
     index: int | None = None
     static_sizes: list[int | None] = field(default_factory=list)  # per flat piece; None: dynamic
+    _bounds: list[int] | None = field(default=None, repr=False)
 
-    def split(self, request: Any) -> tuple[list[np.ndarray], np.ndarray | None, np.ndarray | None]:
-        """(views of the flat pieces, the ``[N, P]`` rows, the index) of a completed request.
+    def split(self, request: Any) -> tuple[np.ndarray, _Pieces, np.ndarray | None, np.ndarray | None]:
+        """(the flat vector, views of its pieces, the ``[N, P]`` rows, the index) of a
+        completed request.
 
         Raises:
             _NonFinite: a packed value is NaN or Inf.
         """
         index = None if self.index is None else np.array(request.get_output_tensor(self.index).data).reshape(-1)
         rows = None if self.rows is None else np.array(request.get_output_tensor(self.rows).data)
-        pieces: list[np.ndarray] = []
+        values = np.empty(0, np.float32)
+        pieces = _Pieces(values, [0])
         if self.flat is not None:
             values = np.array(request.get_output_tensor(self.flat).data).reshape(-1)
-            dynamic = iter(index if index is not None else ())
-            sizes = [n if n is not None else int(next(dynamic)) for n in self.static_sizes]
-            bounds = np.concatenate([[0], np.cumsum(sizes)])
-            pieces = [values[bounds[i]:bounds[i + 1]] for i in range(len(sizes))]
+            if self.bounds is not None:
+                bounds = self.bounds
+            else:
+                dynamic = iter(index if index is not None else ())
+                sizes = [n if n is not None else int(next(dynamic)) for n in self.static_sizes]
+                bounds = [0, *np.cumsum(sizes).tolist()]
+            pieces = _Pieces(values, bounds)
             if not np.all(np.isfinite(values)):
                 raise _NonFinite(pieces, rows)
         if rows is not None and not np.all(np.isfinite(rows)):
             raise _NonFinite(pieces, rows)
-        return pieces, rows, index
+        return values, pieces, rows, index
+
+    @property
+    def bounds(self) -> list[int] | None:
+        """Piece boundaries in the flat vector when every size is static (else None)."""
+        if self._bounds is None and self.static_sizes and all(n is not None for n in self.static_sizes):
+            self._bounds = [0, *np.cumsum(self.static_sizes).tolist()]
+        return self._bounds
 
     @property
     def dynamic_sizes(self) -> int:
         return sum(n is None for n in self.static_sizes)
 
 
+class _Pieces:
+    """The flat pack's pieces as views, made when asked for (most are never needed
+    one by one: :class:`_PackedFold` reads its columns straight from the vector)."""
+
+    def __init__(self, values: np.ndarray, bounds: Sequence[int]) -> None:
+        self.values, self.bounds = values, bounds
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.values[self.bounds[i]:self.bounds[i + 1]]
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+
 class _NonFinite(Exception):
     """A packed reduction holds NaN or Inf (the callback names the observation)."""
 
-    def __init__(self, pieces: list[np.ndarray], rows: np.ndarray | None) -> None:
+    def __init__(self, pieces: _Pieces, rows: np.ndarray | None) -> None:
         super().__init__("non-finite statistics")
         self.pieces, self.rows = pieces, rows
 
@@ -238,6 +265,101 @@ class _Packer:
             setattr(packing, attr, len(results))
             results.append(res)
         return packing
+
+
+class _PackedFold:
+    """The running per-channel min/max and means of every observation whose running
+    roles all sit in the flat pack at static offsets, folded for all of them at once:
+    a handful of numpy operations per sample instead of a few per observation (on
+    EfficientNet-Lite0 the per-observation fold took 0.32 ms of a 0.7 ms callback).
+
+    Same arithmetic and order as :class:`_Running` (float32 min/max; float64
+    ``weight · mean`` summed in sample order; weights summed in sample order), so the
+    results are bit-identical. Callers hold the lock.
+    """
+
+    def __init__(self, slots: Sequence[_Slots], packing: _Packing) -> None:
+        self.members: dict[int, dict[str, slice]] = {}  # observation -> role -> span of its columns
+        self.mean_ordinal: dict[int, int] = {}  # observation -> index among the folded means
+        self.shapes: list[tuple[int, ...] | None] = []  # per folded mean: the first sample's shape
+        self.dynamic: list[tuple[int, int, int]] = []  # (mean ordinal, layout offset, rank)
+        self.cmin = self.cmax = self.mean_sum = self.weight = None
+        self.pending: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+        self.next = 0
+        if packing.flat is None or any(n is None for n in packing.static_sizes):
+            return  # piece offsets vary per sample: the per-observation path folds everything
+        offsets = np.concatenate([[0], np.cumsum(packing.static_sizes)]).astype(np.int64)
+        cols: dict[str, list[np.ndarray]] = {"cmin": [], "cmax": [], "mean": []}
+        static_w: list[float] = []
+        mean_sizes: list[int] = []
+        for k, sl in enumerate(slots):
+            roles = [r for r in sl.packed if r in RUNNING_ROLES]
+            if not roles or any(sl.packed[r][0] != "flat" for r in roles):
+                continue
+            spans = {}
+            for r in roles:
+                at = sl.packed[r][1]
+                start, stop = int(offsets[at]), int(offsets[at + 1])
+                used = sum(c.size for c in cols[r])
+                cols[r].append(np.arange(start, stop))
+                spans[r] = slice(used, used + stop - start)
+            if "mean" in roles:
+                self.mean_ordinal[k] = len(mean_sizes)
+                mean_sizes.append(spans["mean"].stop - spans["mean"].start)
+                if sl.shape is not None:
+                    static_w.append(float(np.prod(sl.shape)))
+                else:
+                    self.dynamic.append((len(static_w), packing.dynamic_sizes + sl.shape_at, sl.shape_rank))
+                    static_w.append(0.0)
+                self.shapes.append(sl.shape)
+            self.members[k] = spans
+        self.cols = {r: (np.concatenate(c) if c else np.empty(0, np.int64)) for r, c in cols.items()}
+        self.static_w = np.array(static_w, np.float64)
+        self.col_mean = np.repeat(np.arange(len(mean_sizes)), mean_sizes)
+        self.dyn_means = np.array([m for m, _at, _r in self.dynamic], np.int64)
+        self.dyn_positions = np.array([at + i for _m, at, r in self.dynamic for i in range(r)], np.int64)
+        self.dyn_starts = np.cumsum([0] + [r for _m, _at, r in self.dynamic])[:-1].astype(np.int64)
+
+    def add(self, index: int, values: np.ndarray, layout: np.ndarray | None) -> None:
+        """Fold sample ``index`` (its flat pack ``values`` and index ``layout``)."""
+        if not self.members:
+            return
+        if self.cols["cmax"].size:
+            v = values[self.cols["cmax"]]
+            self.cmax = v if self.cmax is None else np.maximum(self.cmax, v)
+        if self.cols["cmin"].size:
+            v = values[self.cols["cmin"]]
+            self.cmin = v if self.cmin is None else np.minimum(self.cmin, v)
+        if not self.col_mean.size:
+            return
+        w = self.static_w
+        if self.dynamic:
+            w = w.copy()
+            w[self.dyn_means] = np.multiply.reduceat(layout[self.dyn_positions], self.dyn_starts)
+        self.pending[index] = (values[self.cols["mean"]], w, layout if index == 0 else None)
+        while self.next in self.pending:
+            means, w, first_layout = self.pending.pop(self.next)
+            term = w[self.col_mean] * means.astype(np.float64)
+            self.mean_sum = term if self.mean_sum is None else self.mean_sum + term
+            self.weight = w.copy() if self.weight is None else self.weight + w
+            if first_layout is not None:
+                for m, at, rank in self.dynamic:
+                    self.shapes[m] = tuple(int(d) for d in first_layout[at:at + rank])
+            self.next += 1
+
+    def fill(self, k: int, st: TensorStats) -> None:
+        """Set observation ``k``'s per-channel min/max and mean on ``st`` (members only)."""
+        spans = self.members.get(k)
+        if spans is None:
+            return
+        if "cmax" in spans:
+            st.channel_max = self.cmax[spans["cmax"]].astype(np.float64)
+            st.channel_min = (self.cmin[spans["cmin"]].astype(np.float64) if "cmin" in spans
+                              else np.zeros_like(st.channel_max))
+        if "mean" in spans and self.mean_sum is not None:
+            m = self.mean_ordinal[k]
+            st.channel_mean = self.mean_sum[spans["mean"]] / self.weight[m]
+            st.shape = self.shapes[m]
 
 
 class _Running:
@@ -457,6 +579,17 @@ def collect_statistics(
 
     per_sample: dict[int, list[dict[str, np.ndarray]]] = {}
     running = _Running(len(observations))
+    packed_fold = _PackedFold(slots, packing)
+
+    def per_observation(k: int, s: _Slots) -> bool:
+        """Observation ``k`` needs work per sample outside :class:`_PackedFold`."""
+        return bool(s.outputs) or any(r not in RUNNING_ROLES for r in s.packed) or (
+            k not in packed_fold.members and any(r in RUNNING_ROLES for r in s.packed))
+
+    busy = [per_observation(k, s) for k, s in enumerate(slots)]
+    uses_running = any(k not in packed_fold.members and any(r in RUNNING_ROLES for r in s.packed)
+                       for k, s in enumerate(slots))
+    no_stats: dict[str, np.ndarray] = {}  # shared, never written: the row of an observation with nothing per sample
     errors: list[BaseException] = []
     lock = threading.Lock()
 
@@ -473,22 +606,27 @@ def collect_statistics(
                                                for i in range(n_inputs)]))
                 return
             try:
-                pieces, rows, layout = packing.split(request)
+                values, pieces, rows, layout = packing.split(request)
             except _NonFinite as bad:
                 _raise_non_finite(observations, slots, bad, index)
             row, folded = [], []
-            for obs, s in zip(observations, slots, strict=True):
+            for k, (obs, s) in enumerate(zip(observations, slots, strict=True)):
+                if not busy[k]:
+                    row.append(no_stats)
+                    folded.append(no_stats)
+                    continue
                 got: dict[str, np.ndarray] = {}
                 fold: dict[str, np.ndarray] = {}
+                folded_here = k not in packed_fold.members
                 for role, (kind, at) in s.packed.items():
-                    value = rows[:, at] if kind == "rows" else pieces[at]
                     if role in RUNNING_ROLES:
-                        fold[role] = value
+                        if folded_here:
+                            fold[role] = rows[:, at] if kind == "rows" else pieces[at]
                     else:  # kept per sample: copied, as a view would keep the whole packed buffer alive
-                        got[role] = value.copy()
-                if s.shape is not None:
+                        got[role] = (rows[:, at] if kind == "rows" else pieces[at]).copy()
+                if folded_here and s.shape is not None:
                     fold["shape"] = np.array(s.shape, np.int64)
-                elif s.shape_at is not None:
+                elif folded_here and s.shape_at is not None:
                     start = packing.dynamic_sizes + s.shape_at
                     fold["shape"] = layout[start:start + s.shape_rank]
                 for role, out in s.outputs.items():
@@ -504,7 +642,9 @@ def collect_statistics(
                 folded.append(fold)
             with lock:
                 per_sample[index] = row
-                running.add(index, folded)
+                if uses_running:
+                    running.add(index, folded)
+                packed_fold.add(index, values, layout)
         except BaseException as exc:  # re-raised on the calling thread
             with lock:
                 errors.append(exc)
@@ -530,6 +670,9 @@ def collect_statistics(
                                        f"{_first_line(exc)}") from None
                     t1 = time.perf_counter()
                     compiled, slots, packing = build(rows=False)
+                    packed_fold = _PackedFold(slots, packing)
+                    busy = [per_observation(k, s) for k, s in enumerate(slots)]
+                    uses_running = True
                     report.seconds_compile += time.perf_counter() - t1
                     first = compiled.create_infer_request()
                     first.infer(arrays)
@@ -557,7 +700,7 @@ def collect_statistics(
     if count == 0:
         raise CalibrationError("the calibration dataset is empty")
     report.samples = count
-    return _gather(observations, per_sample, running, count), report
+    return _gather(observations, per_sample, (running, packed_fold), count), report
 
 
 def _raise_non_finite(observations: Sequence[Observation], slots: Sequence[_Slots], bad: _NonFinite,
@@ -602,7 +745,7 @@ def _locate_non_finite(model: Any, observations: Sequence[Observation], index: i
 
 
 def _gather(observations: Sequence[Observation], per_sample: dict[int, list[dict[str, np.ndarray]]],
-            running: _Running, count: int) -> dict[Hashable, TensorStats]:
+            folds: tuple[_Running, _PackedFold], count: int) -> dict[Hashable, TensorStats]:
     """One :class:`TensorStats` per observation from the per-sample rows and running aggregates."""
     out: dict[Hashable, TensorStats] = {}
     order = [per_sample[i] for i in range(count)]
@@ -622,6 +765,7 @@ def _gather(observations: Sequence[Observation], per_sample: dict[int, list[dict
         if "q_low" in rows[0]:
             st.q_low = np.concatenate([r["q_low"].reshape(-1) for r in rows]).astype(np.float64)
             st.q_high = np.concatenate([r["q_high"].reshape(-1) for r in rows]).astype(np.float64)
-        running.fill(k, st)
+        for fold in folds:
+            fold.fill(k, st)
         out[obs.key] = st
     return out
