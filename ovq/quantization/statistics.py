@@ -723,7 +723,11 @@ def collect_statistics(
                     uses_running = True
                     report.seconds_compile += time.perf_counter() - t1
                     first = compiled.create_infer_request()
-                    first.infer(arrays)
+                    try:
+                        first.infer(arrays)
+                    except RuntimeError as again:
+                        raise OvqError(f"OpenVINO cannot run the statistics model on calibration sample {index}: "
+                                       f"{_first_line(again)}") from None
                 done(first, index)
                 del first
                 queue = ov.AsyncInferQueue(compiled, jobs)
