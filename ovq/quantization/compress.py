@@ -50,8 +50,29 @@ def _ranges(graph: Graph, fq: int) -> list[np.ndarray] | None:
     return out
 
 
-def compress_weight_fq(graph: Graph, fq: int) -> CompressedWeight | None:
-    """Replace weight FakeQuantize ``fq`` by integer weights; ``None`` if it does not match."""
+DROP_PAGES_EVERY = 16 << 20
+"""Bytes of weights read between two drops of the graph's mapped ``.bin`` pages."""
+
+
+class _PageDropper:
+    """Drops the graph's mapped ``.bin`` pages after every :data:`DROP_PAGES_EVERY` bytes
+    of weights read (FP weights read from a memory-mapped ``.bin`` count in the resident
+    set until their pages are dropped)."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph, self.unread = graph, DROP_PAGES_EVERY
+
+    def read(self, nbytes: int) -> None:
+        self.unread -= nbytes
+        if self.unread <= 0:
+            self.graph.drop_constant_pages()
+            self.unread = DROP_PAGES_EVERY
+
+
+def compress_weight_fq(graph: Graph, fq: int, *, pages: _PageDropper | None = None) -> CompressedWeight | None:
+    """Replace weight FakeQuantize ``fq`` by integer weights; ``None`` if it does not match.
+    ``pages`` is told of every chunk of FP weights read (a large table's pages need not
+    all be resident at once)."""
     from ovq.kernels import get_kernels
 
     found = const_source(graph, fq)
@@ -77,12 +98,9 @@ def compress_weight_fq(graph: Graph, fq: int) -> CompressedWeight | None:
     direct = whole and offsets.size == 1 and info.min <= -offsets[0] and levels - 1 - offsets[0] <= info.max
     data = np.empty(w.shape, signed_type if direct else unsigned_type)
     offset = offsets[0] if direct else 0.0
-    since_drop = 0
     for rows in _row_chunks(w.shape):
-        if since_drop >= DROP_PAGES_EVERY:  # a large table: its FP pages need not all be resident at once
-            graph.drop_constant_pages()
-            since_drop = 0
-        since_drop += w[rows].nbytes
+        if pages is not None:
+            pages.read(w[rows].nbytes)
         y = get_kernels().fake_quantize(w[rows], *(_rows_of(r, rows, w.ndim) for r in (il, ih, ol, oh)), levels,
                                         flavor="node")
         # the level index in [0, L-1] (minus the zero point in the direct form)
@@ -118,9 +136,6 @@ def compress_weight_fq(graph: Graph, fq: int) -> CompressedWeight | None:
     _drop_unused(graph, [p[0] for p in inputs if p is not None])
     return CompressedWeight(name, str(data.dtype), int(w.size), before, int(data.nbytes + scale32.nbytes))
 
-
-DROP_PAGES_EVERY = 16 << 20
-"""Bytes of weights read between two drops of the graph's mapped ``.bin`` pages."""
 
 CHUNK_ELEMENTS = 1 << 20
 """Weights are turned into integers this many elements (a few MiB of temporaries) at a
@@ -159,20 +174,15 @@ def _drop_unused(graph: Graph, nodes: list[int]) -> None:
 def compress_weights(graph: Graph, fq_nodes: list[int]) -> list[CompressedWeight]:
     """Fold every weight FQ in ``fq_nodes`` that matches; return what was folded.
 
-    The FP weights read from a memory-mapped ``.bin`` count in the resident set until
-    their pages are dropped; dropping them every :data:`DROP_PAGES_EVERY` bytes keeps the
-    peak at the integer weights plus a few MiB instead of all FP weights on top of them.
+    Dropping the mapped FP weight pages every :data:`DROP_PAGES_EVERY` bytes read keeps
+    the peak at the integer weights plus a few MiB instead of all FP weights on top of them.
     """
     done = []
-    read = 0
+    pages = _PageDropper(graph)
     for fq in list(fq_nodes):
         if fq in graph:
-            r = compress_weight_fq(graph, fq)
+            r = compress_weight_fq(graph, fq, pages=pages)
             if r is not None:
                 done.append(r)
-                read += r.bytes_before
-                if read >= DROP_PAGES_EVERY:
-                    graph.drop_constant_pages()
-                    read = 0
     graph.drop_constant_pages()
     return done

@@ -271,9 +271,6 @@ class _Packer:
         return packing
 
 
-PER_SAMPLE_ROLES = ("min", "max", "scmin", "scmax")
-
-
 class _PackedFold:
     """Every observation whose reductions sit at static offsets of the flat pack (or in
     the rows pack), handled for all of them at once per sample: per-channel min/max and
@@ -300,15 +297,15 @@ class _PackedFold:
         self.next = 0
         if packing.flat is None and packing.rows is None:
             return
-        if any(n is None for n in packing.static_sizes):
+        offsets = packing.bounds if packing.flat is not None else [0]
+        if offsets is None:
             return  # piece offsets vary per sample: the per-observation path takes everything
-        offsets = np.concatenate([[0], np.cumsum(packing.static_sizes)]).astype(np.int64)
         cols: dict[str, list[np.ndarray]] = {"cmin": [], "cmax": [], "mean": [], "sample": []}
         static_w: list[float] = []
         mean_sizes: list[int] = []
 
         def take(group: str, at: int) -> slice:
-            start, stop = int(offsets[at]), int(offsets[at + 1])
+            start, stop = offsets[at], offsets[at + 1]
             used = sum(c.size for c in cols[group])
             cols[group].append(np.arange(start, stop))
             return slice(used, used + stop - start)
