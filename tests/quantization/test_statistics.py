@@ -70,9 +70,12 @@ def _dynamic_model() -> ov.Model:
     return ov.Model([ops.clamp(y, -1.0, 1.0)], [x], "stats_dynamic")
 
 
-def test_packed_reductions_over_dynamic_shapes():
+@pytest.mark.parametrize("specialize", [True, False])
+def test_packed_reductions_over_dynamic_shapes(specialize):
     """Batch and spatial dims vary per sample: per-sample rows ([N] each), per-channel
-    vectors and runtime shapes all come back through the packed outputs."""
+    vectors and runtime shapes all come back through the packed outputs. Specialized,
+    the first sample runs on a static copy and the others on the dynamic model, and
+    the two parts merge to the same statistics."""
     from ovq.quantization.statistics import instrument
 
     shapes = [(1, 3, 8, 6), (2, 3, 5, 7), (3, 3, 4, 4)]
@@ -83,7 +86,8 @@ def test_packed_reductions_over_dynamic_shapes():
     inst, _slots, packing = instrument(_dynamic_model(), obs)
     assert len(inst.outputs) == 1 + 3  # the model's output, the flat, rows and index packs
     assert packing.rows is not None and packing.flat is not None and packing.index is not None
-    stats, _ = collect_statistics(_dynamic_model(), obs, select_subset(xs, None))
+    stats, report = collect_statistics(_dynamic_model(), obs, select_subset(xs, None), specialize=specialize)
+    assert (report.static_shapes, report.models) == (((1, 3, 8, 6),), 2) if specialize else (None, 1)
     ys = [2 * x for x in xs]
     rows = [row for y in ys for row in y]  # 6 rows over the 3 samples
     np.testing.assert_array_equal(stats["mm"].mins, [r.min() for r in rows])
@@ -94,6 +98,35 @@ def test_packed_reductions_over_dynamic_shapes():
     expected = sum(y.sum(axis=(0, 2, 3)).astype(np.float64) for y in ys) / (total / 3)
     np.testing.assert_allclose(stats["mean"].channel_mean, expected, rtol=1e-5)
     assert stats["mean"].shape == shapes[0]
+
+
+def test_dynamic_model_is_specialized_to_the_samples_shape():
+    """Samples of one shape on a dynamic model: one static compile, and the statistics
+    equal the dynamic model's bit for bit."""
+    xs = [RNG.standard_normal((2, 3, 6, 5)).astype(np.float32) for _ in range(4)]
+    obs = [Observation("mm", "y"), Observation("ch", "y", minmax=False, channel_axis=1),
+           Observation("mean", "y", minmax=False, mean_axis=1, mean_stride=2)]
+    fixed, report = collect_statistics(_dynamic_model(), obs, select_subset(xs, None))
+    assert (report.static_shapes, report.models) == (((2, 3, 6, 5),), 1)
+    dynamic, report = collect_statistics(_dynamic_model(), obs, select_subset(xs, None), specialize=False)
+    assert (report.static_shapes, report.models) == (None, 1)
+    for key in ("mm", "ch", "mean"):
+        for name in ("mins", "maxs", "channel_min", "channel_max", "channel_mean", "mean_weight", "shape"):
+            a, b = getattr(fixed[key], name), getattr(dynamic[key], name)
+            assert (a is None and b is None) or np.array_equal(a, b), (key, name)
+    assert fixed["mean"].mean_weight == 4 * (2 * 3 * 6 * 5)  # Σ elements of the observed tensor
+
+
+def test_model_that_cannot_be_reshaped_stays_dynamic():
+    """A Reshape to a hard-coded shape breaks a static batch of 2: the pass keeps the dynamic model."""
+    x = ops.parameter([-1, 4], np.float32, name="x")
+    y = ops.multiply(x, ops.constant(np.float32(2.0)))
+    y.set_friendly_name("y")
+    z = ops.reshape(y, ops.constant(np.array([1, 4], np.int64)), special_zero=False)
+    model = ov.Model([ops.relu(z)], [x], "fixed_reshape")
+    xs = [RNG.standard_normal((1, 4)).astype(np.float32) for _ in range(2)]
+    stats, report = collect_statistics(model, [Observation("y", "y")], select_subset(xs, None))
+    assert report.models == 1 and stats["y"].maxs.shape == (2,)
 
 
 def test_non_finite_observed_tensor_is_named_even_when_the_output_is_finite():
