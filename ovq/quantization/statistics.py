@@ -149,6 +149,7 @@ class _Packing:
     """
 
     flat: int | None = None  # output indices, None when empty
+    model_outputs: int = 0  # output index of the model's own first output
     rows: int | None = None
     index: int | None = None
     static_sizes: list[int | None] = field(default_factory=list)  # per flat piece; None: dynamic
@@ -509,27 +510,38 @@ def _strided(x: Any, stride: int) -> Any:
 
 def instrument(model: Any, observations: Sequence[Observation], *,
                rows: bool = True) -> tuple[Any, list[_Slots], _Packing]:
-    """A new ``openvino.Model``: ``model``'s results plus the reductions per observation
-    (packed, see :class:`_Packing`) and the whole tensors some roles need. ``rows=False``
-    packs per-sample values over a dynamic batch as dynamic-size flat pieces instead (for
-    models whose observed tensors do not all share the first dimension)."""
+    """A new ``openvino.Model``: the reductions per observation (packed, see
+    :class:`_Packing`), the whole tensors some roles need, then ``model``'s own results
+    (from output :attr:`_Packing.model_outputs` on). ``rows=False`` packs per-sample
+    values over a dynamic batch as dynamic-size flat pieces instead (for models whose
+    observed tensors do not all share the first dimension).
+
+    The packs come first and their pieces in topological order of the observed ops: the
+    CPU plugin orders execution depth-first from the Results, so each reduction then runs
+    right after the op it reads, while the tensor is still in cache and before its buffer
+    is reused. Packs last put every reduction after the whole network, keeping all the
+    observed tensors alive and reading them back from memory: EfficientNet-Lite0
+    (static shapes) 1.45x -> 1.21x a plain pass.
+    """
     import openvino as ov
     import openvino.opset13 as ops
 
     by_name = _ops_by_name(model)
-    results = list(model.get_results())
-    slots: list[_Slots] = []
+    position = {op.get_friendly_name(): k for k, op in enumerate(model.get_ordered_ops())}
+    extras: list[Any] = []  # whole-tensor outputs
+    slots: list[_Slots] = [_Slots() for _ in observations]
     packer = _Packer(rows=rows)
     flat_shape = ops.constant(np.array([0, -1], np.int64))
     axis1 = ops.constant(np.array([1], np.int64))
-    for obs in observations:
+    for k in sorted(range(len(observations)), key=lambda k: position.get(observations[k].op_name, -1)):
+        obs = observations[k]
         op = by_name.get(obs.op_name)
         if op is None:
             raise OvqError(f"calibration: no op named {obs.op_name!r} in the model")
         if obs.out_index >= op.get_output_size():
             raise OvqError(f"calibration: op {obs.op_name!r} has no output {obs.out_index}")
         x = op.output(obs.out_index)
-        s = _Slots()
+        s = slots[k]
         stem = f"__ovq_stat/{obs.op_name}/{obs.out_index}"
 
         def add(role: str, node: Any) -> None:
@@ -538,8 +550,8 @@ def instrument(model: Any, observations: Sequence[Observation], *,
                 return
             res = ops.result(node)
             res.set_friendly_name(f"{stem}/{role}")
-            s.outputs[role] = len(results)
-            results.append(res)
+            s.outputs[role] = len(extras)
+            extras.append(res)
 
         if obs.channel_axis is not None:
             axes = _other_axes(x, obs.channel_axis, obs.op_name, obs.out_index)
@@ -570,8 +582,12 @@ def instrument(model: Any, observations: Sequence[Observation], *,
             axes = _other_axes(x, obs.mean_axis, obs.op_name, obs.out_index)
             add("mean", ops.reduce_mean(_strided(x, obs.mean_stride), axes, keep_dims=False))
             packer.shape(x, s)
-        slots.append(s)
-    packing = packer.finish(results)
+    packs: list[Any] = []
+    packing = packer.finish(packs)
+    for s in slots:
+        s.outputs = {role: len(packs) + j for role, j in s.outputs.items()}
+    packing.model_outputs = len(packs) + len(extras)
+    results = packs + extras + list(model.get_results())
     return ov.Model(results, model.get_parameters(), "ovq_statistics"), slots, packing
 
 
@@ -760,7 +776,8 @@ class _Pass:
         try:
             # In-graph ReduceMin/ReduceMax skip NaN, so NaN is caught where it surfaces: in
             # a model output; _locate_non_finite then names the first observed tensor.
-            if any(not np.all(np.isfinite(request.get_output_tensor(k).data)) for k in shared.float_outputs):
+            first = packing.model_outputs
+            if any(not np.all(np.isfinite(request.get_output_tensor(first + k).data)) for k in shared.float_outputs):
                 with shared.lock:
                     shared.bad_inputs.append((index, [np.array(request.get_input_tensor(i).data)
                                                       for i in range(len(request.model_inputs))]))
