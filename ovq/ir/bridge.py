@@ -57,6 +57,7 @@ def graph_from_ov(model: ov.Model, *, source: str = "<openvino.Model>") -> Graph
         root = parse_xml(xml_path)
         graph = mirror_ir(root, xml_path, bin_path, unlink_bin=True)
     _set_source(graph, source)
+    graph.shapes_revision = graph.revision  # serialized with the shapes OpenVINO inferred
     return graph
 
 

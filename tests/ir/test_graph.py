@@ -155,6 +155,28 @@ def test_infer_shapes_fills_new_ports(graph):
     assert graph.op(convert).outputs[0].precision == "FP16"
 
 
+def test_infer_shapes_runs_only_after_an_edit(graph, monkeypatch):
+    """A graph mirrored from OpenVINO already holds OpenVINO's shapes: no round trip
+    until it is edited (or asked with force=True), also on a copy."""
+    from ovq.ir import bridge
+
+    calls = []
+    real = bridge.infer_shapes
+    monkeypatch.setattr(bridge, "infer_shapes", lambda g: (calls.append(g), real(g)))
+    graph.infer_shapes()
+    graph.copy().infer_shapes()
+    assert calls == []
+    graph.infer_shapes(force=True)
+    assert len(calls) == 1
+    graph.touch(graph.find("relu"))  # an in-place edit
+    graph.infer_shapes()
+    graph.infer_shapes()
+    assert len(calls) == 2
+    graph.op(graph.find("relu")).outputs[0].shape = None  # a port whose shape was dropped
+    graph.infer_shapes()
+    assert len(calls) == 3 and graph.op(graph.find("relu")).outputs[0].shape == [1, 4, 8, 8]
+
+
 def test_edits_never_reorder_model_outputs(graph):
     """OpenVINO orders outputs by Result file order; edits must not change it."""
     before = [o.get_names() for o in graph.to_ov().outputs]
