@@ -38,7 +38,7 @@ min/max combined, means weighted by their element counts).
 
 It compiles that model once on CPU (f32 hint, THROUGHPUT hint) and streams the samples
 through an ``AsyncInferQueue`` with one request more than OpenVINO's optimal number in
-flight (the first sample runs alone, see :func:`collect_statistics`); the completion
+flight (with a dynamic-batch rows pack, the first sample runs alone: see :class:`_Pass`); the completion
 callback (an OpenVINO worker thread) folds per-channel min/max and means into running
 aggregates (O(channels) per tensor) and keeps the few per-sample values. Where the pack's
 offsets are static it does so for all observations at once (:class:`_PackedFold`:
@@ -697,9 +697,9 @@ class _Pass:
     ``base`` on (their indices rebased to 0 in the folds).
 
     ``static``: the input shapes to compile for (a reshaped copy of ``model``), or
-    None for ``model`` as it is. The first sample runs alone: if the per-sample rows
-    of tensors with different first dims cannot be stacked (dynamic shapes hide that
-    until run time), the model is rebuilt without the rows pack.
+    None for ``model`` as it is. With a rows pack (dynamic batch), the first sample
+    runs alone: if the per-sample rows of tensors with different first dims cannot be
+    stacked (dynamic shapes hide that until run time), the model is rebuilt without it.
     """
 
     def __init__(self, model: Any, observations: Sequence[Observation], shared: _Shared, base: int,
@@ -737,11 +737,15 @@ class _Pass:
         self.report.models += 1
 
     def submit(self, arrays: list[np.ndarray], index: int) -> None:
-        """Start sample ``index`` (the first one runs synchronously, see the class)."""
-        import openvino as ov
-
+        """Start sample ``index`` (with a rows pack, the first one runs alone: see the class)."""
+        if self.queue is None and self.packing.rows is None:
+            self._open_queue()  # no rows pack that could fail: no need to run the first sample alone
         if self.queue is not None:
-            self.queue.start_async(arrays, userdata=index)
+            try:
+                self.queue.start_async(arrays, userdata=index)
+            except RuntimeError as exc:
+                raise OvqError(f"OpenVINO cannot run the statistics model on calibration sample {index}: "
+                               f"{_first_line(exc)}") from None
             return
         try:
             first = self.compiled.create_infer_request()
@@ -759,6 +763,11 @@ class _Pass:
                                f"{_first_line(again)}") from None
         self.done(first, index)
         del first
+        self._open_queue()
+
+    def _open_queue(self) -> None:
+        import openvino as ov
+
         jobs = self.requests or max(1, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))) + 1
         self.report.requests = max(self.report.requests, jobs)
         self.queue = ov.AsyncInferQueue(self.compiled, jobs)
@@ -766,9 +775,12 @@ class _Pass:
 
     def finish(self) -> None:
         """Wait for the samples in flight; release the compiled model and its queue."""
-        if self.queue is not None:
-            self.queue.wait_all()
-        self.queue = self.compiled = None
+        queue, self.queue, self.compiled = self.queue, None, None
+        if queue is not None:
+            try:
+                queue.wait_all()
+            except RuntimeError as exc:
+                raise OvqError(f"OpenVINO failed running the statistics model: {_first_line(exc)}") from None
 
     def done(self, request: Any, index: int) -> None:
         """Completion callback: check and fold the reductions of sample ``index``."""
