@@ -129,6 +129,20 @@ def test_model_that_cannot_be_reshaped_stays_dynamic():
     assert report.models == 1 and stats["y"].maxs.shape == (2,)
 
 
+def test_static_copy_that_fails_to_build_falls_back_to_the_dynamic_model(monkeypatch):
+    from ovq.quantization import statistics
+
+    def broken(model, shapes):  # a static copy OpenVINO cannot take (here: the observed op is gone)
+        x = ops.parameter(list(shapes[0]), np.float32, name="x")
+        return ov.Model([ops.relu(x)], [x], "broken")
+
+    monkeypatch.setattr(statistics, "_reshaped", broken)
+    xs = [RNG.standard_normal((1, 3, 4, 4)).astype(np.float32) for _ in range(3)]
+    stats, report = collect_statistics(_dynamic_model(), [Observation("mm", "y")], select_subset(xs, None))
+    assert (report.static_shapes, report.models) == (None, 1)
+    np.testing.assert_array_equal(stats["mm"].maxs, [(2 * x).max() for x in xs])
+
+
 def test_non_finite_observed_tensor_is_named_even_when_the_output_is_finite():
     from ovq.errors import NonFiniteError
 
