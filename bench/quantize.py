@@ -150,16 +150,15 @@ def _fp32_pass(model, samples) -> tuple[float, float]:
 
 
 def _static_copy(model, samples):
-    """``model`` reshaped to the first sample's input shapes, or None if its inputs are static."""
-    import openvino as ov
+    """``model`` reshaped to the first sample's input shapes as ovq's statistics pass does
+    (None if its inputs are static or it cannot be made static)."""
+    from ovq.quantization.statistics import _reshaped
 
     if all(port.get_partial_shape().is_static for port in model.inputs):
         return None
     first = samples[0]
     arrays = [first[port.get_any_name()] for port in model.inputs] if isinstance(first, dict) else [first]
-    fixed = model.clone()
-    fixed.reshape({port: ov.PartialShape(list(np.shape(a))) for port, a in zip(fixed.inputs, arrays)})
-    return fixed
+    return _reshaped(model, tuple(np.shape(a) for a in arrays))
 
 
 def child(tool: str, name: str, out: str) -> None:

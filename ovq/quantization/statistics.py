@@ -149,9 +149,9 @@ class _Packing:
     """
 
     flat: int | None = None  # output indices, None when empty
-    model_outputs: int = 0  # output index of the model's own first output
     rows: int | None = None
     index: int | None = None
+    model_outputs: int = 0  # output index of the model's own first output
     static_sizes: list[int | None] = field(default_factory=list)  # per flat piece; None: dynamic
     _bounds: list[int] | None = field(default=None, repr=False)
 
