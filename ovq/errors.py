@@ -69,3 +69,17 @@ class PotConfigError(OvqError):
 
     The message names the config file and the offending key (``compression.algorithms[0]``).
     """
+
+
+class OptionError(OvqError, ValueError):
+    """An option of an ovq API call or CLI command has a value ovq cannot use.
+
+    The message names the option (``overflow_fix``, ``--smooth-quant``) and the valid values.
+    """
+
+
+class InferenceError(OvqError):
+    """OpenVINO could not compile or run a model ovq built or was given.
+
+    The message gives OpenVINO's informative line and, for calibration, the sample at fault.
+    """
