@@ -157,6 +157,12 @@ def preprocess(model: Path, output: Path, mean_values: str | None, scale_values:
 @click.option("--reverse-input-channels", is_flag=True, help="Images: feed BGR instead of RGB.")
 @click.option("--seed", type=int, default=None, help="Seed of the calibration subset draw (default 0).")
 @click.option("--no-audit", is_flag=True, help="Skip compiling the result to report runtime INT8 coverage.")
+@click.option("--pipeline", default=None, metavar="PASSES",
+              help="Passes to run before placement, e.g. 'fold-constants,fuse-batchnorm' (see `ovq passes`).")
+@click.option("--dump-after", multiple=True, metavar="PHASE",
+              help="Write the IR (next to the output, NNN-PHASE.xml) after this phase or --pipeline pass "
+                   "(repeatable); phases: placement, statistics, smooth_quant, ranges, overflow_fix, "
+                   "bias_correction, compress.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def quantize(model: Path | None, output: Path | None, data: Path | None, config: Path | None,
              bias_correction: str | None, no_compress_weights: bool, no_audit: bool, quiet: bool,

@@ -76,6 +76,18 @@ class HardwareDescriptor:
     ignored_patterns: tuple[str, ...] = ()
     input_priority_types: tuple[str, ...] = ()
     placement_rules: tuple[str, ...] = ()
+    low_precision_transformations: bool = False
+    """The target's runtime decides INT8 execution with OpenVINO's Low Precision
+    Transformations (CPU, GPU): a quantizer only moves up through LPT precision-preserving
+    ops, recurrent weights get one per-tensor range, and the CPU INT8 recurrent ops count
+    as quantized (int8-placement.md §3, §6.1)."""
+    preset_overrides: dict[str, str] = field(default_factory=dict)
+    """Presets the target runs as another one (``accuracy`` -> ``mixed`` on LPT targets,
+    which have no asymmetric weights; ``mixed`` -> ``accuracy`` on GNA)."""
+
+    def effective_preset(self, preset: str) -> str:
+        """``preset`` after this target's :attr:`preset_overrides`."""
+        return self.preset_overrides.get(preset, preset)
 
     def rule_for(self, op_type: str) -> OpRule | None:
         """The rule for ``op_type`` (``DepthWiseConvolution`` is a pseudo-type), or None."""
@@ -132,4 +144,8 @@ class HardwareDescriptor:
             lines.append(f"ignored patterns: {', '.join(self.ignored_patterns)}")
         if self.placement_rules:
             lines.append(f"placement rules: {', '.join(self.placement_rules)}")
+        if self.low_precision_transformations:
+            lines.append("runtime: OpenVINO Low Precision Transformations")
+        if self.preset_overrides:
+            lines.append("preset overrides: " + ", ".join(f"{k} -> {v}" for k, v in self.preset_overrides.items()))
         return "\n".join(lines)

@@ -141,6 +141,8 @@ def _load_cached(path_text: str, depth: int) -> HardwareDescriptor:
     primary = raw.get("primary_bitwidth")
     priority = tuple(raw.get("input_priority_types", ()))
     description = raw.get("description", "")
+    lpt = raw.get("low_precision_transformations")
+    overrides: dict[str, str] = {}
     if "extends" in raw:
         if depth > 8:
             raise HardwareDescriptorError(f"{label}: extends: chain too deep (a cycle?)")
@@ -162,6 +164,8 @@ def _load_cached(path_text: str, depth: int) -> HardwareDescriptor:
         primary = primary or parent.primary_bitwidth
         priority = priority or parent.input_priority_types
         description = description or parent.description
+        lpt = parent.low_precision_transformations if lpt is None else lpt
+        overrides.update(parent.preset_overrides)
     for name, body in raw.get("spaces", {}).items():
         spaces[name] = _space(name, body, label)
     own_rules = []
@@ -214,6 +218,8 @@ def _load_cached(path_text: str, depth: int) -> HardwareDescriptor:
         ignored_patterns=tuple(dict.fromkeys(ignored)),
         input_priority_types=priority,
         placement_rules=tuple(dict.fromkeys(placement_rules)),
+        low_precision_transformations=bool(lpt),
+        preset_overrides={**overrides, **raw.get("preset_overrides", {})},
     )
 
 
@@ -226,6 +232,10 @@ def load_descriptor(target: str | Path | HardwareDescriptor) -> HardwareDescript
     if isinstance(target, HardwareDescriptor):
         return target
     return _load_cached(str(_path_of(target).resolve()), 0)
+
+
+POT_LPT_DEVICES = ("any", "cpu", "cpu_spr", "gpu")
+"""POT ``target_device`` values whose runtime applies Low Precision Transformations."""
 
 
 def import_pot_config(raw: dict[str, Any], label: str = "<pot>") -> dict[str, Any]:
@@ -293,6 +303,13 @@ def import_pot_config(raw: dict[str, Any], label: str = "<pot>") -> dict[str, An
         out["primary_bitwidth"] = raw["primary_bitwidth"]
     if "input_priority_types" in raw:
         out["input_priority_types"] = raw["input_priority_types"]
+    # POT's hardware configs carry no runtime facts; POT derived them from the device.
+    device = out["target"]
+    if device in POT_LPT_DEVICES:
+        out["low_precision_transformations"] = True
+        out["preset_overrides"] = {"accuracy": "mixed"}
+    elif device.startswith("gna"):
+        out["preset_overrides"] = {"mixed": "accuracy"}
     return out
 
 

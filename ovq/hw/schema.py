@@ -66,5 +66,11 @@ DESCRIPTOR = {
         "ignored_patterns": {"type": "array", "items": {"type": "string"}},
         "remove_ignored_patterns": {"type": "array", "items": {"type": "string"}},
         "placement_rules": {"type": "array", "items": {"type": "string"}},
+        "low_precision_transformations": {"type": "boolean"},
+        "preset_overrides": {
+            "type": "object",
+            "additionalProperties": {"enum": ["performance", "mixed", "accuracy"]},
+            "propertyNames": {"enum": ["performance", "mixed", "accuracy"]},
+        },
     },
 }

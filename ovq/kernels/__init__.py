@@ -8,8 +8,8 @@ with it (see ``tests/kernels``). Selection follows ``OVQ_KERNELS``:
 
 Use :func:`get_kernels` for a :class:`~ovq.kernels.api.Kernels` object bound to one
 backend, or the module-level functions below (``minmax``, ``reduce_state``,
-``quantile``, ``histogram``, ``fake_quantize``, ``weight_ranges``, ``quantize_weights``,
-``dequantize``, ``quantization_error``, ``bias_shift``, ...) which use the active
+``quantile``, ``histogram``, ``fake_quantize``, ``quantize``, ``dequantize``,
+``quantization_error``, ...) which use the active
 backend. Threads: :func:`set_num_threads` / ``OVQ_NUM_THREADS`` (native backend).
 Nothing heavy (numba, the extension) is imported until a kernel is first used.
 """
@@ -139,18 +139,15 @@ def _forward(name: str):
     return fn
 
 
-_API = ("minmax", "reduce_min", "reduce_max", "reduce_absmax", "reduce_mean", "reduce_sum",
-        "reduce_sumsq", "reduce_state", "per_sample", "quantile", "histogram", "fake_quantize",
-        "weight_ranges", "quantize_weights", "dequantize", "dequantize_weights",
-        "quantization_error", "bias_shift")
+_API = ("minmax", "reduce_min", "reduce_max", "reduce_mean", "reduce_state", "per_sample", "quantile",
+        "histogram", "fake_quantize", "quantize", "dequantize", "quantization_error")
 for _n in _API:
     globals()[_n] = _forward(_n)
 del _n
 
 
 def __getattr__(name: str):
-    if name in ("ReduceState", "Histogram", "RunningAggregator", "QuantizedWeights", "Kernels",
-                "pack_int4", "unpack_int4", "tune_range"):
+    if name in ("ReduceState", "Histogram", "Kernels"):
         from ovq.kernels import api
 
         return getattr(api, name)

@@ -42,9 +42,6 @@ def _empty_guard(x: np.ndarray, axis: tuple[int, ...], name: str, what: str) -> 
     return True
 
 
-def _args(p: Plan, i: int = 0):
-    return p.flats[i], p.koffs[i], p.rstrides[i]
-
 
 def minmax(x, axis=(), *, name="tensor"):
     x, code = _raw(x)

@@ -47,7 +47,6 @@ class PassContext:
 
     Attributes:
         target: Target device name (``CPU``, ``GPU``, ...) or ``None`` when irrelevant.
-        config: Free-form options for passes (typed options belong on the pass itself).
         verify: Run ``graph.verify()`` after every pass that changed the graph.
         dump_after: Pass names after which the graph is written as IR into ``dump_dir``.
         dump_dir: Folder for those dumps.
@@ -56,7 +55,6 @@ class PassContext:
     """
 
     target: str | None = None
-    config: dict[str, Any] = field(default_factory=dict)
     verify: bool = True
     dump_after: set[str] = field(default_factory=set)
     dump_dir: Path | None = None

@@ -14,17 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from ovq.quantization.audit import AuditEntry, AuditReport, runtime_audit
 from ovq.quantization.ignored_scope import IgnoredScope, IgnoredScopeError, Subgraph
+from ovq.quantization.phases import fill_ranges_minmax
 from ovq.quantization.placement import (
-    META_KEY,
     PlacementError,
     PlacementPlan,
-    QConfig,
     QuantizeActivation,
     QuantizeWeight,
     apply_plan,
-    fill_ranges_minmax,
     plan_placement,
 )
+from ovq.quantization.records import META_KEY, QUANTIZED_OPS_KEY, QConfig, Quantizer, QuantizerTable, Role
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -43,6 +42,9 @@ __all__ = [
     "QConfig",
     "QuantizeActivation",
     "QuantizeWeight",
+    "Quantizer",
+    "QuantizerTable",
+    "Role",
     "Subgraph",
     "apply_plan",
     "fill_ranges_minmax",
@@ -63,14 +65,16 @@ def quantize_graph(
     calibration_samples: Iterable[Any] | None = None,
     strict: bool = False,
 ) -> PlacementPlan:
-    """Plan and insert FakeQuantize ops into ``graph`` in place; fill ranges if samples are given."""
+    """Plan and insert FakeQuantize ops into ``graph`` in place; with samples, set the
+    activation ranges from their global min/max (:func:`fill_ranges_minmax`)."""
     graph.infer_shapes()
     plan = plan_placement(graph, target, preset=preset, model_type=model_type, ignored_scope=ignored_scope,
                           strict=strict)
+    fp_model = graph.to_ov() if calibration_samples is not None else None
     apply_plan(graph, plan)
+    graph.meta[QUANTIZED_OPS_KEY] = [graph.op(n).name for n in plan.quantized_ops]
     if calibration_samples is not None:
-        fill_ranges_minmax(graph, calibration_samples)
-    graph.meta["ovq.quantized_ops"] = [graph.op(n).name for n in plan.quantized_ops]
+        fill_ranges_minmax(graph, calibration_samples, fp_model=fp_model)
     return plan
 
 

@@ -176,12 +176,19 @@ def _bias_node(graph: Graph, layer: BiasLayer) -> int:
     return graph.producer(layer.bias_add, layer.bias_port)[0]
 
 
+def shift_ratio(shift: np.ndarray, bias: np.ndarray) -> float:
+    """``max |shift / bias|`` over channels; a zero bias element makes it infinite (0/0
+    too), so such a layer is never corrected. The correction applies when the ratio is
+    below the threshold (:data:`FAST_THRESHOLD`, :data:`FULL_THRESHOLD`)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.abs(np.asarray(shift, np.float64) / np.asarray(bias, np.float64).reshape(-1))
+    ratio = np.where(np.isnan(ratio), np.inf, ratio)
+    return float(ratio.max()) if ratio.size else 0.0
+
+
 def _decide(graph: Graph, layer: BiasLayer, shift: np.ndarray, threshold: float) -> BiasShift:
     bias = np.asarray(graph.const_value(_bias_node(graph, layer)), np.float64).reshape(-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.abs(shift.astype(np.float64) / bias)
-    ratio = np.where(np.isnan(ratio), np.inf, ratio)
-    worst = float(ratio.max()) if ratio.size else 0.0
+    worst = shift_ratio(shift, bias)
     return BiasShift(layer.name, shift.astype(np.float32), worst, bool(np.isfinite(worst) and worst < threshold))
 
 

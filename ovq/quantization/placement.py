@@ -5,8 +5,6 @@ returns a :class:`PlacementPlan`: a list of :class:`QuantizeActivation` and
 :class:`QuantizeWeight` commands. :func:`apply_plan` inserts one FakeQuantize-1 per
 command (five inputs ``x, il, ih, ol, oh``, ``auto_broadcast="numpy"``), named like
 NNCF (``<producer>/fq_output_<port>``, ``<op>/fq_weights_<port>``).
-:func:`fill_ranges_minmax` sets activation ranges from a min/max over samples run on
-the FP model through the real OpenVINO runtime.
 
 Rules implemented (docs/placement.md has the full list and the reasons):
 
@@ -46,14 +44,12 @@ Rules implemented (docs/placement.md has the full list and the reasons):
   the table, per row (axis 0); a Gather of an activation stays agnostic.
 * **Ignored patterns** named by the descriptor (:mod:`ovq.quantization.ignored_scope`).
 
-Metadata (``graph.meta[META_KEY]``, one entry per FQ name) always has ``node``, ``kind``
-(``"weights"``, ``"activations"`` or ``"outputs"``), ``mode``, ``levels``,
-``level_low``, ``level_high``, ``space``, ``unified`` (group id or None; weights share
-one only for recurrent W/R) and ``per_channel_axis`` (None, or the channel axis of a
-per-channel activation FQ, whose range constants are then shaped ``[1, C, 1, ...]``).
-Weight entries add ``op``. Activation entries of recurrent X/H groups add
-``range_include = (-1.0, 1.0)``: range estimators must widen the observed range to
-contain it before unifying the group.
+Records: :func:`apply_plan` returns a :class:`~ovq.quantization.records.QuantizerTable`
+(also stored as ``graph.meta[META_KEY]``) with one typed
+:class:`~ovq.quantization.records.Quantizer` per inserted FakeQuantize: role, grid,
+per-channel axes, the ops it feeds, its unified-scale group (weights share one only for
+recurrent W/R), ``range_include`` for recurrent X/H groups (range estimators widen the
+observed range to contain (-1, 1) before unifying the group), and its range once known.
 """
 
 from __future__ import annotations
@@ -69,10 +65,11 @@ from ovq.errors import OvqError
 from ovq.hw import HardwareDescriptor, QuantSpace, load_descriptor
 from ovq.ir.graph import Graph, Port
 from ovq.quantization.ignored_scope import IgnoredScope, as_ignored_scope, match_ignored_patterns
+from ovq.quantization.ranges import weight_range
+from ovq.quantization.records import META_KEY, QConfig, Quantizer, QuantizerTable, Role
 
 log = logging.getLogger("ovq.quantization")
 
-META_KEY = "ovq.quantizers"
 
 PRESETS = ("performance", "mixed", "accuracy")
 MODEL_TYPES = ("transformer",)
@@ -85,7 +82,6 @@ LPT_PRECISION_PRESERVING = {
     "MaxPool", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "StridedSlice", "Split", "VariadicSplit",
     "Concat", "DepthToSpace", "Gather", "ReduceMax",
 }
-LPT_TARGETS = {"any", "cpu", "cpu_spr", "gpu"}
 ELTWISE = {
     "Add", "Multiply", "Maximum", "Minimum", "Subtract", "Divide", "Less", "LessEqual", "Greater", "GreaterEqual",
     "Equal", "NotEqual", "FloorMod", "LogicalOr", "LogicalXor", "LogicalAnd", "LogicalNot", "SquaredDifference",
@@ -125,23 +121,6 @@ class PlacementError(OvqError):
 
 
 @dataclass(frozen=True)
-class QConfig:
-    """A resolved quantizer configuration: integer grid and mode of one FQ."""
-
-    space: str
-    bits: int
-    mode: str
-    level_low: int
-    level_high: int
-    granularity: str = "pertensor"
-
-    @property
-    def levels(self) -> int:
-        """FakeQuantize ``levels``."""
-        return self.level_high - self.level_low + 1
-
-
-@dataclass(frozen=True)
 class QuantizeActivation:
     """Insert one FQ on output ``out_index`` of ``producer``, read by ``consumers``."""
 
@@ -170,6 +149,7 @@ class QuantizeWeight:
     input_low: np.ndarray
     input_high: np.ndarray
     unified: int | None = None
+    axes: tuple[int, ...] = ()  # output-channel axes of a per-channel range
 
 
 @dataclass
@@ -200,15 +180,6 @@ def _expand(spaces: Sequence[QuantSpace], *, weights: bool) -> list[QConfig]:
             low, high = s.grid(weights=weights, mode=mode)
             out.extend(QConfig(s.name, s.bits, mode, low, high, gran) for gran in s.granularities)
     return out
-
-
-def _effective_preset(preset: str, hw: HardwareDescriptor) -> str:
-    target = hw.target.lower()
-    if target.startswith("gna") and preset == "mixed":
-        return "accuracy"
-    if target in LPT_TARGETS and preset == "accuracy":
-        return "mixed"
-    return preset
 
 
 def _pick(configs: list[QConfig], preset: str, *, weights: bool, force_symmetric: bool = False) -> QConfig | None:
@@ -360,26 +331,6 @@ def _weight_axes(view: _View, n: int, i: int, rank: int) -> tuple[int, ...]:
     return (0,)
 
 
-def weight_range(w: np.ndarray, axes: tuple[int, ...], config: QConfig, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric or asymmetric weight FQ range, per output channel (``axes``) or per tensor."""
-    from ovq.kernels import get_kernels
-
-    k = get_kernels()
-    shape = [1] * w.ndim
-    if per_channel and axes:
-        rest = [a for a in range(w.ndim) if a not in axes]
-        moved = np.transpose(w, (*axes, *rest))
-        channels = int(np.prod([w.shape[a] for a in axes]))
-        flat = np.ascontiguousarray(moved.reshape(channels, -1))
-        lo, hi = k.weight_ranges(flat, levels=config.levels, mode=config.mode, axis=0, signed=True)
-        for a in axes:
-            shape[a] = w.shape[a]
-        return lo.reshape(shape), hi.reshape(shape)
-    lo, hi = k.weight_ranges(np.ascontiguousarray(w.reshape(-1)), levels=config.levels, mode=config.mode,
-                             axis=None, signed=True)
-    return np.asarray(lo, np.float32).reshape(shape), np.asarray(hi, np.float32).reshape(shape)
-
-
 def _fused_ops(view: _View) -> set[int]:
     """Ops inside hardware-fused patterns or post-processing: never quantized."""
     g = view.g
@@ -459,8 +410,8 @@ def plan_placement(
         preset = "mixed" if model_type == "transformer" else "performance"
     if preset not in PRESETS:
         raise PlacementError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
-    preset = _effective_preset(preset, hw)
-    lpt = hw.target.lower() in LPT_TARGETS
+    preset = hw.effective_preset(preset)
+    lpt = hw.low_precision_transformations
     single_fq_add = "single_fq_add" in hw.placement_rules
 
     view = _View(graph)
@@ -584,7 +535,8 @@ def plan_placement(
                 (source, value) = src
                 axes = _weight_axes(view, n, i, value.ndim)
                 lo, hi = weight_range(value, axes, wcfg, per_channel)
-                weights_planned.append(QuantizeWeight(n, i, source, wcfg, lo, hi))
+                weights_planned.append(QuantizeWeight(n, i, source, wcfg, lo, hi,
+                                                      axes=axes if per_channel else ()))
             if not ok:
                 continue
         if rule.activations and act_ports:
@@ -720,7 +672,7 @@ def _plan_embedding(view: _View, rule: Any, n: int, preset: str, plan: Placement
         return
     per_channel = wcfg.granularity == "perchannel" and value.ndim >= 2
     lo, hi = weight_range(value, (0,), wcfg, per_channel)
-    plan.weights.append(QuantizeWeight(n, 0, source, wcfg, lo, hi))
+    plan.weights.append(QuantizeWeight(n, 0, source, wcfg, lo, hi, axes=(0,) if per_channel else ()))
 
 
 def _plan_recurrent(view: _View, hw: HardwareDescriptor, rule: Any, n: int, preset: str, lpt: bool,
@@ -785,7 +737,7 @@ def _plan_recurrent(view: _View, hw: HardwareDescriptor, rule: Any, n: int, pres
             lo, hi = weight_range(np.concatenate(values, axis=-1), axes, wcfg, per_channel)
             gid = new_group() if len(group) > 1 else None
             for j, s, _v in group:
-                plan.weights.append(QuantizeWeight(n, j, s, wcfg, lo, hi, gid))
+                plan.weights.append(QuantizeWeight(n, j, s, wcfg, lo, hi, gid, axes if per_channel else ()))
                 done.add(j)
     cfg = _pick(_expand(rule.activations, weights=False), preset, weights=False)
     act_pair = next((p for p in pairs if x_port in p), ())
@@ -854,21 +806,22 @@ def _insert_fq(graph: Graph, name: str, src: tuple[int, int], consumers: Sequenc
     return fq
 
 
-def apply_plan(graph: Graph, plan: PlacementPlan) -> dict[str, dict[str, Any]]:
-    """Insert the planned FakeQuantize ops; return (and store in ``graph.meta``) their metadata.
+def apply_plan(graph: Graph, plan: PlacementPlan) -> QuantizerTable:
+    """Insert the planned FakeQuantize ops; return (and store in ``graph.meta``) their records.
 
-    Activation FQs start with the placeholder range ``[0, 1]`` until
-    :func:`fill_ranges_minmax` sets them.
+    Weight quantizers get their final range; activation quantizers start with the
+    placeholder range ``[0, 1]`` (no range in their record) until calibration sets it.
     """
     taken = {op.name for _n, op in graph.ops()}
-    meta: dict[str, dict[str, Any]] = graph.meta.setdefault(META_KEY, {})
+    table = graph.meta.get(META_KEY)
+    if table is None:
+        table = graph.meta[META_KEY] = QuantizerTable()
     for w in plan.weights:
         name = _unique(graph, f"{graph.op(w.op).name}/fq_weights_{w.input_index}", taken)
         node = _insert_fq(graph, name, w.source, [(w.op, w.input_index)], w.config.levels, w.input_low, w.input_high)
-        meta[name] = {"node": node, "kind": "weights", "mode": w.config.mode, "levels": w.config.levels,
-                      "level_low": w.config.level_low, "level_high": w.config.level_high,
-                      "space": w.config.space, "unified": w.unified, "op": graph.op(w.op).name,
-                      "per_channel_axis": None}
+        table.add(Quantizer(name, node, Role.WEIGHTS, w.config, ((w.op, w.input_index),), w.axes, w.unified,
+                            weight_op=graph.op(w.op).name, low=np.asarray(w.input_low, np.float32),
+                            high=np.asarray(w.input_high, np.float32)))
     for a in plan.activations:
         name = _unique(graph, f"{graph.op(a.producer).name}/fq_output_{a.out_index}", taken)
         lo, hi = np.float32(0.0), np.float32(1.0)
@@ -879,141 +832,7 @@ def apply_plan(graph: Graph, plan: PlacementPlan) -> dict[str, dict[str, Any]]:
             bshape[a.per_channel_axis] = shape[a.per_channel_axis]
             lo, hi = np.zeros(bshape, np.float32), np.ones(bshape, np.float32)
         node = _insert_fq(graph, name, (a.producer, a.out_index), a.consumers, a.config.levels, lo, hi)
-        meta[name] = {"node": node, "kind": a.group, "mode": a.config.mode, "levels": a.config.levels,
-                      "level_low": a.config.level_low, "level_high": a.config.level_high,
-                      "space": a.config.space, "unified": a.unified, "per_channel_axis": a.per_channel_axis}
-        if a.range_include is not None:
-            meta[name]["range_include"] = a.range_include
-    return meta
-
-
-# ---------------------------------------------------------------------------- ranges
-def activation_range(mn: Any, mx: Any, *, mode: str, levels: int, level_low: int, level_high: int) -> tuple[Any, Any]:
-    """FQ range of an activation with observed ``[mn, mx]`` (quantization-algorithms.md §5).
-
-    Scalars give floats; arrays (per-channel statistics) give arrays, with one
-    signedness for the whole tensor (signed if any channel goes below zero).
-    """
-    from ovq.kernels.api import tune_range
-
-    if np.ndim(mn) or np.ndim(mx):
-        mn_a, mx_a = np.asarray(mn, np.float64), np.asarray(mx, np.float64)
-        if mode == "symmetric":
-            h = np.maximum(np.maximum(np.abs(mn_a), np.abs(mx_a)), 1e-8)
-            lo_a = np.zeros_like(h) if mn_a.min() >= 0 else h * level_low / level_high
-            return lo_a.astype(np.float32), h.astype(np.float32)
-        span = mx_a - mn_a
-        mn_a = np.where(span <= 8e-4, mn_a - 8e-4, mn_a)
-        mx_a = np.where(span <= 8e-4, mx_a + 8e-4, mx_a)
-        mn_a, mx_a = np.minimum(mn_a, 0.0), np.maximum(mx_a, 0.0)
-        tl, th = tune_range(mn_a, mx_a, levels)
-        return np.asarray(tl, np.float32), np.asarray(th, np.float32)
-    if mode == "symmetric":
-        h = max(abs(mn), abs(mx), 1e-8)
-        if mn >= 0:
-            return 0.0, h
-        return h * level_low / level_high, h
-    lo, hi = float(mn), float(mx)
-    if hi - lo <= 8e-4:
-        lo, hi = lo - 8e-4, hi + 8e-4
-    lo, hi = min(lo, 0.0), max(hi, 0.0)
-    tl, th = tune_range(np.array(lo), np.array(hi), levels)
-    return float(tl), float(th)
-
-
-def _as_infer_input(sample: Any) -> Any:
-    if isinstance(sample, np.ndarray):
-        return [sample]
-    return sample
-
-
-def collect_minmax(graph: Graph, tensors: Sequence[tuple[int, int]], samples: Iterable[Any],
-                   bypass: Iterable[int] = (), axes: Sequence[int | None] | None = None) -> list[tuple[Any, Any]]:
-    """Global min and max of each ``(node, out)`` tensor of the FP model over ``samples``.
-
-    The FQ nodes in ``bypass`` are removed from a private copy first, so statistics come
-    from the floating-point model. Inference runs on CPU at the f32 hint. ``axes[k]``,
-    when given and not None, makes tensor ``k``'s statistics per channel along that axis
-    (arrays shaped for broadcasting against the tensor).
-    """
-    from ovq.kernels import get_kernels
-    from ovq.runtime import compile_model
-
-    k = get_kernels()
-    g2 = graph.copy()
-    for fq in bypass:
-        src = g2.producer(fq, 0)
-        g2.replace_output(fq, 0, src[0], src[1], move_names=True)
-        consts = [g2.producer(fq, i) for i in range(1, 5)]
-        g2.remove_node(fq)
-        for p in consts:
-            if p is not None and g2.op(p[0]).type == "Const" and not g2.consumers(p[0], p[1]):
-                g2.remove_node(p[0])
-    names = []
-    for idx, (node, out) in enumerate(dict.fromkeys(tensors)):
-        tname = f"__ovq_stat_{idx}"
-        g2.op(node).outputs[out].names.append(tname)
-        r = g2.add_op("Result", tname, num_inputs=1, outputs=0)
-        g2.connect(node, out, r, 0)
-        names.append(((node, out), tname))
-    axis_of: dict[tuple[int, int], int] = {}
-    for t, ax in zip(tensors, axes or [None] * len(tensors), strict=True):
-        if ax is not None:
-            axis_of[t] = ax
-    compiled = compile_model(g2)
-    request = compiled.create_infer_request()
-    stats: dict[tuple[int, int], list[Any]] = {}
-    per_channel: dict[tuple[int, int], list[np.ndarray]] = {}
-    count = 0
-    for sample in samples:
-        count += 1
-        result = request.infer(_as_infer_input(sample))
-        for key, tname in names:
-            arr = np.asarray(result[compiled.output(tname)], np.float32)
-            mn, mx = (float(v) for v in k.minmax(arr, name=tname))
-            cur = stats.get(key)
-            stats[key] = [mn, mx] if cur is None else [min(cur[0], mn), max(cur[1], mx)]
-            if key in axis_of and arr.ndim > axis_of[key]:
-                red = tuple(a for a in range(arr.ndim) if a != axis_of[key] % arr.ndim)
-                cmn, cmx = arr.min(axis=red, keepdims=True), arr.max(axis=red, keepdims=True)
-                pc = per_channel.get(key)
-                per_channel[key] = [cmn, cmx] if pc is None else [np.minimum(pc[0], cmn), np.maximum(pc[1], cmx)]
-    if not count:
-        raise PlacementError("no calibration samples given")
-    return [tuple(per_channel[t]) if t in per_channel else tuple(stats[t]) for t in tensors]
-
-
-def fill_ranges_minmax(graph: Graph, samples: Iterable[Any]) -> int:
-    """Set the range of every ovq activation FQ from a min/max over ``samples``.
-
-    ``samples``: items ``infer`` accepts (a dict by input name, a list, or one array).
-    Members of a unified group share min of mins / max of maxes. Returns the number of
-    FakeQuantize ops set.
-    """
-    meta: dict[str, dict[str, Any]] = graph.meta.get(META_KEY, {})
-    acts = {name: m for name, m in meta.items() if m["kind"] != "weights" and m["node"] in graph}
-    if not acts:
-        return 0
-    all_fq = [m["node"] for m in meta.values() if m["node"] in graph]
-    srcs = [graph.producer(m["node"], 0) for m in acts.values()]
-    ranges = collect_minmax(graph, srcs, samples, bypass=all_fq,
-                            axes=[m.get("per_channel_axis") for m in acts.values()])
-    observed = dict(zip(acts, ranges, strict=True))
-    for name, m in acts.items():
-        if m.get("range_include") is not None:
-            mn, mx = observed[name]
-            observed[name] = (np.minimum(mn, m["range_include"][0]), np.maximum(mx, m["range_include"][1]))
-    unified: dict[int, tuple[Any, Any]] = {}
-    for name, m in acts.items():
-        if m.get("unified") is not None:
-            mn, mx = observed[name]
-            cur = unified.get(m["unified"])
-            unified[m["unified"]] = (mn, mx) if cur is None else (np.minimum(cur[0], mn), np.maximum(cur[1], mx))
-    for name, m in acts.items():
-        mn, mx = unified[m["unified"]] if m.get("unified") is not None else observed[name]
-        lo, hi = activation_range(mn, mx, mode=m["mode"], levels=m["levels"], level_low=m["level_low"],
-                                  level_high=m["level_high"])
-        fq = m["node"]
-        for i, value in ((1, lo), (2, hi), (3, lo), (4, hi)):
-            graph.set_const_value(graph.producer(fq, i)[0], np.asarray(value, np.float32))
-    return len(acts)
+        axes = () if a.per_channel_axis is None else (a.per_channel_axis,)
+        table.add(Quantizer(name, node, Role(a.group), a.config, tuple(a.consumers), axes, a.unified,
+                            range_include=a.range_include))
+    return table

@@ -1,38 +1,28 @@
 """``ovq.quantize``: DefaultQuantization from an FP model and calibration samples.
 
-Phases (each timed in the :class:`QuantizeReport`):
-
-1. **placement** — FakeQuantize placement for the target (:mod:`.placement`);
-2. **statistics** — one streamed pass over the calibration subset through an
-   instrumented copy of the FP model (:mod:`.statistics`): per-sample min/max of every
-   activation FQ input and per-channel means of every bias-corrected layer's input;
-3. **ranges** — activation ranges (:mod:`.ranges`), optional overflow fix on weights;
-   **smooth_quant** (transformers) — per-channel scales moved from activations into
-   MatMul weights from the same pass's statistics (:mod:`.smooth_quant`);
-4. **bias correction** — fast (analytic, one compile) or full (:mod:`.bias_correction`);
-5. **compress** — weight FQs folded into int8 constants (:mod:`.compress`).
-
-The call signature follows ``nncf.quantize`` so that code written for it needs only
-the import changed; the enums below accept NNCF's names.
+The work is done by the named phases of :mod:`.phases` (placement, statistics,
+smooth_quant, ranges, overflow_fix, bias_correction, compress), each timed in the
+:class:`QuantizeReport`. The call signature follows ``nncf.quantize`` so that code
+written for it needs only the import changed; the enums below accept NNCF's names.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import os
 import time
-from contextlib import contextmanager
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from ovq.errors import OvqError
-from ovq.quantization.dataset import CalibrationError, Dataset, Subset, select_subset
+from ovq.quantization.dataset import Dataset
+from ovq.quantization.phases import QuantizeOptions, QuantizeSession
+from ovq.quantization.report import QuantizeReport
 
 if TYPE_CHECKING:
     from ovq.ir.graph import Graph
+    from ovq.pipeline import Pass
+    from ovq.pipeline.context import PassContext
 
 log = logging.getLogger("ovq.quantization")
 
@@ -62,168 +52,6 @@ class ModelType(str, enum.Enum):
     TRANSFORMER = "transformer"
 
 
-OVERFLOW_FIX = ("disable", "first_layer", "enable")
-
-
-def _value(x: Any) -> Any:
-    return x.value if isinstance(x, enum.Enum) else x
-
-
-@dataclass
-class QuantizeReport:
-    """What :func:`quantize` did, with the time spent per phase."""
-
-    samples: int = 0
-    activation_fqs: int = 0
-    weight_fqs: int = 0
-    quantized_ops: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    smoothed: int = 0
-    smooth_alphas: list[float] = field(default_factory=list)  # per smoothed group
-    bias_corrected: int = 0
-    bias_skipped: list[tuple[str, float]] = field(default_factory=list)
-    compressed: int = 0
-    weight_bytes_before: int = 0
-    weight_bytes_after: int = 0
-    phases: dict[str, float] = field(default_factory=dict)
-    requests: int = 0
-
-    def format(self) -> str:
-        """A few human-readable lines."""
-        lines = [
-            f"calibration samples: {self.samples} ({self.requests} infer requests in flight)",
-            f"FakeQuantize: {self.activation_fqs} on activations, {self.weight_fqs} on weights; "
-            f"{self.quantized_ops} ops quantized",
-            *([f"SmoothQuant: {self.smoothed} MatMuls smoothed, alpha {_span(self.smooth_alphas)}"]
-              if self.smoothed else []),
-            f"bias correction: {self.bias_corrected} layers corrected, {len(self.bias_skipped)} left (shift too large "
-            f"or zero bias)",
-        ]
-        if self.compressed:
-            lines.append(f"weights: {self.compressed} tensors to integers, {self.weight_bytes_before / 2**20:.2f} MiB -> "
-                         f"{self.weight_bytes_after / 2**20:.2f} MiB")
-        if self.skipped:
-            shown = ", ".join(f"{n} ({why})" for n, why in self.skipped[:8])
-            more = f" and {len(self.skipped) - 8} more" if len(self.skipped) > 8 else ""
-            lines.append(f"left in floating point: {shown}{more}")
-        lines.append("time: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.phases.items())
-                     + f" (total {sum(self.phases.values()):.2f} s)")
-        return "\n".join(lines)
-
-
-def _span(values: list[float]) -> str:
-    lo, hi = min(values), max(values)
-    return f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
-
-
-@contextmanager
-def _timed(report: QuantizeReport, phase: str) -> Iterator[None]:
-    """Add the wall time of the ``with`` body to ``report.phases[phase]``."""
-    t0 = time.perf_counter()
-    try:
-        yield
-    finally:
-        report.phases[phase] = report.phases.get(phase, 0.0) + time.perf_counter() - t0
-
-
-NONNEGATIVE_OPS = {"ReLU", "Relu", "Sigmoid", "SoftMax", "Softmax", "Abs", "Exp", "SoftPlus", "Sqrt"}
-
-
-def _nonnegative(graph: Graph, node: int) -> bool:
-    """The op's output can never be negative (so a symmetric range needs no min statistic)."""
-    op = graph.op(node)
-    if op.type in NONNEGATIVE_OPS:
-        return True
-    if op.type == "Clamp":
-        try:
-            return float((op.attrs or {}).get("min", "-1")) >= 0
-        except ValueError:
-            return False
-    return False
-
-
-def _first_layers(graph: Graph, weighted: set[int]) -> set[int]:
-    """Ops of ``weighted`` reachable from a Parameter without passing another one of them."""
-    seen: set[int] = set()
-    found: set[int] = set()
-    work = list(graph.parameters())
-    while work:
-        n = work.pop()
-        if n in seen:
-            continue
-        seen.add(n)
-        for k in range(len(graph.op(n).outputs)):
-            for dst, _ in graph.consumers(n, k):
-                if dst in weighted:
-                    found.add(dst)
-                else:
-                    work.append(dst)
-    return found
-
-
-def _overflow_fix(graph: Graph, meta: dict[str, dict[str, Any]], mode: str) -> int:
-    """Double the 8-bit weight FQ ranges (7-bit effective weights) of the first or all layers."""
-    if mode == "disable":
-        return 0
-    from ovq.quantization.placement import WEIGHTED
-
-    weights = {m["node"]: name for name, m in meta.items() if m["kind"] == "weights" and m["node"] in graph}
-    # only multiply-accumulate layers can saturate (an embedding table's Gather cannot)
-    owners = {fq: graph.consumers(fq, 0)[0][0] for fq in weights if graph.consumers(fq, 0)}
-    owners = {fq: op for fq, op in owners.items() if graph.op(op).type in WEIGHTED}
-    if mode == "first_layer":
-        # as NNCF: plain Convolutions only, the first one on each path from an input (a
-        # walk from the inputs passes through everything else, MatMuls included)
-        owners = {fq: op for fq, op in owners.items() if graph.op(op).type == "Convolution"}
-        first = _first_layers(graph, set(owners.values()))
-        owners = {fq: op for fq, op in owners.items() if op in first}
-    from ovq.quantization.ranges import set_fq_range
-
-    for fq in owners:
-        levels = int(graph.op(fq).attrs["levels"])
-        if levels > 256:  # 16-bit weights (GNA) cannot saturate an 8-bit multiply
-            continue
-        f = (levels - 1) / ((levels + 1) // 2 - 1)
-        lo = np.asarray(graph.const_value(graph.producer(fq, 1)[0]), np.float32) * f
-        hi = np.asarray(graph.const_value(graph.producer(fq, 2)[0]), np.float32) * f
-        set_fq_range(graph, fq, lo, hi)
-    return len(owners)
-
-
-def _smooth_quant_alpha(smooth_quant: float | bool | str | None, model_type: Any) -> float | str | None:
-    """The MatMul SmoothQuant alpha to use, ``"search"``, or None (off). ``None`` means
-    the default: NNCF's 0.95 for transformers, off otherwise."""
-    if smooth_quant is None:
-        return 0.95 if _value(model_type) == ModelType.TRANSFORMER.value else None
-    if smooth_quant is True:
-        return 0.95
-    if smooth_quant is False:
-        return None
-    if isinstance(smooth_quant, str) and smooth_quant.lower() in ("search", "auto"):
-        return "search"
-    try:
-        alpha = float(smooth_quant)
-    except (TypeError, ValueError):
-        alpha = float("nan")
-    if not alpha <= 1:
-        raise OvqError(f"smooth_quant must be an alpha in [0, 1], 'search', or False / a negative value to "
-                       f"disable; got {smooth_quant!r}")
-    return alpha if alpha >= 0 else None
-
-
-class _Keep(Iterable):
-    """Re-iterable first ``k`` samples of a stream, remembered while the stream is consumed."""
-
-    def __init__(self, stream: Iterable[Any], k: int) -> None:
-        self.stream, self.k, self.kept = stream, k, []
-
-    def __iter__(self) -> Iterator[Any]:
-        for i, item in enumerate(self.stream):
-            if i < self.k:
-                self.kept.append(item)
-            yield item
-
-
 def calibrate_and_quantize(
     graph: Graph,
     calibration_dataset: Iterable[Any],
@@ -243,137 +71,15 @@ def calibrate_and_quantize(
     seed: int = 0,
     progress: bool | None = None,
     strict: bool = False,
+    ctx: PassContext | None = None,
 ) -> QuantizeReport:
     """Quantize ``graph`` in place (see :func:`quantize` for the options)."""
-    from ovq.quantization import bias_correction as bc
-    from ovq.quantization import smooth_quant as sq
-    from ovq.quantization.compress import compress_weights as fold_weights
-    from ovq.quantization.placement import apply_plan, plan_placement
-    from ovq.quantization.ranges import (
-        fq_range,
-        include,
-        observed_range,
-        per_channel_fq_range,
-        set_fq_range,
-        unify,
-    )
-    from ovq.quantization.statistics import Observation, collect_statistics
-
-    overflow_fix = overflow_fix or "first_layer"
-    if overflow_fix not in OVERFLOW_FIX:
-        raise OvqError(f"unknown overflow_fix {overflow_fix!r}; choose one of {', '.join(OVERFLOW_FIX)}")
-    if not 0 < outlier_prob < 0.5:
-        raise OvqError(f"outlier_prob must be in (0, 0.5), got {outlier_prob}")
-    if isinstance(calibration_dataset, Dataset) and calibration_dataset.transform_fn is not None \
-            and not callable(calibration_dataset.transform_fn):
-        raise CalibrationError("ovq.Dataset: transform_fn is not callable")
-    alpha = _smooth_quant_alpha(smooth_quant, model_type)
-    report = QuantizeReport()
-    subset = select_subset(calibration_dataset, subset_size, seed=seed)
-
-    with _timed(report, "placement"):
-        graph.infer_shapes()
-        if fp_model is None:
-            fp_model = graph.to_ov()
-        plan = plan_placement(graph, _value(target_device), preset=_value(preset), model_type=_value(model_type),
-                              ignored_scope=ignored_scope, strict=strict)
-        meta = apply_plan(graph, plan)
-        graph.meta["ovq.quantized_ops"] = [graph.op(n).name for n in plan.quantized_ops]
-    report.skipped = list(plan.skipped)
-    report.quantized_ops = len(plan.quantized_ops)
-    acts = {name: m for name, m in meta.items() if m["kind"] != "weights" and m["node"] in graph}
-    weight_fqs = [m["node"] for m in meta.values() if m["kind"] == "weights" and m["node"] in graph]
-    report.activation_fqs, report.weight_fqs = len(acts), len(weight_fqs)
-
-    groups: list[sq.SmoothGroup] = []
-    if alpha is not None:
-        if activations_range == "quantile":
-            log.warning("SmoothQuant is skipped with activations_range='quantile' (it needs min/max statistics)")
-        else:
-            groups = sq.find_groups(graph, meta)
-    smoothed_fq = {fq: g for g in groups for fq in g.fqs}
-    act_nodes = {m["node"] for m in acts.values()}
-    layers = bc.find_bias_layers(graph, weight_fqs, act_nodes) if fast_bias_correction is not None else []
-    observations: dict[Any, Observation] = {}
-    fq_source: dict[str, tuple[str, int]] = {}
-    quantile = outlier_prob if activations_range == "quantile" else None
-    for o in sq.observations_for(groups, search=alpha == "search"):
-        observations[o.key] = o
-    for name, m in acts.items():
-        if m["node"] in smoothed_fq:
-            fq_source[name] = smoothed_fq[m["node"]].key
-            continue
-        src = graph.producer(m["node"], 0)
-        key = (graph.op(src[0]).name, src[1])
-        fq_source[name] = key
-        axis = m.get("per_channel_axis")
-        skip_min = m["mode"] == "symmetric" and _nonnegative(graph, src[0])
-        if axis is not None:
-            key = (*key, "per-channel")
-            fq_source[name] = key
-            observations[key] = Observation(key, key[0], key[1], minmax=False, channel_axis=axis, nonnegative=skip_min)
-        else:
-            skip_min = skip_min and quantile is None
-            observations[key] = Observation(key, key[0], key[1], minmax=True, quantile=quantile, nonnegative=skip_min)
-    if fast_bias_correction:
-        for o in bc.observations_for(graph, layers):
-            observations[o.key] = o
-    full_bc = fast_bias_correction is False and bool(layers)
-    stream: Any = subset
-    keep = None
-    if full_bc:
-        count = subset.count if subset.count is not None else (subset_size or 300)
-        keep = _Keep(subset, max(int(0.2 * count), 1))
-        stream = Subset(keep, None, subset.count)
-
-    with _timed(report, "statistics"):
-        graph.drop_constant_pages()  # weights read so far: leave RSS room for the compile
-        stats, collection = collect_statistics(fp_model, list(observations.values()), stream, progress=progress)
-    report.samples, report.requests = collection.samples, collection.requests
-
-    if groups:
-        with _timed(report, "smooth_quant"):
-            smoothed = sq.smooth(graph, groups, stats, meta, alpha=alpha)
-            for r in smoothed:
-                stats[r.group.key] = sq.smoothed_stats(r, stats[r.group.key])
-            sq.rescale_means(smoothed, layers, stats)
-            graph.drop_constant_pages()  # the FP weights just read and replaced by scaled copies
-        report.smoothed = sum(len(r.group.members) for r in smoothed)
-        report.smooth_alphas = [r.alpha for r in smoothed]
-
-    with _timed(report, "ranges"):
-        per_tensor = {name: m for name, m in acts.items() if m.get("per_channel_axis") is None}
-        ranges = {name: include(observed_range(stats[fq_source[name]], mode=m["mode"], estimator=activations_range),
-                                m.get("range_include"), m["mode"])
-                  for name, m in per_tensor.items()}
-        ranges = unify(ranges, {name: m.get("unified") for name, m in per_tensor.items()})
-        for name, m in acts.items():
-            if name in per_tensor:
-                lo, hi = fq_range(ranges[name], m)
-            else:
-                lo, hi = per_channel_fq_range(stats[fq_source[name]], m)
-            set_fq_range(graph, m["node"], lo, hi)
-        _overflow_fix(graph, meta, overflow_fix)
-
-    with _timed(report, "bias_correction"):
-        if fast_bias_correction:
-            decisions = bc.fast_bias_correction(graph, layers, stats)
-        elif full_bc:
-            decisions = bc.full_bias_correction(graph, fp_model, layers, Subset(keep.kept, None, len(keep.kept)),
-                                                progress=progress)
-        else:
-            decisions = []
-    report.bias_corrected = sum(d.applied for d in decisions)
-    report.bias_skipped = [(d.layer, d.ratio) for d in decisions if not d.applied]
-
-    if compress_weights:
-        with _timed(report, "compress"):
-            folded = fold_weights(graph, weight_fqs)
-        report.compressed = len(folded)
-        report.weight_bytes_before = sum(f.bytes_before for f in folded)
-        report.weight_bytes_after = sum(f.bytes_after for f in folded)
-    graph.meta["ovq.quantize_report"] = report
-    return report
+    options = QuantizeOptions.build(
+        target_device=target_device, preset=preset, subset_size=subset_size,
+        fast_bias_correction=fast_bias_correction, model_type=model_type, ignored_scope=ignored_scope,
+        compress_weights=compress_weights, activations_range=activations_range, outlier_prob=outlier_prob,
+        overflow_fix=overflow_fix, smooth_quant=smooth_quant, seed=seed, progress=progress, strict=strict)
+    return QuantizeSession(graph, calibration_dataset, options, fp_model=fp_model, ctx=ctx).run()
 
 
 def quantize(
@@ -394,6 +100,9 @@ def quantize(
     seed: int = 0,
     progress: bool | None = None,
     strict: bool = False,
+    pipeline: str | Sequence[Pass] | None = None,
+    dump_after: Iterable[str] = (),
+    dump_dir: str | os.PathLike[str] | None = None,
     return_report: bool = False,
 ) -> Any:
     """Quantize ``model`` to INT8 with ranges and bias correction from calibration data.
@@ -433,11 +142,18 @@ def quantize(
         seed: Seed of the subset draw.
         progress: Progress bar (``None``: on a terminal only).
         strict: An ignored-scope entry that matches nothing is an error, not a warning.
+        pipeline: Passes to run on the model before placement (a textual pipeline such
+            as ``"fold-constants,fuse-batchnorm"`` or pass objects); calibration then
+            runs the transformed FP model.
+        dump_after: Phase names (:data:`~ovq.quantization.phases.PHASE_NAMES`) and
+            pipeline pass names after which the IR is written into ``dump_dir``.
+        dump_dir: Folder for those dumps (default: the current directory).
         return_report: Return ``(model, QuantizeReport)``.
 
     Raises:
-        CalibrationError: empty data, or samples that do not fit the model's inputs.
+        CalibrationDataError: empty data, or samples that do not fit the model's inputs.
         NonFiniteError: NaN/Inf in an observed tensor (the op is named).
+        OptionError: a bad option value, or ``dump_after`` naming no phase or pass.
         HardwareDescriptorError / PlacementError: unknown target, preset or model type.
     """
     import openvino as ov
@@ -450,19 +166,55 @@ def quantize(
         graph = graph.copy()
     fp_model = model if isinstance(model, ov.Model) else None
     read_time = time.perf_counter() - t0
+    ctx, pipeline_time = run_before_placement(graph, pipeline, dump_after, dump_dir)
+    if pipeline is not None:
+        fp_model = None  # calibrate the transformed model
     report = calibrate_and_quantize(
         graph, calibration_dataset, fp_model=fp_model, target_device=target_device, preset=preset,
         subset_size=subset_size, fast_bias_correction=fast_bias_correction, model_type=model_type,
         ignored_scope=ignored_scope, compress_weights=compress_weights, activations_range=activations_range,
         outlier_prob=outlier_prob, overflow_fix=overflow_fix, smooth_quant=smooth_quant, seed=seed,
-        progress=progress, strict=strict)
-    report.phases = {"read": read_time, **report.phases}
+        progress=progress, strict=strict, ctx=ctx)
+    report.phases = {"read": read_time, **({"pipeline": pipeline_time} if pipeline is not None else {}),
+                     **report.phases}
     result: Any = graph
     if isinstance(model, ov.Model):
         t0 = time.perf_counter()
         result = graph.to_ov()
         report.phases["to_ov"] = time.perf_counter() - t0
     return (result, report) if return_report else result
+
+
+def run_before_placement(graph: Graph, pipeline: str | Sequence[Pass] | None, dump_after: Iterable[str],
+                         dump_dir: str | os.PathLike[str] | None) -> tuple[PassContext, float]:
+    """Run ``pipeline`` on ``graph``; return the context the phases share and its time.
+
+    ``dump_after`` may name pipeline passes and phases; a name that is neither is an error
+    before any work is done.
+    """
+    from pathlib import Path
+
+    from ovq.errors import OptionError
+    from ovq.pipeline import PassContext, Pipeline
+    from ovq.quantization.phases import PHASE_NAMES
+
+    pipe = Pipeline(pipeline) if pipeline is not None else None
+    names = set(dump_after)
+    pass_names = {p.name for p in pipe.passes} if pipe is not None else set()
+    unknown = sorted(names - pass_names - set(PHASE_NAMES))
+    if unknown:
+        raise OptionError(f"dump_after: {', '.join(map(repr, unknown))} names no quantize phase "
+                          f"({', '.join(PHASE_NAMES)}) and no pass of the pipeline")
+    ctx = PassContext(dump_after=names & pass_names,
+                      dump_dir=Path(dump_dir) if dump_dir is not None else None)
+    seconds = 0.0
+    if pipe is not None:
+        t0 = time.perf_counter()
+        pipe.run(graph, ctx)
+        seconds = time.perf_counter() - t0
+    ctx.dump_after = names & set(PHASE_NAMES)
+    ctx.verify = False  # phases are checked by their tests; a verify per phase costs seconds on large models
+    return ctx, seconds
 
 
 __all__ = ["Dataset", "ModelType", "QuantizationPreset", "QuantizeReport", "TargetDevice", "quantize",

@@ -38,6 +38,8 @@ class QuantizeJob:
     data_options: dict[str, Any] | None = None
     audit: bool = True
     progress: bool | None = None
+    pipeline: str | None = None
+    dump_after: tuple[str, ...] = ()
 
 
 def parse_ignored_scope(text: str | None) -> Any:
@@ -96,21 +98,21 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
     """Run ``job``; return the figures it printed."""
     from ovq.ir import read_model, save_model
     from ovq.quantization.data_sources import load_calibration_data
-    from ovq.quantization.quantize import calibrate_and_quantize
+    from ovq.quantization.quantize import calibrate_and_quantize, run_before_placement
 
     t0 = time.perf_counter()
     graph = read_model(job.model)
-    fp_model = graph.to_ov()
     t_read = time.perf_counter() - t0
+    ctx, t_pipeline = run_before_placement(graph, job.pipeline, job.dump_after, job.output.parent)
+    fp_model = graph.to_ov()
     data = load_calibration_data(job.data, _model_inputs(fp_model), **(job.data_options or {}))
     echo(f"model: {job.model} ({len(graph)} layers); calibration data: {job.data} ({len(data)} samples)")
     report = calibrate_and_quantize(
         graph, data, fp_model=fp_model, target_device=job.target_device, preset=job.preset,
         subset_size=job.subset_size, fast_bias_correction=job.fast_bias_correction, model_type=job.model_type,
         ignored_scope=job.ignored_scope, compress_weights=job.compress_weights, smooth_quant=job.smooth_quant,
-        seed=job.seed,
-        progress=job.progress)
-    report.phases = {"read": t_read, **report.phases}
+        seed=job.seed, progress=job.progress, ctx=ctx)
+    report.phases = {"read": t_read, **({"pipeline": t_pipeline} if job.pipeline else {}), **report.phases}
     t0 = time.perf_counter()
     save_model(graph, job.output)
     report.phases["write"] = time.perf_counter() - t0
@@ -165,4 +167,5 @@ def job_from_options(model: Path | None, output: Path | None, data: Path | None,
     settings = {k: v for k, v in settings.items()
                 if v is not None or k in ("preset", "model_type", "fast_bias_correction", "ignored_scope", "smooth_quant")}
     return QuantizeJob(model=Path(model), output=Path(output), data=Path(data), data_options=data_options,
-                       audit=given.get("audit", True), progress=given.get("progress"), **settings)
+                       audit=given.get("audit", True), progress=given.get("progress"),
+                       pipeline=given.get("pipeline"), dump_after=tuple(given.get("dump_after") or ()), **settings)

@@ -1,6 +1,21 @@
-"""Activation FakeQuantize ranges from calibration statistics (quantization-algorithms.md §4–6).
+"""FakeQuantize ranges: every range rule of ovq, and the one place ranges are written.
 
-Estimators (``activations_range``):
+Rules (quantization-algorithms.md §4–6; each has one named constant or function here):
+
+* **Narrow asymmetric ranges** are widened by :data:`NARROW_RANGE_WIDENING` at both
+  ends when ``high - low <= NARROW_RANGE_WIDENING``, then made to contain 0.
+* **Zero is a level** of an asymmetric range: :func:`tune_range` expands the range so
+  the zero point is an integer (keeping the wider of the two candidates).
+* **Zero filter** (symmetric weights and per-channel activations): a channel's
+  abs-max is raised to ``max(ZERO_FILTER_FLOOR, ZERO_FILTER_RATIO · max_c)``, so a
+  dead channel does not get a near-zero scale (the CPU plugin's INT8 kernels lose the
+  whole tensor on one).
+* **Signed symmetric bounds**: activations ``[h · level_low / level_high, h]`` (POT);
+  weights ``[-h, h]`` on an odd grid and ``[-h · L / (L - 2), h]`` on an even one.
+* **Half range** (overflow fix): 8-bit weight bounds scaled by
+  :func:`half_range_factor` (×2 for 255 levels), i.e. 7-bit effective weights.
+
+Activation estimators (``activations_range``):
 
 * ``"mean_minmax"`` (default; POT and NNCF): asymmetric ``[mean of per-sample min,
   mean of per-sample max]``; symmetric ``high = mean of per-sample abs-max``, signed
@@ -9,34 +24,144 @@ Estimators (``activations_range``):
 * ``"quantile"``: like ``mean_minmax`` on the per-sample ``p`` and ``1 - p`` quantiles
   (outlier probability ``p``, default 1e-4); the sign still comes from the true minimum.
 
-Per-channel activation FQs (placement meta ``per_channel_axis``, e.g. depthwise
-convolution inputs on targets with ``q8_a_ch``) use POT's per-channel statistics: the
-global min and max of every channel over all samples (abs-max for symmetric), with the
-sign decided for the whole tensor and the weights' zero-filter fix on dead channels
-(``h = max(h, 0.01 · max_c h)``).
-
+Per-channel activation quantizers (e.g. depthwise convolution inputs on targets with
+``q8_a_ch``) use the global min and max of every channel over all samples (abs-max for
+symmetric), with the sign decided for the whole tensor and the zero filter.
 Members of a unified-scale group (Concat inputs, recurrent port pairs) get one range
-from the min of their lows and the max of their highs. The FQ math (signed low bound
-``-high·L/(L-2)``, zero widening, ``tune_range``) is :func:`placement.activation_range`.
+from the min of their lows and the max of their highs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ovq.errors import OvqError
+from ovq.errors import GraphError, OptionError
 from ovq.ir.graph import Graph
 from ovq.quantization.consts import set_const_input
-from ovq.quantization.placement import activation_range
+from ovq.quantization.records import QConfig, Quantizer
 from ovq.quantization.statistics import TensorStats
 
 ESTIMATORS = ("mean_minmax", "minmax", "quantile")
 
+NARROW_RANGE_WIDENING = 8e-4
+"""An asymmetric range at most this wide is widened by this much at both ends."""
+ZERO_FILTER_FLOOR = 8e-5
+"""The smallest abs-max a symmetric weight or per-channel activation channel gets."""
+ZERO_FILTER_RATIO = 0.01
+"""A channel's abs-max is at least this fraction of the tensor's largest one."""
+SYMMETRIC_FLOOR = 1e-8
+"""The smallest ``high`` of a symmetric activation range."""
 
+
+# ------------------------------------------------------------------------------ rules
+def tune_range(lo: np.ndarray, hi: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Expand ``[lo, hi]`` (containing 0) so 0 is exactly a level; keep the wider option.
+
+    ``L = levels - 1``; ``qz = round(-lo * L / (hi - lo))``; A keeps ``hi``:
+    ``lo' = qz * hi / (qz - L)``; B keeps ``lo``: ``hi' = (qz - L) * lo / qz``.
+    """
+    lo = np.asarray(lo, np.float64)
+    hi = np.asarray(hi, np.float64)
+    L = levels - 1
+    qz = np.rint(-lo * L / (hi - lo))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo_a = np.where(qz != L, qz * hi / (qz - L), -np.inf)
+        hi_b = np.where(qz != 0, (qz - L) * lo / qz, np.inf)
+    wid_a = hi - lo_a
+    wid_b = hi_b - lo
+    use_a = np.isfinite(lo_a) & (~np.isfinite(hi_b) | (wid_a >= wid_b))
+    return np.where(use_a, lo_a, lo), np.where(use_a, hi, hi_b)
+
+
+def asymmetric_bounds(lo: Any, hi: Any, levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """An asymmetric range from observed ``[lo, hi]`` (float64, scalars or arrays):
+    narrow ranges widened, 0 included, 0 made a level."""
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    narrow = hi - lo <= NARROW_RANGE_WIDENING
+    lo = np.where(narrow, lo - NARROW_RANGE_WIDENING, lo)
+    hi = np.where(narrow, hi + NARROW_RANGE_WIDENING, hi)
+    return tune_range(np.minimum(lo, 0.0), np.maximum(hi, 0.0), levels)
+
+
+def zero_filter(absmax: np.ndarray) -> np.ndarray:
+    """Per-channel abs-max raised to ``max(ZERO_FILTER_FLOOR, ZERO_FILTER_RATIO · max)``
+    (a 0-d abs-max only to the floor)."""
+    if absmax.ndim:
+        return np.maximum(absmax, max(ZERO_FILTER_FLOOR, ZERO_FILTER_RATIO * float(absmax.max(initial=0.0))))
+    return np.maximum(absmax, ZERO_FILTER_FLOOR)
+
+
+def half_range_factor(levels: int) -> float:
+    """The factor the overflow fix scales 8-bit weight bounds by (2.0 for 255 levels):
+    half of the grid is used, i.e. 7-bit effective weights."""
+    return (levels - 1) / ((levels + 1) // 2 - 1)
+
+
+def activation_range(mn: Any, mx: Any, config: QConfig) -> tuple[Any, Any]:
+    """FQ range of an activation with observed ``[mn, mx]`` on the grid of ``config``.
+
+    Scalars give floats; arrays (per-channel statistics) give float32 arrays, with one
+    signedness for the whole tensor (signed if any channel goes below zero).
+    """
+    if np.ndim(mn) or np.ndim(mx):
+        mn_a, mx_a = np.asarray(mn, np.float64), np.asarray(mx, np.float64)
+        if config.symmetric:
+            h = np.maximum(np.maximum(np.abs(mn_a), np.abs(mx_a)), SYMMETRIC_FLOOR)
+            lo_a = np.zeros_like(h) if mn_a.min() >= 0 else h * config.level_low / config.level_high
+            return lo_a.astype(np.float32), h.astype(np.float32)
+        tl, th = asymmetric_bounds(mn_a, mx_a, config.levels)
+        return np.asarray(tl, np.float32), np.asarray(th, np.float32)
+    if config.symmetric:
+        h = max(abs(mn), abs(mx), SYMMETRIC_FLOOR)
+        if mn >= 0:
+            return 0.0, h
+        return h * config.level_low / config.level_high, h
+    # Python floats, not asymmetric_bounds' numpy: min(-0.0, 0.0) keeps -0.0 where
+    # np.minimum gives 0.0, and the sign of a zero bound reaches the written model.
+    lo, hi = float(mn), float(mx)
+    if hi - lo <= NARROW_RANGE_WIDENING:
+        lo, hi = lo - NARROW_RANGE_WIDENING, hi + NARROW_RANGE_WIDENING
+    tl, th = tune_range(np.array(min(lo, 0.0)), np.array(max(hi, 0.0)), config.levels)
+    return float(tl), float(th)
+
+
+def weight_range(w: np.ndarray, axes: tuple[int, ...], config: QConfig,
+                 per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Weight FQ range (float32, shaped to broadcast against ``w``), per output channel
+    (``axes``) or per tensor.
+
+    Symmetric: ``h = absmax`` after the zero filter, signed bounds of the weight grid.
+    Asymmetric: ``[min, max]`` through :func:`asymmetric_bounds`.
+    """
+    from ovq.kernels import get_kernels
+
+    k = get_kernels()
+    shape = [1] * w.ndim
+    if per_channel and axes:
+        rest = [a for a in range(w.ndim) if a not in axes]
+        moved = np.transpose(w, (*axes, *rest))
+        channels = int(np.prod([w.shape[a] for a in axes]))
+        flat = np.ascontiguousarray(moved.reshape(channels, -1))
+        mn, mx = (np.asarray(v, np.float64) for v in k.minmax(flat, 0, name="weights"))
+        for a in axes:
+            shape[a] = w.shape[a]
+    else:
+        mn, mx = (np.asarray(v, np.float64) for v in k.minmax(np.ascontiguousarray(w.reshape(-1)), None,
+                                                                name="weights"))
+    levels = config.levels
+    if config.symmetric:
+        h = zero_filter(np.maximum(-mn, mx))
+        lo, hi = (-h, h) if levels % 2 else (-h * levels / (levels - 2), h)
+    else:
+        lo, hi = asymmetric_bounds(mn, mx, levels)
+    return np.asarray(lo, np.float32).reshape(shape), np.asarray(hi, np.float32).reshape(shape)
+
+
+# ------------------------------------------------------------------ from statistics
 @dataclass(frozen=True)
 class ObservedRange:
     """The statistic one FQ's range is computed from."""
@@ -46,10 +171,15 @@ class ObservedRange:
     signed: bool  # data went below zero
 
 
+def check_estimator(estimator: str) -> None:
+    """Raise :class:`OptionError` unless ``estimator`` is one of :data:`ESTIMATORS`."""
+    if estimator not in ESTIMATORS:
+        raise OptionError(f"unknown activations_range {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+
+
 def observed_range(stats: TensorStats, *, mode: str, estimator: str = "mean_minmax") -> ObservedRange:
     """Reduce per-sample statistics to the numbers the FQ range is computed from."""
-    if estimator not in ESTIMATORS:
-        raise OvqError(f"unknown activations_range {estimator!r}; choose one of {', '.join(ESTIMATORS)}")
+    check_estimator(estimator)
     mins, maxs = stats.mins, stats.maxs
     if estimator == "quantile":
         lows, highs = stats.q_low, stats.q_high
@@ -67,28 +197,19 @@ def observed_range(stats: TensorStats, *, mode: str, estimator: str = "mean_minm
     return ObservedRange(lo, hi, signed)
 
 
-def per_channel_fq_range(stats: TensorStats, meta: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def per_channel_fq_range(stats: TensorStats, config: QConfig) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel FakeQuantize ``(low, high)`` arrays of shape ``(C,)``."""
-    from ovq.kernels.api import tune_range
-
     mn, mx = stats.channel_min, stats.channel_max
-    if meta["mode"] == "symmetric":
-        h = np.maximum(np.abs(mn), np.abs(mx))
-        # dead channels: the zero-filter fix of weights (NNCF does the same); a near-zero
-        # per-channel scale makes the CPU plugin's INT8 kernels lose the whole tensor
-        h = np.maximum(h, max(8e-5, 0.01 * float(h.max(initial=0.0))))
+    if config.symmetric:
+        h = zero_filter(np.maximum(np.abs(mn), np.abs(mx)))
         if mn.min() >= 0:
             return np.zeros_like(h), h
-        return h * meta["level_low"] / meta["level_high"], h
-    lo, hi = mn.copy(), mx.copy()
-    small = hi - lo <= 8e-4
-    lo, hi = np.where(small, lo - 8e-4, lo), np.where(small, hi + 8e-4, hi)
-    lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
-    return tune_range(lo, hi, meta["levels"])
+        return h * config.level_low / config.level_high, h
+    return asymmetric_bounds(mn.copy(), mx.copy(), config.levels)
 
 
 def include(obs: ObservedRange, interval: tuple[float, float] | None, mode: str) -> ObservedRange:
-    """Widen ``obs`` to cover ``interval`` (placement's ``range_include``, e.g. LSTM/GRU
+    """Widen ``obs`` to cover ``interval`` (a quantizer's ``range_include``, e.g. LSTM/GRU
     hidden states in (-1, 1) that share the input's scale)."""
     if not interval:
         return obs
@@ -98,14 +219,12 @@ def include(obs: ObservedRange, interval: tuple[float, float] | None, mode: str)
     return ObservedRange(min(obs.low, lo), max(obs.high, hi), obs.signed or lo < 0)
 
 
-def fq_range(obs: ObservedRange, meta: Mapping[str, Any]) -> tuple[float, float]:
-    """FakeQuantize ``(low, high)`` for the FQ described by placement ``meta``."""
-    kwargs = dict(mode=meta["mode"], levels=meta["levels"], level_low=meta["level_low"],
-                  level_high=meta["level_high"])
-    if meta["mode"] == "symmetric":
+def fq_range(obs: ObservedRange, config: QConfig) -> tuple[float, float]:
+    """FakeQuantize ``(low, high)`` on the grid of ``config`` for an observed range."""
+    if config.symmetric:
         h = obs.high
-        return activation_range(-h if obs.signed else 0.0, h, **kwargs)
-    return activation_range(obs.low, obs.high, **kwargs)
+        return activation_range(-h if obs.signed else 0.0, h, config)
+    return activation_range(obs.low, obs.high, config)
 
 
 def unify(ranges: Mapping[Hashable, ObservedRange], groups: Mapping[Hashable, int | None]) -> dict[Hashable, ObservedRange]:
@@ -121,15 +240,63 @@ def unify(ranges: Mapping[Hashable, ObservedRange], groups: Mapping[Hashable, in
     return {k: (merged[groups[k]] if groups.get(k) is not None else r) for k, r in ranges.items()}
 
 
-def set_fq_range(graph: Graph, fq: int, low: np.ndarray | float, high: np.ndarray | float) -> None:
-    """Write ``low``/``high`` into the four range inputs of FakeQuantize ``fq`` (out = in)."""
+# ---------------------------------------------------------------------------- writing
+def set_fq_range(graph: Graph, quantizer: Quantizer | int, low: np.ndarray | float, high: np.ndarray | float) -> None:
+    """Write ``low``/``high`` into the four range inputs of a FakeQuantize (out = in).
+
+    ``quantizer`` is a record (whose :attr:`~Quantizer.low`/``high`` are updated too) or
+    a FakeQuantize node id.
+    """
+    fq = quantizer.node if isinstance(quantizer, Quantizer) else quantizer
     lo = np.asarray(low, np.float32)
     hi = np.asarray(high, np.float32)
     for port, value in ((1, lo), (2, hi), (3, lo), (4, hi)):
         src = graph.producer(fq, port)
         if src is None or graph.op(src[0]).type != "Const":
-            raise OvqError(f"FakeQuantize {graph.op(fq).name!r}: input {port} is not a constant")
+            raise GraphError(f"FakeQuantize {graph.op(fq).name!r}: input {port} is not a constant")
         old_shape = graph.const_value(src[0]).shape
         if value.ndim and value.size == int(np.prod(old_shape)):  # keep a per-channel range's broadcast shape
             value = value.reshape(old_shape)
         set_const_input(graph, fq, port, value, f"{graph.op(fq).name}/range_{port}")
+    if isinstance(quantizer, Quantizer):
+        quantizer.low, quantizer.high = lo, hi
+
+
+def set_activation_ranges(graph: Graph, quantizers: Iterable[Quantizer], stats: Mapping[Hashable, TensorStats],
+                          sources: Mapping[str, Hashable], *, estimator: str = "mean_minmax") -> int:
+    """Set every activation quantizer's range from its statistics; return how many.
+
+    ``sources`` maps a quantizer's name to the key of its statistics in ``stats``.
+    Per-tensor ranges go through the estimator, ``range_include`` and unification;
+    per-channel ones through :func:`per_channel_fq_range`.
+    """
+    quantizers = list(quantizers)
+    per_tensor = [q for q in quantizers if q.per_channel_axis is None]
+    observed = {q.name: include(observed_range(stats[sources[q.name]], mode=q.mode, estimator=estimator),
+                                q.range_include, q.mode)
+                for q in per_tensor}
+    observed = unify(observed, {q.name: q.unified for q in per_tensor})
+    for q in quantizers:
+        if q.per_channel_axis is None:
+            lo, hi = fq_range(observed[q.name], q.config)
+        else:
+            lo, hi = per_channel_fq_range(stats[sources[q.name]], q.config)
+        set_fq_range(graph, q, lo, hi)
+    return len(quantizers)
+
+
+def halve_weight_range(graph: Graph, quantizer: Quantizer) -> bool:
+    """The overflow fix on one weight quantizer: bounds × :func:`half_range_factor`.
+
+    16-bit weights (GNA) cannot saturate an 8-bit multiply and are left alone.
+    Returns whether the range changed.
+    """
+    levels = quantizer.levels
+    if levels > 256:
+        return False
+    f = half_range_factor(levels)
+    fq = quantizer.node
+    lo = np.asarray(graph.const_value(graph.producer(fq, 1)[0]), np.float32) * f
+    hi = np.asarray(graph.const_value(graph.producer(fq, 2)[0]), np.float32) * f
+    set_fq_range(graph, quantizer, lo, hi)
+    return True

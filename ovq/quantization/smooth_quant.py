@@ -38,13 +38,13 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, replace
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from ovq.ir.graph import Graph, Port
 from ovq.quantization.consts import const_source, set_const_input
+from ovq.quantization.records import Quantizer, QuantizerTable
 from ovq.quantization.statistics import Observation, TensorStats
 
 DEFAULT_ALPHA = 0.95
@@ -117,14 +117,13 @@ def _member(graph: Graph, op: int, port: int, weight_fqs: set[int]) -> tuple[Smo
     return SmoothMember(op, o.name, wsrc[0], w_axis), act_axis
 
 
-def find_groups(graph: Graph, meta: Mapping[str, Mapping[str, Any]]) -> list[SmoothGroup]:
-    """Every smoothable group among the FQs placement inserted (``meta``)."""
-    weight_fqs = {m["node"] for m in meta.values() if m["kind"] == "weights" and m["node"] in graph}
+def find_groups(graph: Graph, quantizers: QuantizerTable) -> list[SmoothGroup]:
+    """Every smoothable group among the quantizers placement inserted."""
+    weight_fqs = {q.node for q in quantizers.weights(graph)}
     by_source: dict[tuple[int, int], list[tuple[int, list[SmoothMember], int]]] = {}
-    for m in meta.values():
-        fq = m["node"]
-        if m["kind"] == "weights" or fq not in graph or m.get("per_channel_axis") is not None \
-                or m.get("unified") is not None:
+    for q in quantizers.activations(graph):
+        fq = q.node
+        if q.per_channel_axis is not None or q.unified is not None:
             continue
         users = graph.consumers(fq, 0)
         found = [_member(graph, op, port, weight_fqs) for op, port in users]
@@ -191,22 +190,20 @@ def _set_weights(graph: Graph, fq: int, value: np.ndarray) -> None:
         node = up[0] if up is not None else None
 
 
-def _weight_range_like(graph: Graph, fq: int, weights: np.ndarray,
-                       meta: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Weight FQ ``fq``'s range recomputed for ``weights``, keeping its granularity."""
-    from ovq.quantization.placement import weight_range
+def _weight_range_like(graph: Graph, weight: Quantizer, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weight quantizer ``weight``'s range recomputed for ``weights``, keeping its granularity."""
+    from ovq.quantization.ranges import weight_range
 
-    old = graph.const_value(graph.producer(fq, 1)[0])
+    old = graph.const_value(graph.producer(weight.node, 1)[0])
     axes = tuple(a for a, d in enumerate(old.shape) if d != 1) if old.ndim == weights.ndim else ()
-    return weight_range(weights, axes, SimpleNamespace(levels=meta["levels"], mode=meta["mode"]),
-                        per_channel=bool(axes))
+    return weight_range(weights, axes, weight.config, per_channel=bool(axes))
 
 
-def _requantize_weights(graph: Graph, fq: int, weights: np.ndarray, meta: Mapping[str, Any]) -> None:
-    """Recompute weight FQ ``fq``'s range for new ``weights``."""
+def _requantize_weights(graph: Graph, weight: Quantizer, weights: np.ndarray) -> None:
+    """Recompute weight quantizer ``weight``'s range for new ``weights``."""
     from ovq.quantization.ranges import set_fq_range
 
-    set_fq_range(graph, fq, *_weight_range_like(graph, fq, weights, meta))
+    set_fq_range(graph, weight, *_weight_range_like(graph, weight, weights))
 
 
 def _group_scales(graph: Graph, group: SmoothGroup, act: np.ndarray, alpha: float) -> tuple[np.ndarray, str]:
@@ -225,8 +222,8 @@ def _absmax(st: TensorStats) -> np.ndarray:
 
 
 def reconstruction_error(graph: Graph, group: SmoothGroup, s: np.ndarray, st: TensorStats, x: np.ndarray,
-                         references: Mapping[int, np.ndarray], act_meta: Mapping[str, Any],
-                         weight_meta: Mapping[int, Mapping[str, Any]]) -> float:
+                         references: Mapping[int, np.ndarray], activation: Quantizer,
+                         by_node: Mapping[int, Quantizer]) -> float:
     """Σ over members of ``‖FQ(x/s) · FQ(s·W) − x · W‖² / ‖x · W‖²`` on rows ``x``.
 
     ``references`` holds every member's ``x · W`` by op. The activation FQ takes the
@@ -234,24 +231,18 @@ def reconstruction_error(graph: Graph, group: SmoothGroup, s: np.ndarray, st: Te
     the weights their per-output-channel range.
     """
     from ovq.kernels import get_kernels
-    from ovq.quantization.placement import activation_range
+    from ovq.quantization.ranges import fq_range, observed_range
 
     k = get_kernels()
     smoothed = smoothed_stats(Smoothed(group, s, ""), st)
-    mn, mx = float(smoothed.mins.mean()), float(smoothed.maxs.mean())
-    if act_meta["mode"] == "symmetric":
-        h = float(np.maximum(np.abs(smoothed.mins), np.abs(smoothed.maxs)).mean())
-        mn, mx = (-h if smoothed.mins.min() < 0 else 0.0), h
-    lo, hi = (np.float32(v) for v in activation_range(mn, mx, mode=act_meta["mode"], levels=act_meta["levels"],
-                                                        level_low=act_meta["level_low"],
-                                                        level_high=act_meta["level_high"]))
-    xq = k.fake_quantize(x / s.astype(np.float32), lo, hi, lo, hi, act_meta["levels"])
+    lo, hi = (np.float32(v) for v in fq_range(observed_range(smoothed, mode=activation.mode), activation.config))
+    xq = k.fake_quantize(x / s.astype(np.float32), lo, hi, lo, hi, activation.levels)
     err = 0.0
     for m in group.members:
         w = const_source(graph, m.weight_fq, 0)[1]
         ws = (w * _broadcast(s, 2, m.weight_axis)).astype(np.float32)  # stored layout
-        wl, wh = _weight_range_like(graph, m.weight_fq, ws, weight_meta[m.weight_fq])
-        wq = k.fake_quantize(ws, wl, wh, wl, wh, weight_meta[m.weight_fq]["levels"])
+        wl, wh = _weight_range_like(graph, by_node[m.weight_fq], ws)
+        wq = k.fake_quantize(ws, wl, wh, wl, wh, by_node[m.weight_fq].levels)
         y = references[m.op]
         yq = xq @ (wq.T if m.weight_axis % 2 == 1 else wq)  # stored [out, in] with transpose_b
         err += float(np.square(yq - y, dtype=np.float64).sum() / max(float(np.square(y, dtype=np.float64).sum()),
@@ -259,11 +250,11 @@ def reconstruction_error(graph: Graph, group: SmoothGroup, s: np.ndarray, st: Te
     return err
 
 
-def search_alpha(graph: Graph, group: SmoothGroup, st: TensorStats, meta: Mapping[str, Mapping[str, Any]],
+def search_alpha(graph: Graph, group: SmoothGroup, st: TensorStats, quantizers: QuantizerTable,
                  alphas: Iterable[float] = SEARCH_ALPHAS) -> float:
     """The alpha of ``alphas`` with the smallest :func:`reconstruction_error` over at most
     :data:`SEARCH_ROWS` rows of the kept samples (2-D weights only; else the default)."""
-    by_node = {m["node"]: m for m in meta.values()}
+    by_node = quantizers.by_node()
     weights = {m.op: const_source(graph, m.weight_fq, 0)[1] for m in group.members}
     if st.kept is None or any(w.ndim != 2 for w in weights.values()):
         return DEFAULT_ALPHA
@@ -276,17 +267,17 @@ def search_alpha(graph: Graph, group: SmoothGroup, st: TensorStats, meta: Mappin
 
 
 def smooth(graph: Graph, groups: Iterable[SmoothGroup], stats: Mapping[Hashable, TensorStats],
-           meta: Mapping[str, Mapping[str, Any]], *, alpha: float | str = DEFAULT_ALPHA) -> list[Smoothed]:
+           quantizers: QuantizerTable, *, alpha: float | str = DEFAULT_ALPHA) -> list[Smoothed]:
     """Choose every group's scales from ``stats`` and rewrite ``graph`` (see the module doc).
 
     ``alpha="search"`` picks each group's alpha from :data:`SEARCH_ALPHAS` by
     :func:`reconstruction_error` (needs the kept samples of :func:`observations_for`).
     """
-    by_node = {m["node"]: m for m in meta.values()}
+    by_node = quantizers.by_node()
     done = []
     for g in groups:
         st = stats[g.key]
-        a = search_alpha(graph, g, st, meta) if alpha == "search" else float(alpha)
+        a = search_alpha(graph, g, st, quantizers) if alpha == "search" else float(alpha)
         s, chosen = _group_scales(graph, g, _absmax(st), a)
         rank = len(graph.op(g.source[0]).outputs[g.source[1]].shape)
         inv = graph.add_const(_broadcast((1.0 / s).astype(np.float32), rank, g.act_axis), f"{g.source_name}/smooth_scale")
@@ -303,7 +294,7 @@ def smooth(graph: Graph, groups: Iterable[SmoothGroup], stats: Mapping[Hashable,
             w = const_source(graph, m.weight_fq, 0)[1]
             scaled = (w.astype(np.float64) * _broadcast(s, w.ndim, m.weight_axis)).astype(np.float32)
             _set_weights(graph, m.weight_fq, scaled)
-            _requantize_weights(graph, m.weight_fq, scaled, by_node[m.weight_fq])
+            _requantize_weights(graph, by_node[m.weight_fq], scaled)
         done.append(Smoothed(g, s, chosen, a))
     return done
 

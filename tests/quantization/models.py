@@ -125,8 +125,8 @@ def seven_bit_weights(g) -> None:
     Pre-VNNI x86 CPUs (AVX2 ``pmaddubsw``) saturate pairs of u8 x s8 products in 16 bits,
     so numeric checks of INT8 kernels use 7-bit weights (quantization-algorithms.md §5).
     """
-    for meta in g.meta["ovq.quantizers"].values():
-        if meta["kind"] == "weights":
+    for q in g.meta["ovq.quantizers"].values():
+        if q.is_weight:
             for port in range(1, 5):
-                const = g.producer(meta["node"], port)[0]
+                const = g.producer(q.node, port)[0]
                 g.set_const_value(const, g.const_value(const) * 2)

@@ -39,7 +39,7 @@ def test_digits_all_int8():
 def test_resnet_like_all_int8_and_nncf_count():
     g = _quantize("resnet_like")
     _check(g, 21)
-    kinds = [m["kind"] for m in g.meta["ovq.quantizers"].values()]
+    kinds = [m.role.value for m in g.meta["ovq.quantizers"].values()]
     assert kinds.count("weights") == 21 and len(kinds) - 21 == 30  # NNCF: 30 activation + 21 weight FQs
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ovq.quantization.bias_correction import conv_mean_shift, tap_fractions
+from ovq.quantization.bias_correction import FAST_THRESHOLD, FULL_THRESHOLD, conv_mean_shift, shift_ratio, tap_fractions
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
@@ -96,3 +96,12 @@ def test_mismatched_shapes_give_none():
     weights = np.zeros((4, 3, 3, 3), np.float32)
     assert conv_mean_shift("Convolution", weights, np.zeros(5), (1, 5, 8, 8), {}) is None
     assert conv_mean_shift("Convolution", weights, np.zeros(3), (1, 3, 8), {}) is None
+
+
+def test_bias_shift_rules():
+    shift = np.ones(3)
+    assert shift_ratio(shift, [1.0, 1.0, 1.0]) < FAST_THRESHOLD
+    assert not shift_ratio(shift, [0.4, 1.0, 1.0]) < FAST_THRESHOLD  # ratio 2.5 >= 2
+    assert not shift_ratio(shift, [0.0, 1.0, 1.0]) < FULL_THRESHOLD  # zero bias: never
+    assert shift_ratio(np.zeros(3), [0.0, 1.0, 1.0]) == np.inf  # 0/0 too
+    assert shift_ratio(shift, [0.4, 1.0, 1.0]) < FULL_THRESHOLD

@@ -27,7 +27,7 @@ def test_row_chunks_give_the_same_integers(monkeypatch, preset):
     rng = np.random.default_rng(0)
     samples = [rng.standard_normal((1, 3, 8, 8)).astype(np.float32) for _ in range(4)]
     q = place_fake_quantize(conv_net(), calibration_samples=samples, preset=preset)
-    weights = [m["node"] for m in q.meta["ovq.quantizers"].values() if m["kind"] == "weights"]
+    weights = [m.node for m in q.meta["ovq.quantizers"].values() if m.is_weight]
     whole, chunked = q.copy(), q.copy()
     compress.compress_weights(whole, weights)
     monkeypatch.setattr(compress, "CHUNK_ELEMENTS", 7)  # a 3x3x3 filter row is 27 elements: one row a chunk

@@ -35,7 +35,7 @@ def lookup_only(axis: int, dtype) -> ovq.Graph:
 def quantize_tables(g: ovq.Graph, samples, **kw) -> tuple[ovq.Graph, ovq.Graph, list]:
     q = place_fake_quantize(g.copy(), calibration_samples=samples, **kw)
     folded = q.copy()
-    done = compress_weights(folded, [m["node"] for m in weight_meta(folded).values()])
+    done = compress_weights(folded, [m.node for m in weight_meta(folded).values()])
     return q, folded, done
 
 

@@ -19,9 +19,9 @@ def test_gna_levels_and_sqnr():
     m = gna_speech()
     g = place_fake_quantize(ovq.Graph.from_ov(m), target="gna", preset="mixed", calibration_samples=_data(1, 4))
     meta = g.meta["ovq.quantizers"]
-    weights = {k: v["levels"] for k, v in meta.items() if v["kind"] == "weights"}
+    weights = {q.name: q.levels for q in meta.values() if q.is_weight}
     assert weights == {f"{n}/fq_weights_1": 65535 for n in ("conv1", "conv2", "fc1", "fc2")}  # q16_w
-    acts = {k: v["levels"] for k, v in meta.items() if v["kind"] != "weights"}
+    acts = {q.name: q.levels for q in meta.values() if not q.is_weight}
     assert acts["input/fq_output_0"] == 65536  # Parameter output / conv input: q16
     assert acts["relu1/fq_output_0"] == 65536  # activation-function output q16_o
     assert all(levels in (65536, 2**32) for levels in acts.values())  # q32 before activation functions
@@ -37,4 +37,4 @@ def test_gna_levels_and_sqnr():
 def test_gna_performance_uses_8bit_matmul_weights():
     g = place_fake_quantize(ovq.Graph.from_ov(gna_speech()), target="gna", preset="performance")
     meta = g.meta["ovq.quantizers"]
-    assert meta["fc1/fq_weights_1"]["levels"] == 255 and meta["conv1/fq_weights_1"]["levels"] == 65535
+    assert meta["fc1/fq_weights_1"].levels == 255 and meta["conv1/fq_weights_1"].levels == 65535

@@ -73,8 +73,8 @@ def id_samples(n: int = 3, seed: int = 1, count: int = 1):
     return out
 
 
-def weight_meta(g: ovq.Graph) -> dict[str, dict]:
-    return {k: v for k, v in g.meta["ovq.quantizers"].items() if v["kind"] == "weights"}
+def weight_meta(g: ovq.Graph) -> dict:
+    return {q.name: q for q in g.meta["ovq.quantizers"].values() if q.is_weight}
 
 
 def fq_range(g: ovq.Graph, fq: int) -> tuple[np.ndarray, np.ndarray]:
@@ -88,9 +88,9 @@ def test_embedding_tables_get_per_row_symmetric_weight_fq():
     assert set(weight_meta(g)) == {"word/Gather/fq_weights_0", "type/Gather/fq_weights_0", "dense/fq_weights_1"}
     for name, table_name in (("word/Gather/fq_weights_0", "word.weight"), ("type/Gather/fq_weights_0", "type.weight")):
         m = meta[name]
-        assert (m["kind"], m["levels"], m["mode"], m["space"], m["op"]) == (
+        assert (m.role.value, m.levels, m.mode, m.config.space, m.weight_op) == (
             "weights", 255, "symmetric", "q8_w_sym", name.split("/fq_")[0])
-        fq = m["node"]
+        fq = m.node
         assert fp.op(next(n for n, op in fp.ops() if op.name == table_name)).type == "Const"
         t = g.const_value(g.producer(fq, 0)[0])
         lo, hi = fq_range(g, fq)
@@ -102,10 +102,10 @@ def test_embedding_tables_get_per_row_symmetric_weight_fq():
     # Constant indices: a constant subgraph, left to fold-constants; nothing on integer tensors.
     assert "pos/Gather/fq_weights_0" not in meta
     for m in meta.values():
-        src = g.producer(m["node"], 0)
+        src = g.producer(m.node, 0)
         assert g.op(src[0]).outputs[src[1]].precision not in ("I32", "I64")
     # Add and MVN are transformer-ignored: the lookups' outputs stay float, as in NNCF.
-    assert not [k for k, v in meta.items() if v["kind"] != "weights" and "Gather" in k]
+    assert not [q.name for q in meta.values() if not q.is_weight and "Gather" in q.name]
 
 
 def test_f16_table_behind_convert_is_quantized():
@@ -116,15 +116,15 @@ def test_f16_table_behind_convert_is_quantized():
     g = place_fake_quantize(ovq.Graph.from_ov(model([ops.relu(gather)], [ids])), calibration_samples=id_samples(count=1))
     (name, m), = weight_meta(g).items()
     assert name == "emb/Gather/fq_weights_0"
-    src = g.producer(m["node"], 0)
-    assert g.op(src[0]).type == "Convert" and fq_range(g, m["node"])[1].shape == (VOCAB, 1)
+    src = g.producer(m.node, 0)
+    assert g.op(src[0]).type == "Convert" and fq_range(g, m.node)[1].shape == (VOCAB, 1)
 
 
 def test_gather_axis_1_still_per_table_row():
     """NNCF uses axis 0 of the table whatever the Gather's axis (range shape (16, 1))."""
     g = place_fake_quantize(ovq.Graph.from_ov(lookup_then_matmul(axis=1)), calibration_samples=id_samples(count=1))
     m = weight_meta(g)["emb/Gather/fq_weights_0"]
-    assert fq_range(g, m["node"])[1].shape == (HIDDEN, 1)
+    assert fq_range(g, m.node)[1].shape == (HIDDEN, 1)
 
 
 def test_gather_of_activation_stays_agnostic():
@@ -170,7 +170,7 @@ def test_lookup_output_feeding_matmul_keeps_its_activation_fq():
                             calibration_samples=id_samples(count=1))
     meta = g.meta["ovq.quantizers"]
     assert set(meta) == {"emb/Gather/fq_weights_0", "emb/Gather/fq_output_0", "dense/fq_weights_1"}
-    assert meta["emb/Gather/fq_output_0"]["kind"] == "activations"
+    assert meta["emb/Gather/fq_output_0"].role.value == "activations"
 
 
 def test_ignored_scope_keeps_table_float():

@@ -27,9 +27,9 @@ def fq_sites(g):
     """(producer name, sorted consumer names) of every activation FQ."""
     out = set()
     for m in g.meta["ovq.quantizers"].values():
-        if m["kind"] == "weights":
+        if m.is_weight:
             continue
-        fq = m["node"]
+        fq = m.node
         p = g.producer(fq, 0)
         out.add((g.op(p[0]).name, tuple(sorted(g.op(c).name for c, _ in g.consumers(fq, 0)))))
     return out

@@ -52,13 +52,13 @@ def test_sequence_x_h_and_w_r_share_scales_and_run_int8(kind, w_ports):
     g = quantize(m)
     meta = quantizers(g)
     x, h = meta["x/fq_output_0"], meta["h/fq_output_0"]
-    assert x["unified"] is not None and x["unified"] == h["unified"]  # unified_scales [0, 1]
-    assert const_range(g, x["node"])[1] == const_range(g, h["node"])[1]
+    assert x.unified is not None and x.unified == h.unified  # unified_scales [0, 1]
+    assert const_range(g, x.node)[1] == const_range(g, h.node)[1]
     w, r = (meta[f"{kind}/fq_weights_{i}"] for i in w_ports)
-    assert w["levels"] == r["levels"] == 255 and w["unified"] is not None and w["unified"] == r["unified"]
-    assert w["unified"] != x["unified"]
+    assert w.levels == r.levels == 255 and w.unified is not None and w.unified == r.unified
+    assert w.unified != x.unified
     # CPU: one per-tensor range for W and R (per-channel INT8 LSTM miscomputes on the CPU plugin)
-    (wl, wh), (rl, rh) = const_range(g, w["node"]), const_range(g, r["node"])
+    (wl, wh), (rl, rh) = const_range(g, w.node), const_range(g, r.node)
     assert wh.size == 1 and np.array_equal(wh, rh) and np.array_equal(wl, -wh) and np.array_equal(wl, rl)
     assert g.meta["ovq.quantized_ops"] == [kind]
     report = runtime_audit(g)
@@ -69,8 +69,8 @@ def test_sequence_x_h_and_w_r_share_scales_and_run_int8(kind, w_ports):
 def test_lstm_constant_initial_state_quantizes_x_only():
     m = recurrent("lstm", const_h=True)
     g = quantize(m)
-    acts = [k for k, v in quantizers(g).items() if v["kind"] != "weights"]
-    assert acts == ["x/fq_output_0"] and quantizers(g)["x/fq_output_0"]["unified"] is None
+    acts = [k for k, v in quantizers(g).items() if not v.is_weight]
+    assert acts == ["x/fq_output_0"] and quantizers(g)["x/fq_output_0"].unified is None
     assert runtime_audit(g).ok
     assert_close_to_fp32(m, g, tol=0.1)
 
@@ -125,7 +125,7 @@ def test_non_lpt_descriptor_keeps_per_channel_unified_weights(tmp_path):
     m = recurrent("lstm", hidden=8)
     g = quantize(m, target=str(path))
     meta = quantizers(g)
-    (wl, wh), (rl, rh) = const_range(g, meta["lstm/fq_weights_4"]["node"]), const_range(g, meta["lstm/fq_weights_5"]["node"])
+    (wl, wh), (rl, rh) = const_range(g, meta["lstm/fq_weights_4"].node), const_range(g, meta["lstm/fq_weights_5"].node)
     assert wh.shape == rh.shape == (1, 32, 1) and np.array_equal(wh, rh)  # per gate row, shared by W and R
     assert np.array_equal(wl, rl)
     compile_model(g)
@@ -144,7 +144,7 @@ def test_lstm_cell_ports_follow_the_descriptor(tmp_path):
     g = quantize(m, target=str(path))
     meta = quantizers(g)
     assert {"cell/fq_weights_3", "cell/fq_weights_4", "x/fq_output_0", "h/fq_output_0"} == set(meta)
-    assert meta["x/fq_output_0"]["unified"] == meta["h/fq_output_0"]["unified"] is not None
+    assert meta["x/fq_output_0"].unified == meta["h/fq_output_0"].unified is not None
     assert_close_to_fp32(m, g, tol=0.1)
 
 
@@ -164,8 +164,8 @@ def test_lstm_after_relu_range_covers_the_hidden_state():
     m = model([lstm.output(0)], [x, c])
     g = quantize(m)
     meta = quantizers(g)["proj_relu/fq_output_0"]
-    assert meta["range_include"] == (-1.0, 1.0)
-    lo, hi = const_range(g, meta["node"])
+    assert meta.range_include == (-1.0, 1.0)
+    lo, hi = const_range(g, meta.node)
     assert lo < -1.0 and hi >= 1.0  # signed although the ReLU output is not
     assert runtime_audit(g).ok
     seven_bit_weights(g)  # the projection runs an AVX2 u8 x s8 kernel here (no saturation)

@@ -125,8 +125,8 @@ def test_concat_inputs_share_unified_range():
     fa, fb = names["ra/fq_output_0"], names["big/fq_output_0"]
     assert rng_range(g, fa) == rng_range(g, fb)
     meta = g.meta["ovq.quantizers"]
-    assert meta["ra/fq_output_0"]["unified"] is not None
-    assert meta["ra/fq_output_0"]["unified"] == meta["big/fq_output_0"]["unified"]
+    assert meta["ra/fq_output_0"].unified is not None
+    assert meta["ra/fq_output_0"].unified == meta["big/fq_output_0"].unified
     assert runtime_audit(g).ok
 
 
@@ -158,8 +158,8 @@ def test_mixed_preset_asymmetric_activations_with_zero_representable():
     g = place_fake_quantize(ovq.Graph.from_ov(simple_conv_model()), preset="mixed",
                             calibration_samples=samples([1, 8, 10, 10], shift=0.7))
     meta = g.meta["ovq.quantizers"]
-    assert meta["input/fq_output_0"]["mode"] == "asymmetric"
-    assert meta["conv1/fq_weights_1"]["mode"] == "symmetric"
+    assert meta["input/fq_output_0"].mode == "asymmetric"
+    assert meta["conv1/fq_weights_1"].mode == "symmetric"
     lo, hi = rng_range(g, fqs(g)["input/fq_output_0"])
     zp = -lo / (hi - lo) * 255
     assert abs(zp - round(zp)) < 1e-3 and lo < 0 < hi
@@ -198,8 +198,8 @@ def test_transformer_symmetric_act_x_act_matmul_and_ignored_types():
     g = place_fake_quantize(ovq.Graph.from_ov(model([out], [x])), model_type="transformer",
                             calibration_samples=samples([1, 4, 8]))
     meta = g.meta["ovq.quantizers"]
-    assert meta["input/fq_output_0"]["mode"] == "asymmetric"  # mixed is the transformer default
-    assert meta["q/fq_output_0"]["mode"] == "symmetric" and meta["k/fq_output_0"]["mode"] == "symmetric"
+    assert meta["input/fq_output_0"].mode == "asymmetric"  # mixed is the transformer default
+    assert meta["q/fq_output_0"].mode == "symmetric" and meta["k/fq_output_0"].mode == "symmetric"
     assert runtime_audit(g).ok
 
 

@@ -22,7 +22,7 @@ def quantizers(g):
 
 
 def act_meta(g):
-    return {k: v for k, v in quantizers(g).items() if v["kind"] != "weights"}
+    return {k: v for k, v in quantizers(g).items() if not v.is_weight}
 
 
 def depthwise_model():
@@ -44,10 +44,10 @@ def test_depthwise_activations_per_channel_on_cpu():
     g = place_fake_quantize(ovq.Graph.from_ov(m), target="CPU", calibration_samples=data)
     meta = act_meta(g)
     dw_in = meta["relu1/fq_output_0"]
-    assert dw_in["per_channel_axis"] == 1 and dw_in["space"] == "q8_a_ch" and dw_in["levels"] == 256
-    assert meta["relu2/fq_output_0"]["per_channel_axis"] is None  # the 1x1 Convolution input: per tensor
-    lo = g.const_value(g.producer(dw_in["node"], 1)[0])
-    hi = g.const_value(g.producer(dw_in["node"], 2)[0])
+    assert dw_in.per_channel_axis == 1 and dw_in.config.space == "q8_a_ch" and dw_in.levels == 256
+    assert meta["relu2/fq_output_0"].per_channel_axis is None  # the 1x1 Convolution input: per tensor
+    lo = g.const_value(g.producer(dw_in.node, 1)[0])
+    hi = g.const_value(g.producer(dw_in.node, 2)[0])
     assert lo.shape == hi.shape == (1, 16, 1, 1) and np.all(lo == 0) and len(np.unique(hi)) > 1  # after ReLU
     report = runtime_audit(g)
     assert report.ok and report.int8_count == 3, report.format()
@@ -67,7 +67,7 @@ def test_per_channel_request_falls_back_to_per_tensor_when_shared():
     g = place_fake_quantize(ovq.Graph.from_ov(model([ops.add(dw, other)], [x])), target="CPU",
                             calibration_samples=samples([1, 8, 10, 10]))
     meta = act_meta(g)["relu0/fq_output_0"]
-    assert meta["per_channel_axis"] is None and meta["space"] == "q8_a_ch"
+    assert meta.per_channel_axis is None and meta.config.space == "q8_a_ch"
     assert runtime_audit(g).ok
 
 
@@ -83,12 +83,12 @@ def test_npu_depthwise_symmetric_per_channel():
 def test_gna3_convolution_inputs_win_merges():
     # input Parameter: output FQ q16_o (priority 1) meets the Convolution input FQ (priority 2)
     perf = place_fake_quantize(ovq.Graph.from_ov(gna_speech()), target="gna3", preset="performance")
-    assert act_meta(perf)["input/fq_output_0"]["space"] == "q8_a"
-    assert act_meta(perf)["input/fq_output_0"]["levels"] == 255
+    assert act_meta(perf)["input/fq_output_0"].config.space == "q8_a"
+    assert act_meta(perf)["input/fq_output_0"].levels == 255
     gna2 = place_fake_quantize(ovq.Graph.from_ov(gna_speech()), target="gna", preset="performance")
-    assert act_meta(gna2)["input/fq_output_0"]["space"] in ("q16_a", "q16_o")  # GNA 2: primary 16 bits win
+    assert act_meta(gna2)["input/fq_output_0"].config.space in ("q16_a", "q16_o")  # GNA 2: primary 16 bits win
     acc = place_fake_quantize(ovq.Graph.from_ov(gna_speech()), target="gna3", preset="mixed")
-    assert act_meta(acc)["input/fq_output_0"]["levels"] == 65536  # accuracy: the last config, q16_a
+    assert act_meta(acc)["input/fq_output_0"].levels == 65536  # accuracy: the last config, q16_a
     fill_ranges_minmax(perf, samples([1, 16, 40]))
     out = infer(compile_model(perf), samples([1, 16, 40], n=1, seed=3))[0]
     assert np.isfinite(out).all()
@@ -144,7 +144,7 @@ def test_sdpa_query_and_key_get_symmetric_fqs():
     sdpa = g.find("sdpa")
     fed = {}
     for name, meta in act_meta(g).items():
-        for c, i in g.consumers(meta["node"], 0):
+        for c, i in g.consumers(meta.node, 0):
             fed.setdefault(c, {})[i] = meta
     # FQs reach SDPA ports 0 and 1 through Reshape/Transpose (precision-preserving), not port 2 (value)
     sdpa_inputs = {}
@@ -158,7 +158,7 @@ def test_sdpa_query_and_key_get_symmetric_fqs():
         p = g.producer(sdpa, i)
         while g.op(p[0]).type != "FakeQuantize":
             p = g.producer(p[0], 0)
-        assert quantizers(g)[g.op(p[0]).name]["mode"] == "symmetric"
+        assert quantizers(g)[g.op(p[0]).name].mode == "symmetric"
     report = runtime_audit(g)
     assert report.ok, report.format()
     # the CPU plugin decomposes SDPA and runs Q x K^T in INT8

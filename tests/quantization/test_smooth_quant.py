@@ -153,7 +153,7 @@ def test_search_picks_the_alpha_with_the_smallest_reconstruction_error():
                      kept=x)
     best = sq.search_alpha(g, group, st, meta)
     assert best in sq.SEARCH_ALPHAS
-    by_node = {m["node"]: m for m in meta.values()}
+    by_node = meta.by_node()
     xs = x.astype(np.float32)
     refs = {m.op: xs @ sq.const_source(g, m.weight_fq, 0)[1].T for m in group.members}
     act = np.abs(x).max(0)

@@ -1,0 +1,57 @@
+""":class:`QuantizeReport`: what one run of the quantize phases did, with time per phase."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class QuantizeReport:
+    """What :func:`ovq.quantize` did, with the wall time spent per phase (seconds)."""
+
+    samples: int = 0
+    activation_fqs: int = 0
+    weight_fqs: int = 0
+    quantized_ops: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    smoothed: int = 0
+    smooth_alphas: list[float] = field(default_factory=list)  # per smoothed group
+    bias_corrected: int = 0
+    bias_skipped: list[tuple[str, float]] = field(default_factory=list)
+    overflow_fixed: int = 0
+    compressed: int = 0
+    weight_bytes_before: int = 0
+    weight_bytes_after: int = 0
+    phases: dict[str, float] = field(default_factory=dict)
+    requests: int = 0
+
+    def add_time(self, phase: str, seconds: float) -> None:
+        """Add ``seconds`` to ``phase``'s time."""
+        self.phases[phase] = self.phases.get(phase, 0.0) + seconds
+
+    def format(self) -> str:
+        """A few human-readable lines."""
+        lines = [
+            f"calibration samples: {self.samples} ({self.requests} infer requests in flight)",
+            f"FakeQuantize: {self.activation_fqs} on activations, {self.weight_fqs} on weights; "
+            f"{self.quantized_ops} ops quantized",
+            *([f"SmoothQuant: {self.smoothed} MatMuls smoothed, alpha {_span(self.smooth_alphas)}"]
+              if self.smoothed else []),
+            f"bias correction: {self.bias_corrected} layers corrected, {len(self.bias_skipped)} left (shift too large "
+            f"or zero bias)",
+        ]
+        if self.compressed:
+            lines.append(f"weights: {self.compressed} tensors to integers, {self.weight_bytes_before / 2**20:.2f} MiB -> "
+                         f"{self.weight_bytes_after / 2**20:.2f} MiB")
+        if self.skipped:
+            shown = ", ".join(f"{n} ({why})" for n, why in self.skipped[:8])
+            more = f" and {len(self.skipped) - 8} more" if len(self.skipped) > 8 else ""
+            lines.append(f"left in floating point: {shown}{more}")
+        lines.append("time: " + ", ".join(f"{k} {v:.2f} s" for k, v in self.phases.items())
+                     + f" (total {sum(self.phases.values()):.2f} s)")
+        return "\n".join(lines)
+
+
+def _span(values: list[float]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
