@@ -68,8 +68,8 @@ from typing import Any
 
 import numpy as np
 
-from ovq.errors import NonFiniteError, OvqError
-from ovq.quantization.dataset import CalibrationError, InputSpec, Subset
+from ovq.errors import CalibrationDataError, InferenceError, NonFiniteError, ObservationError
+from ovq.quantization.dataset import InputSpec, Subset
 
 
 CHECKED_ROLES = ("min", "max", "mean", "cmin", "cmax", "scmin", "scmax")
@@ -491,7 +491,7 @@ def _other_axes(x: Any, axis: int, op_name: str, out_index: int) -> Any:
 
     rank = x.get_partial_shape().rank
     if rank.is_dynamic:
-        raise OvqError(f"calibration: output {out_index} of {op_name!r} has a dynamic rank")
+        raise ObservationError(f"calibration: output {out_index} of {op_name!r} has a dynamic rank")
     r = rank.get_length()
     return ops.constant(np.array([a for a in range(r) if a != axis % r], np.int64))
 
@@ -537,9 +537,9 @@ def instrument(model: Any, observations: Sequence[Observation], *,
         obs = observations[k]
         op = by_name.get(obs.op_name)
         if op is None:
-            raise OvqError(f"calibration: no op named {obs.op_name!r} in the model")
+            raise ObservationError(f"calibration: no op named {obs.op_name!r} in the model")
         if obs.out_index >= op.get_output_size():
-            raise OvqError(f"calibration: op {obs.op_name!r} has no output {obs.out_index}")
+            raise ObservationError(f"calibration: op {obs.op_name!r} has no output {obs.out_index}")
         x = op.output(obs.out_index)
         s = slots[k]
         stem = f"__ovq_stat/{obs.op_name}/{obs.out_index}"
@@ -628,7 +628,7 @@ def collect_statistics(
             statistics inference 2.07 -> 1.55 s (1.82x -> 1.37x a plain pass).
 
     Raises:
-        CalibrationError: no samples, or a sample does not fit the model.
+        CalibrationDataError: no samples, or a sample does not fit the model.
         NonFiniteError: an observed tensor holds NaN or Inf.
     """
     import time
@@ -657,7 +657,7 @@ def collect_statistics(
                 static = shapes if specialize and dynamic_inputs and current is None else None
                 try:
                     current = _Pass(model, observations, shared, index, static, requests, report)
-                except OvqError:
+                except (InferenceError, ObservationError):  # the static copy cannot be built
                     if static is None:
                         raise
                     current = _Pass(model, observations, shared, index, None, requests, report)
@@ -678,7 +678,7 @@ def collect_statistics(
         index, arrays = min(shared.bad_inputs, key=lambda b: b[0])
         _locate_non_finite(model, observations, index, arrays)
     if count == 0:
-        raise CalibrationError("the calibration dataset is empty")
+        raise CalibrationDataError("the calibration dataset is empty")
     report.samples = count
     bounds = [p.base for p in passes] + [count]
     parts = [p.gather(bounds[i + 1] - p.base) for i, p in enumerate(passes)]
@@ -733,7 +733,7 @@ class _Pass:
             self.compiled = core().compile_model(inst, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
                                                                "PERFORMANCE_HINT": "THROUGHPUT"})
         except RuntimeError as exc:
-            raise OvqError(f"OpenVINO cannot compile the statistics model: {_first_line(exc)}") from None
+            raise InferenceError(f"OpenVINO cannot compile the statistics model: {_first_line(exc)}") from None
         self.running = _Running(len(self.observations))
         self.packed_fold = _PackedFold(self.slots, self.packing)
         self.busy = [bool(s.outputs) or k not in self.packed_fold.handled for k, s in enumerate(self.slots)]
@@ -750,7 +750,7 @@ class _Pass:
             try:
                 self.queue.start_async(arrays, userdata=index)
             except RuntimeError as exc:
-                raise OvqError(f"OpenVINO cannot run the statistics model on calibration sample {index}: "
+                raise InferenceError(f"OpenVINO cannot run the statistics model on calibration sample {index}: "
                                f"{_first_line(exc)}") from None
             return
         try:
@@ -758,14 +758,14 @@ class _Pass:
             first.infer(arrays)
         except RuntimeError as exc:
             if self.packing.rows is None:
-                raise OvqError(f"OpenVINO cannot run the statistics model on calibration sample {index}: "
+                raise InferenceError(f"OpenVINO cannot run the statistics model on calibration sample {index}: "
                                f"{_first_line(exc)}") from None
             self._build(rows=False)
             first = self.compiled.create_infer_request()
             try:
                 first.infer(arrays)
             except RuntimeError as again:
-                raise OvqError(f"OpenVINO cannot run the statistics model on calibration sample {index}: "
+                raise InferenceError(f"OpenVINO cannot run the statistics model on calibration sample {index}: "
                                f"{_first_line(again)}") from None
         self.done(first, index)
         del first
@@ -786,7 +786,7 @@ class _Pass:
             try:
                 queue.wait_all()
             except RuntimeError as exc:
-                raise OvqError(f"OpenVINO failed running the statistics model: {_first_line(exc)}") from None
+                raise InferenceError(f"OpenVINO failed running the statistics model: {_first_line(exc)}") from None
 
     def done(self, request: Any, index: int) -> None:
         """Completion callback: check and fold the reductions of sample ``index``."""
