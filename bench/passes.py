@@ -7,7 +7,7 @@ Both sides start from the IR path and end with an ``openvino.Model``, so ovq pay
 building and leaving its networkx mirror (and for the shape inference its passes do
 through OpenVINO). OpenVINO's transform-only time is reported too. The two tools
 alternate within one process; the report gives medians over ``--repeat`` runs, the
-ovq/OpenVINO ratio (goal: within 2×) and the op counts after each pipeline. Machines
+ovq/OpenVINO ratio and the op counts after each pipeline. Machines
 are shared and noisy: read the ratio, not the absolute times.
 
 Usage:

@@ -139,8 +139,7 @@ def _fp32_pass(model, samples) -> tuple[float, float]:
     compiled = core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "THROUGHPUT"})
     compile_seconds = time.perf_counter() - t
     # one request more than the optimal number, as ovq's statistics pass uses: it is the
-    # faster setting for a plain pass too (EfficientNet-Lite0 0.98 -> 0.89 s, resnet_like
-    # 0.83 -> 0.76 s), so the floor stays the best plain pass we know how to run
+    # faster setting for a plain pass too, so the floor is not handicapped by the request count
     queue = ov.AsyncInferQueue(compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")) + 1)
     t = time.perf_counter()
     for s in samples:

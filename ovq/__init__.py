@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ovq.errors import BackendError, GraphError, IRError, OvqError, VerificationError
+from ovq.errors import BackendError, CalibrationDataError, GraphError, IRError, OvqError, VerificationError
 from ovq.ir import Graph, read_model, save_model
 from ovq.kernels import kernels_backend
 from ovq.pipeline import run_pipeline
 from ovq.preprocess import PreprocessingError, embed_preprocessing
 from ovq.quantization import place_fake_quantize
-from ovq.quantization.dataset import CalibrationError, Dataset
+from ovq.quantization.dataset import Dataset
 from ovq.quantization.ignored_scope import IgnoredScope
 from ovq.quantization.quantize import ModelType, QuantizationPreset, QuantizeReport, TargetDevice, quantize
 
@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendError",
-    "CalibrationError",
+    "CalibrationDataError",
     "Dataset",
     "IgnoredScope",
     "ModelType",

@@ -4,8 +4,7 @@ It mirrors the model through ovq (read → verify → write → read back), runs
 original and ovq's output on the real OpenVINO runtime (f32 hint) over the held-out
 test images, then places FakeQuantize ops for the ANY target with min/max ranges over
 the calibration images and reports FP32 vs INT8 accuracy, the INT8 layer audit and
-latency. (The calibration engine with bias correction, issue 5, will replace the
-min/max step.)
+latency.
 """
 
 from __future__ import annotations

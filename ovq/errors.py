@@ -83,3 +83,11 @@ class InferenceError(OvqError):
 
     The message gives OpenVINO's informative line and, for calibration, the sample at fault.
     """
+
+
+class ObservationError(OvqError):
+    """A tensor the calibration pass is asked to observe cannot be observed in the model.
+
+    No op has the given name, the op has no such output, or a per-channel statistic is
+    asked of a tensor whose rank is dynamic. The message names the op and the output.
+    """

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ovq.errors import OvqError
+from ovq.errors import InferenceError
 from ovq.ir.bridge import core
 
 if TYPE_CHECKING:
@@ -37,13 +37,17 @@ def as_ov_model(model: ov.Model | Graph | str) -> ov.Model:
 
 
 def compile_model(model: ov.Model | Graph | str, *, device: str = "CPU", f32: bool = True, config: Mapping[str, Any] | None = None):
-    """Compile for ``device``; with ``f32`` (default) pin the inference precision to f32."""
+    """Compile for ``device``; with ``f32`` (default) pin the inference precision to f32.
+
+    Raises:
+        InferenceError: OpenVINO cannot compile the model for ``device``.
+    """
     settings = dict(F32_CONFIG if f32 and device == "CPU" else {})
     settings.update(config or {})
     try:
         return core().compile_model(as_ov_model(model), device, settings)
     except RuntimeError as exc:
-        raise OvqError(f"OpenVINO cannot compile the model for {device}: {str(exc).strip().splitlines()[0]}") from None
+        raise InferenceError(f"OpenVINO cannot compile the model for {device}: {str(exc).strip().splitlines()[0]}") from None
 
 
 def random_inputs(model: ov.Model, *, seed: int = 0, dynamic_dim: int = 1) -> list[np.ndarray]:

@@ -230,7 +230,7 @@ def _fma(typingctx, a, b, c):
 #
 # written out in each kernel: a shared parallel driver taking the task function as an
 # argument compiles and runs as fast, but numba does not reuse its on-disk cache for
-# functions with function-typed arguments (it recompiled and wrote a new cache entry on
+# functions with function-typed arguments (it recompiles and writes a new cache entry on
 # every process start).
 
 
@@ -779,7 +779,7 @@ def _hist_seg(seg, bf, absolute, l, h, scale, bins, cnt, bad, slots):
     # [l, h] the product is >= 0, so truncation is floor; out-of-range values are
     # clamped first so it stays small. A NaN (reported, result discarded) lands in range.
     # Two details keep the vector loop lean: the block is a slice indexed from 0 (a
-    # signed ``range(i0, e)`` index made LLVM emit wraparound selects and scalar
+    # signed ``range(i0, e)`` index makes LLVM emit wraparound selects and scalar
     # gathers), and slots are stored minus one so every select stays int32 (numba
     # widens ``int32 + 1`` to int64); the +1 is folded into the counting address.
     n = seg.shape[0]

@@ -30,9 +30,6 @@ from ovq.errors import CalibrationDataError
 
 log = logging.getLogger("ovq.quantization")
 
-#: Calibration data that cannot be used: empty, or not matching the model's inputs.
-CalibrationError = CalibrationDataError
-
 
 class Dataset:
     """Wrap calibration ``data`` with an optional ``transform_fn`` (the ``nncf.Dataset`` shape).
@@ -116,16 +113,16 @@ def select_subset(dataset: Iterable[Any], subset_size: int | None, *, seed: int 
     default (300, which smaller datasets are expected to undershoot). ``None`` uses all.
     """
     if isinstance(dataset, (np.ndarray, Mapping)) or not isinstance(dataset, Iterable):
-        raise CalibrationError(
+        raise CalibrationDataError(
             "calibration_dataset must be an iterable of samples (a list of arrays, tuples or dicts, "
             f"or ovq.Dataset(data, transform_fn)), got {type(dataset).__name__}"
             + ("; wrap a stacked array as list(array) or ovq.Dataset(array)" if isinstance(dataset, np.ndarray) else "")
         )
     if subset_size is not None and subset_size <= 0:
-        raise CalibrationError(f"subset_size must be positive, got {subset_size}")
+        raise CalibrationDataError(f"subset_size must be positive, got {subset_size}")
     n = _length(dataset.data if isinstance(dataset, Dataset) else dataset)
     if n == 0:
-        raise CalibrationError("the calibration dataset is empty")
+        raise CalibrationDataError("the calibration dataset is empty")
     if subset_size is None:
         return Subset(dataset, None, n)
     if n is None:
@@ -179,7 +176,7 @@ class InputSpec:
         """The checked input arrays of ``sample`` (number ``index``) in model input order.
 
         Raises:
-            CalibrationError: wrong count or names of inputs, shape or dtype mismatch.
+            CalibrationDataError: wrong count or names of inputs, shape or dtype mismatch.
         """
         where = f"calibration sample {index}"
         if isinstance(sample, Mapping):
@@ -187,19 +184,20 @@ class InputSpec:
             for key, value in sample.items():
                 pos = next((k for k, i in enumerate(self.inputs) if str(key) in i.names), None)
                 if pos is None:
-                    raise CalibrationError(f"{where}: no model input is named {key!r}; the model takes {self.describe()}")
+                    raise CalibrationDataError(f"{where}: no model input is named {key!r}; "
+                                               f"the model takes {self.describe()}")
                 by_name[pos] = value
             missing = [self.inputs[k].display for k in range(len(self.inputs)) if k not in by_name]
             if missing:
-                raise CalibrationError(f"{where}: missing input(s) {missing}; the model takes {self.describe()}")
+                raise CalibrationDataError(f"{where}: missing input(s) {missing}; the model takes {self.describe()}")
             values = [by_name[k] for k in range(len(self.inputs))]
         elif isinstance(sample, (tuple, list)):
             values = list(sample)
         else:
             values = [sample]
         if len(values) != len(self.inputs):
-            raise CalibrationError(f"{where}: {len(values)} array(s) given, the model takes "
-                                   f"{len(self.inputs)}: {self.describe()}")
+            raise CalibrationDataError(f"{where}: {len(values)} array(s) given, the model takes "
+                                       f"{len(self.inputs)}: {self.describe()}")
         return [self._check(v, spec, where) for v, spec in zip(values, self.inputs, strict=True)]
 
     @staticmethod
@@ -208,18 +206,19 @@ class InputSpec:
             value = value.numpy()
         arr = np.asarray(value)
         if arr.dtype == object:
-            raise CalibrationError(f"{where}: input '{spec.display}' is not a numeric array ({type(value).__name__})")
+            raise CalibrationDataError(f"{where}: input '{spec.display}' is not a numeric array "
+                                       f"({type(value).__name__})")
         if spec.shape is not None:
             ok = arr.ndim == len(spec.shape) and all(d == -1 or d == a for d, a in zip(spec.shape, arr.shape))
             if not ok:
-                raise CalibrationError(f"{where}: input '{spec.display}' expects shape {list(spec.shape)}, "
-                                       f"got {list(arr.shape)}")
+                raise CalibrationDataError(f"{where}: input '{spec.display}' expects shape {list(spec.shape)}, "
+                                           f"got {list(arr.shape)}")
         if arr.dtype != spec.dtype:
             kinds_ok = (spec.dtype.kind == "f" and arr.dtype.kind in "fiu") or (
                 spec.dtype.kind in "iu" and arr.dtype.kind in "iu") or (spec.dtype.kind == "b" and arr.dtype.kind == "b")
             if not kinds_ok:
-                raise CalibrationError(f"{where}: input '{spec.display}' expects {spec.dtype}, got {arr.dtype}")
+                raise CalibrationDataError(f"{where}: input '{spec.display}' expects {spec.dtype}, got {arr.dtype}")
             arr = arr.astype(spec.dtype)
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-            raise CalibrationError(f"{where}: input '{spec.display}' holds NaN or Inf")
+            raise CalibrationDataError(f"{where}: input '{spec.display}' holds NaN or Inf")
         return np.ascontiguousarray(arr)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ovq.errors import OvqError
+from ovq.errors import OptionError
 
 
 @dataclass
@@ -52,12 +52,12 @@ def parse_ignored_scope(text: str | None) -> Any:
         try:
             return json.loads(candidate.read_text())
         except json.JSONDecodeError as exc:
-            raise OvqError(f"{candidate}:{exc.lineno}:{exc.colno}: --ignored-scope: {exc.msg}") from None
+            raise OptionError(f"{candidate}:{exc.lineno}:{exc.colno}: --ignored-scope: {exc.msg}") from None
     if text.lstrip().startswith("{"):
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise OvqError(f"--ignored-scope: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            raise OptionError(f"--ignored-scope: not valid JSON ({exc.msg} at column {exc.colno})") from None
     return {"names": [n.strip() for n in text.split(",") if n.strip()]}
 
 
@@ -72,9 +72,9 @@ def parse_smooth_quant(text: str | None) -> float | bool | str | None:
     try:
         alpha = float(text)
     except ValueError:
-        raise OvqError(f"--smooth-quant: {text!r} is not an alpha in [0, 1], 'search' or 'off'") from None
+        raise OptionError(f"--smooth-quant: {text!r} is not an alpha in [0, 1], 'search' or 'off'") from None
     if not 0.0 <= alpha <= 1.0:
-        raise OvqError(f"--smooth-quant: alpha {alpha} is outside [0, 1]")
+        raise OptionError(f"--smooth-quant: alpha {alpha} is outside [0, 1]")
     return alpha
 
 
@@ -84,7 +84,7 @@ def _model_inputs(ov_model: Any) -> list[tuple[str, list[int], Any]]:
         name = port.get_any_name() if port.get_names() else port.get_node().get_friendly_name()
         pshape = port.get_partial_shape()
         if pshape.rank.is_dynamic:
-            raise OvqError(f"input {name!r} has a dynamic rank; give --input-shape")
+            raise OptionError(f"input {name!r} has a dynamic rank; give --input-shape")
         out.append((name, [d.get_length() if d.is_static else -1 for d in pshape], port.get_element_type().to_dtype()))
     return out
 
@@ -158,12 +158,12 @@ def job_from_options(model: Path | None, output: Path | None, data: Path | None,
         if given.get(key):
             data_options[key] = given[key]
     if model is None:
-        raise OvqError("no model: give MODEL or --config")
+        raise OptionError("no model: give MODEL or --config")
     if output is None:
-        raise OvqError("no output: give -o OUT.xml")
+        raise OptionError("no output: give -o OUT.xml")
     if data is None:
-        raise OvqError("no calibration data: give --data PATH (a folder of images, .npy/.npz files) "
-                       "or an engine.data_source in --config")
+        raise OptionError("no calibration data: give --data PATH (a folder of images, .npy/.npz files) "
+                          "or an engine.data_source in --config")
     settings = {k: v for k, v in settings.items()
                 if v is not None or k in ("preset", "model_type", "fast_bias_correction", "ignored_scope", "smooth_quant")}
     return QuantizeJob(model=Path(model), output=Path(output), data=Path(data), data_options=data_options,

@@ -5,8 +5,7 @@ per :class:`Observation`:
 
 * ``minmax``: per-sample min and max (``ReduceMin``/``ReduceMax`` over every axis but
   the first; ``Reshape [N, -1]`` first only for dynamic ranks, since the CPU plugin
-  would reorder a blocked conv output into a planar copy for it: measured 1.13× vs
-  1.21× of a plain pass on resnet_like, 1.85× vs 2.14× on EfficientNet-Lite0), so each
+  would reorder a blocked conv output into a planar copy for it), so each
   inference hands back two ``[N]`` vectors, not the tensor; the
   min is skipped (taken as 0) when the producer cannot output negatives and the range
   is symmetric (ReLU, ReLU6 as Clamp, Sigmoid, ...): each reduction is a full pass over
@@ -23,38 +22,36 @@ per :class:`Observation`:
 All reductions leave the model **packed** into at most three outputs (:class:`_Packing`):
 one flat f32 vector of the static-size reductions, one ``[N, P]`` block of per-sample
 scalars over a dynamic batch, and an i64 index of whatever sizes and shapes are only
-known at run time; the callback checks finiteness once and slices views. One Result
-per reduction cost a fetch, copy and check each: packing cut the statistics inference
-by 18 % on EfficientNet-Lite0 (110 observations; 2.44x -> 2.00x a plain pass, loaded
-AMX machine), 6 % on resnet_like and 8 % on MiniLM, with bit-identical statistics.
+known at run time; the callback checks finiteness once and slices views (one Result
+per reduction would cost a fetch, a copy and a check each).
 
 When the model's inputs have dynamic dims, the instrumented model is built on a copy
 reshaped to the first sample's input shapes (:class:`_Pass`): the CPU plugin then skips
-shape inference on every inference and the packs have static offsets (EfficientNet-Lite0,
-dynamic batch: statistics inference 2.04 -> 1.84 s, 1.83x -> 1.65x a plain pass, with
-bit-identical statistics). A sample of another shape switches the rest of the pass to
-the dynamic model; the two parts' statistics are merged (per-sample rows concatenated,
-min/max combined, means weighted by their element counts).
+shape inference on every inference and the packs have static offsets; the statistics
+are bit-identical to the dynamic model's. A sample of another shape switches the rest of
+the pass to the dynamic model; the two parts' statistics are merged (per-sample rows
+concatenated, min/max combined, means weighted by their element counts).
 
 It compiles that model once on CPU (f32 hint, THROUGHPUT hint) and streams the samples
 through an ``AsyncInferQueue`` with one request more than OpenVINO's optimal number in
 flight (with a dynamic-batch rows pack, the first sample runs alone: see :class:`_Pass`); the completion
 callback (an OpenVINO worker thread) folds per-channel min/max and means into running
 aggregates (O(channels) per tensor) and keeps the few per-sample values. Where the pack's
-offsets are static it does so for all observations at once (:class:`_PackedFold`:
-0.27–0.31 ms per sample on EfficientNet-Lite0, against 0.7 ms one observation at a time;
-the Python callbacks had cost the pass about 0.27 s of its ~1.9 s); otherwise per
-observation (:class:`_Running`), with identical results. Only the roles that need every sample
+offsets are static it does so for all observations at once (:class:`_PackedFold`, a
+handful of numpy operations per sample); otherwise per observation (:class:`_Running`),
+with identical results. Only the roles that need every sample
 (per-sample min/max, quantiles, SmoothQuant's per-sample channel ranges, kept tensors)
 are kept per sample. Memory is O(samples × channels) at most, never
 O(samples × tensor size). The compiled model, its queue and the instrumented model are
 released before the rows are gathered.
 Reducing in the graph keeps OpenVINO's Conv+bias+activation fusions intact where the
 observed tensor is the fused chain's output, and moves no full activations to Python
-(see docs/quantize.md for the measurements behind this choice).
+(docs/quantize.md gives the reasoning).
 
 Every reduced value is checked: NaN or Inf raises :class:`~ovq.errors.NonFiniteError`
-naming the op, the output and the sample.
+naming the op, the output and the sample. OpenVINO failing to compile or run the
+instrumented model raises :class:`~ovq.errors.InferenceError`; an observation the model
+does not have, :class:`~ovq.errors.ObservationError`.
 """
 
 from __future__ import annotations
@@ -68,8 +65,8 @@ from typing import Any
 
 import numpy as np
 
-from ovq.errors import NonFiniteError, OvqError
-from ovq.quantization.dataset import CalibrationError, InputSpec, Subset
+from ovq.errors import CalibrationDataError, InferenceError, NonFiniteError, ObservationError
+from ovq.quantization.dataset import InputSpec, Subset
 
 
 CHECKED_ROLES = ("min", "max", "mean", "cmin", "cmax", "scmin", "scmax")
@@ -287,8 +284,8 @@ class _PackedFold:
     """Every observation whose reductions sit at static offsets of the flat pack (or in
     the rows pack), handled for all of them at once per sample: per-channel min/max and
     means folded with a handful of numpy operations, per-sample values kept as one
-    gathered vector and the rows block. Doing this per observation took 0.5 ms of a
-    0.7 ms callback on EfficientNet-Lite0 (110 observations).
+    gathered vector and the rows block, instead of a loop over the observations (110
+    on EfficientNet-Lite0) in every callback.
 
     Same arithmetic and order as the per-observation path (:class:`_Running` and
     :func:`_gather`: float32 min/max; float64 ``weight · mean`` and weights summed in
@@ -491,7 +488,7 @@ def _other_axes(x: Any, axis: int, op_name: str, out_index: int) -> Any:
 
     rank = x.get_partial_shape().rank
     if rank.is_dynamic:
-        raise OvqError(f"calibration: output {out_index} of {op_name!r} has a dynamic rank")
+        raise ObservationError(f"calibration: output {out_index} of {op_name!r} has a dynamic rank")
     r = rank.get_length()
     return ops.constant(np.array([a for a in range(r) if a != axis % r], np.int64))
 
@@ -519,9 +516,9 @@ def instrument(model: Any, observations: Sequence[Observation], *,
     The packs come first and their pieces in topological order of the observed ops: the
     CPU plugin orders execution depth-first from the Results, so each reduction then runs
     right after the op it reads, while the tensor is still in cache and before its buffer
-    is reused. Packs last put every reduction after the whole network, keeping all the
-    observed tensors alive and reading them back from memory: EfficientNet-Lite0
-    (static shapes) 1.45x -> 1.21x a plain pass.
+    is reused. Packs after the model's own Results would put every reduction after the
+    whole network, keeping all the observed tensors alive and reading them back from
+    memory.
     """
     import openvino as ov
     import openvino.opset13 as ops
@@ -537,9 +534,9 @@ def instrument(model: Any, observations: Sequence[Observation], *,
         obs = observations[k]
         op = by_name.get(obs.op_name)
         if op is None:
-            raise OvqError(f"calibration: no op named {obs.op_name!r} in the model")
+            raise ObservationError(f"calibration: no op named {obs.op_name!r} in the model")
         if obs.out_index >= op.get_output_size():
-            raise OvqError(f"calibration: op {obs.op_name!r} has no output {obs.out_index}")
+            raise ObservationError(f"calibration: op {obs.op_name!r} has no output {obs.out_index}")
         x = op.output(obs.out_index)
         s = slots[k]
         stem = f"__ovq_stat/{obs.op_name}/{obs.out_index}"
@@ -617,19 +614,20 @@ def collect_statistics(
         progress: Show a progress bar (``None``: only on a terminal, unless
             ``OVQ_NO_PROGRESS`` is set).
         requests: Infer requests in flight (default: one more than OpenVINO's optimal
-            number, so a stream need not idle while a finished request is handed back:
-            statistics inference -10 % on EfficientNet-Lite0, -4 % on resnet_like; a
-            plain pass gains about as much, see bench/quantize.py).
+            number, so a stream need not idle while a finished request is handed back;
+            bench/quantize.py runs its plain FP32 pass the same way).
         specialize: When the model has dynamic input dims, compile the instrumented
             model for the first sample's input shapes (a static copy: no per-inference
             shape inference, static pack offsets); the first sample of another shape
             switches the rest of the pass to the dynamic model, and the two parts'
-            statistics are merged. Measured on EfficientNet-Lite0 (dynamic batch):
-            statistics inference 2.07 -> 1.55 s (1.82x -> 1.37x a plain pass).
+            statistics are merged.
 
     Raises:
-        CalibrationError: no samples, or a sample does not fit the model.
+        CalibrationDataError: no samples, or a sample does not fit the model.
         NonFiniteError: an observed tensor holds NaN or Inf.
+        InferenceError: OpenVINO cannot compile or run the instrumented model.
+        ObservationError: an observed op or output is not in the model, or a
+            per-channel statistic is asked of a tensor of dynamic rank.
     """
     import time
 
@@ -657,7 +655,7 @@ def collect_statistics(
                 static = shapes if specialize and dynamic_inputs and current is None else None
                 try:
                     current = _Pass(model, observations, shared, index, static, requests, report)
-                except OvqError:
+                except (InferenceError, ObservationError):  # the static copy cannot be built
                     if static is None:
                         raise
                     current = _Pass(model, observations, shared, index, None, requests, report)
@@ -678,7 +676,7 @@ def collect_statistics(
         index, arrays = min(shared.bad_inputs, key=lambda b: b[0])
         _locate_non_finite(model, observations, index, arrays)
     if count == 0:
-        raise CalibrationError("the calibration dataset is empty")
+        raise CalibrationDataError("the calibration dataset is empty")
     report.samples = count
     bounds = [p.base for p in passes] + [count]
     parts = [p.gather(bounds[i + 1] - p.base) for i, p in enumerate(passes)]
@@ -733,7 +731,7 @@ class _Pass:
             self.compiled = core().compile_model(inst, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
                                                                "PERFORMANCE_HINT": "THROUGHPUT"})
         except RuntimeError as exc:
-            raise OvqError(f"OpenVINO cannot compile the statistics model: {_first_line(exc)}") from None
+            raise InferenceError(f"OpenVINO cannot compile the statistics model: {_first_line(exc)}") from None
         self.running = _Running(len(self.observations))
         self.packed_fold = _PackedFold(self.slots, self.packing)
         self.busy = [bool(s.outputs) or k not in self.packed_fold.handled for k, s in enumerate(self.slots)]
@@ -750,7 +748,7 @@ class _Pass:
             try:
                 self.queue.start_async(arrays, userdata=index)
             except RuntimeError as exc:
-                raise OvqError(f"OpenVINO cannot run the statistics model on calibration sample {index}: "
+                raise InferenceError(f"OpenVINO cannot run the statistics model on calibration sample {index}: "
                                f"{_first_line(exc)}") from None
             return
         try:
@@ -758,14 +756,14 @@ class _Pass:
             first.infer(arrays)
         except RuntimeError as exc:
             if self.packing.rows is None:
-                raise OvqError(f"OpenVINO cannot run the statistics model on calibration sample {index}: "
+                raise InferenceError(f"OpenVINO cannot run the statistics model on calibration sample {index}: "
                                f"{_first_line(exc)}") from None
             self._build(rows=False)
             first = self.compiled.create_infer_request()
             try:
                 first.infer(arrays)
             except RuntimeError as again:
-                raise OvqError(f"OpenVINO cannot run the statistics model on calibration sample {index}: "
+                raise InferenceError(f"OpenVINO cannot run the statistics model on calibration sample {index}: "
                                f"{_first_line(again)}") from None
         self.done(first, index)
         del first
@@ -786,7 +784,7 @@ class _Pass:
             try:
                 queue.wait_all()
             except RuntimeError as exc:
-                raise OvqError(f"OpenVINO failed running the statistics model: {_first_line(exc)}") from None
+                raise InferenceError(f"OpenVINO failed running the statistics model: {_first_line(exc)}") from None
 
     def done(self, request: Any, index: int) -> None:
         """Completion callback: check and fold the reductions of sample ``index``."""

@@ -217,6 +217,11 @@ def test_nan_inside_the_model_names_the_op():
         ovq.quantize(model, samples)
 
 
+def test_calibration_data_error_is_one_class_exported_from_ovq():
+    assert ovq.CalibrationDataError is CalibrationDataError and "CalibrationDataError" in ovq.__all__
+    assert issubclass(CalibrationDataError, OvqError)
+
+
 def test_unknown_target_preset_and_options():
     samples = [np.ones((1, 2, 4, 4), np.float32)]
     with pytest.raises(OvqError, match="valid targets: any, cpu"):

@@ -131,7 +131,7 @@ def test_smooth_quant_option(calib, tmp_path):
 
 
 def test_parse_smooth_quant():
-    from ovq.errors import OvqError
+    from ovq.errors import OptionError
     from ovq.quantization.quantize_cli import parse_smooth_quant
 
     assert parse_smooth_quant(None) is None
@@ -139,5 +139,43 @@ def test_parse_smooth_quant():
     assert parse_smooth_quant("search") == "search"
     assert parse_smooth_quant("0.75") == 0.75
     for bad in ("x", "-0.1", "2"):
-        with pytest.raises(OvqError, match="--smooth-quant"):
+        with pytest.raises(OptionError, match="--smooth-quant"):
             parse_smooth_quant(bad)
+
+
+def test_bad_ignored_scope_is_an_option_error(tmp_path):
+    from ovq.errors import OptionError
+    from ovq.quantization.quantize_cli import parse_ignored_scope
+
+    assert parse_ignored_scope("a, b") == {"names": ["a", "b"]}
+    with pytest.raises(OptionError, match=r"--ignored-scope: not valid JSON"):
+        parse_ignored_scope('{"names": [')
+    scope = tmp_path / "scope.json"
+    scope.write_text('{"types": }')
+    with pytest.raises(OptionError, match=r"scope.json:1:11: --ignored-scope"):
+        parse_ignored_scope(str(scope))
+
+
+@pytest.mark.parametrize(("missing", "match"), [("model", "no model"), ("output", "no output"),
+                                                ("data", "no calibration data")])
+def test_missing_model_output_or_data_is_an_option_error(tmp_path, missing, match):
+    from ovq.errors import OptionError
+    from ovq.quantization.quantize_cli import job_from_options
+
+    paths = {"model": tmp_path / "m.xml", "output": tmp_path / "q.xml", "data": tmp_path / "calib.npy"}
+    paths[missing] = None
+    with pytest.raises(OptionError, match=match):
+        job_from_options(paths["model"], paths["output"], paths["data"], None, {})
+
+
+def test_dynamic_rank_input_is_an_option_error():
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from ovq.errors import OptionError
+    from ovq.quantization.quantize_cli import _model_inputs
+
+    x = ops.parameter(ov.PartialShape.dynamic(), np.float32, name="x")
+    model = ov.Model([ops.relu(x)], [x], "dynamic_rank")
+    with pytest.raises(OptionError, match="input 'x' has a dynamic rank; give --input-shape"):
+        _model_inputs(model)

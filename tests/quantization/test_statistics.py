@@ -191,3 +191,41 @@ def test_observed_tensors_with_different_first_dims_fall_back_to_flat_packing():
     ys = [2 * v for v in xs]
     np.testing.assert_array_equal(stats["y"].maxs, [r.max() for y in ys for r in y])
     np.testing.assert_array_equal(stats["z"].mins, [r.min() for y in ys for r in y.reshape(-1, 2)])
+
+
+@pytest.mark.parametrize(("observation", "match"), [
+    (Observation("gone", "nope"), "no op named 'nope'"),
+    (Observation("port", "y", out_index=3), "op 'y' has no output 3"),
+])
+def test_an_observation_the_model_lacks_is_an_observation_error(observation, match):
+    from ovq.errors import ObservationError
+
+    xs = [RNG.standard_normal((1, 3, 20, 18)).astype(np.float32)]
+    with pytest.raises(ObservationError, match=match):
+        collect_statistics(_model(), [observation], select_subset(xs, None))
+
+
+def test_per_channel_statistic_of_a_dynamic_rank_is_an_observation_error():
+    from ovq.errors import ObservationError
+    from ovq.quantization.statistics import instrument
+
+    x = ops.parameter(ov.PartialShape.dynamic(), np.float32, name="x")
+    y = ops.multiply(x, ops.constant(np.float32(2.0)))
+    y.set_friendly_name("y")
+    model = ov.Model([ops.relu(y)], [x], "dynamic_rank")
+    with pytest.raises(ObservationError, match="output 0 of 'y' has a dynamic rank"):
+        instrument(model, [Observation("ch", "y", minmax=False, channel_axis=1)])
+
+
+def test_openvino_compile_failure_is_an_inference_error(monkeypatch):
+    from ovq.errors import InferenceError
+    from ovq.ir import bridge
+
+    class _Core:
+        def compile_model(self, *args, **kwargs):
+            raise RuntimeError("Exception from src/plugin.cpp:1:\nno kernel for op y\n")
+
+    monkeypatch.setattr(bridge, "core", lambda: _Core())
+    xs = [RNG.standard_normal((1, 3, 20, 18)).astype(np.float32)]
+    with pytest.raises(InferenceError, match="OpenVINO cannot compile the statistics model"):
+        collect_statistics(_model(), [Observation("mm", "y")], select_subset(xs, None))
