@@ -80,7 +80,7 @@ class HardwareDescriptor:
     """The target's runtime decides INT8 execution with OpenVINO's Low Precision
     Transformations (CPU, GPU): a quantizer only moves up through LPT precision-preserving
     ops, recurrent weights get one per-tensor range, and the CPU INT8 recurrent ops count
-    as quantized (int8-placement.md §3, §6.1)."""
+    as quantized."""
     preset_overrides: dict[str, str] = field(default_factory=dict)
     """Presets the target runs as another one (``accuracy`` -> ``mixed`` on LPT targets,
     which have no asymmetric weights; ``mixed`` -> ``accuracy`` on GNA)."""

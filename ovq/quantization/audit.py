@@ -3,7 +3,7 @@
 Compiles the model on CPU with ``INFERENCE_PRECISION_HINT=f32`` (so float fallbacks
 show as f32, not bf16) and reads each runtime node's rt_info from
 ``compiled.get_runtime_model()``: ``layerType``, ``runtimePrecision``,
-``primitiveType`` and ``originalLayersNames`` (int8-placement.md §8).
+``primitiveType`` and ``originalLayersNames``.
 
 Audited plugin layer types: Convolution, GroupConvolution, Deconvolution,
 FullyConnected(Compressed), MatMul, and the recurrent ``RNNSeq``/``RNNCell`` nodes

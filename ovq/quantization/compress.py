@@ -9,7 +9,7 @@ as NNCF does):
 
 * symmetric grids whose zero point is a whole level (255 levels → int8 ``[-127, 127]``,
   256 signed → ``[-128, 127]``, 65535 → int16): ``Const(i8|i16) → Convert(f32) →
-  Multiply(scale)`` — the form the CPU plugin runs in INT8 (int8-placement.md §J);
+  Multiply(scale)`` — the form the CPU plugin runs in INT8;
 * other grids: ``Const(u8|u16) → Convert → Subtract(Convert(zero point)) → Multiply``.
 
 The integers are the FQ's own levels, computed by the FakeQuantize kernel (bit-exact

@@ -1,6 +1,6 @@
 """FakeQuantize ranges: every range rule of ovq, and the one place ranges are written.
 
-Rules (quantization-algorithms.md §4–6; each has one named constant or function here):
+Rules (POT's and NNCF's DefaultQuantization; each has one named constant or function here):
 
 * **Narrow asymmetric ranges** are widened by :data:`NARROW_RANGE_WIDENING` at both
   ends when ``high - low <= NARROW_RANGE_WIDENING``, then made to contain 0.
@@ -101,20 +101,8 @@ def half_range_factor(levels: int) -> float:
     return (levels - 1) / ((levels + 1) // 2 - 1)
 
 
-def activation_range(mn: Any, mx: Any, config: QConfig) -> tuple[Any, Any]:
-    """FQ range of an activation with observed ``[mn, mx]`` on the grid of ``config``.
-
-    Scalars give floats; arrays (per-channel statistics) give float32 arrays, with one
-    signedness for the whole tensor (signed if any channel goes below zero).
-    """
-    if np.ndim(mn) or np.ndim(mx):
-        mn_a, mx_a = np.asarray(mn, np.float64), np.asarray(mx, np.float64)
-        if config.symmetric:
-            h = np.maximum(np.maximum(np.abs(mn_a), np.abs(mx_a)), SYMMETRIC_FLOOR)
-            lo_a = np.zeros_like(h) if mn_a.min() >= 0 else h * config.level_low / config.level_high
-            return lo_a.astype(np.float32), h.astype(np.float32)
-        tl, th = asymmetric_bounds(mn_a, mx_a, config.levels)
-        return np.asarray(tl, np.float32), np.asarray(th, np.float32)
+def activation_range(mn: float, mx: float, config: QConfig) -> tuple[float, float]:
+    """FQ range of a per-tensor activation with observed ``[mn, mx]`` on the grid of ``config``."""
     if config.symmetric:
         h = max(abs(mn), abs(mx), SYMMETRIC_FLOOR)
         if mn >= 0:

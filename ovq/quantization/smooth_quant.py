@@ -1,4 +1,4 @@
-"""SmoothQuant: move activation outliers into the weights (quantization-algorithms.md §9).
+"""SmoothQuant: move activation outliers into the weights (NNCF's SmoothQuant).
 
 Matches: an activation FakeQuantize whose every consumer is a ``MatMul`` reading it on
 port 0 and a weight FakeQuantize (over a constant) on port 1 — the projections of a
