@@ -9,10 +9,12 @@ from ovq.quantization.ranges import (
     NARROW_RANGE_WIDENING,
     activation_range,
     half_range_factor,
+    per_channel_fq_range,
     weight_range,
     zero_filter,
 )
 from ovq.quantization.records import QConfig
+from ovq.quantization.statistics import TensorStats
 
 W_SYM = QConfig("q8_w_sym", 8, "symmetric", -127, 127, "perchannel")
 W_SYM_256 = QConfig("q8_w", 8, "symmetric", -128, 127, "perchannel")
@@ -53,5 +55,11 @@ def test_activation_range_signs():
     assert activation_range(0.0, 2.0, A_SYM) == (0.0, 2.0)
     lo, hi = activation_range(-1.0, 2.0, A_SYM)
     assert hi == 2.0 and lo == pytest.approx(-2.0 * 128 / 127)
-    lo, hi = activation_range(np.array([-1.0, 0.0]), np.array([1.0, 3.0]), A_SYM)
-    assert lo.dtype == np.float32 and (lo < 0).all()  # one signedness for the whole tensor
+
+
+
+def test_per_channel_activation_range_has_one_sign_and_the_zero_filter():
+    st = TensorStats(channel_min=np.array([-1.0, 0.0, 0.0]), channel_max=np.array([1.0, 3.0, 0.0]))
+    lo, hi = per_channel_fq_range(st, A_SYM)
+    assert (lo < 0).all()  # one signedness for the whole tensor
+    assert hi[2] == pytest.approx(0.03)  # a dead channel gets 1 % of the largest range
