@@ -101,8 +101,10 @@ def embed_preprocessing(
 
     Raises:
         PreprocessingError: bad options (see the class), or both ``inputs`` and keywords.
+            Options the model rejects are found while the pass runs: the error is then
+            also a :class:`~ovq.pipeline.PassError` whose message names the pass.
     """
-    from ovq.pipeline import PassError, get_pass, run_pipeline
+    from ovq.pipeline import get_pass, run_pipeline
 
     if inputs is not None and single_input_options:
         raise PreprocessingError("give either inputs={name: options} or keyword options for one input, not both")
@@ -125,14 +127,7 @@ def embed_preprocessing(
             passes.append(cls(input=name, **opts))
         except (TypeError, ValueError) as exc:
             raise PreprocessingError(f"input {name!r}: {exc}") from None
-    try:
-        return run_pipeline(model, passes, output=output)
-    except PassError as exc:
-        # Surface the specific error the pass raised, not the pipeline's wrapper.
-        cause = exc.__cause__
-        if isinstance(cause, PreprocessingError):
-            raise PreprocessingError(str(cause)) from None
-        raise
+    return run_pipeline(model, passes, output=output)
 
 
 def _as_floats(value: Any, name: str, key: str) -> tuple[float, ...]:
