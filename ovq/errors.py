@@ -83,3 +83,11 @@ class InferenceError(OvqError):
 
     The message gives OpenVINO's informative line and, for calibration, the sample at fault.
     """
+
+
+class RewriteError(OvqError):
+    """A set of rewrite rules did not converge: it kept rewriting past its bound.
+
+    The message names the rules and the last rewrite made; typically two rules undo
+    each other, or a rule's ``check`` accepts the graph its own ``rewrite`` produces.
+    """
