@@ -91,3 +91,11 @@ class ObservationError(OvqError):
     No op has the given name, the op has no such output, or a per-channel statistic is
     asked of a tensor whose rank is dynamic. The message names the op and the output.
     """
+
+
+class RewriteError(OvqError):
+    """A set of rewrite rules did not converge: it kept rewriting past its bound.
+
+    The message names the rules and the last rewrite made; typically two rules undo
+    each other, or a rule's ``check`` accepts the graph its own ``rewrite`` produces.
+    """

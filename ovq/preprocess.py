@@ -3,7 +3,8 @@
 The work is done by the ``embed-preprocessing`` pass (one instance per input); this
 module holds its public Python entry point, :func:`embed_preprocessing`, the function
 behind ``ovq preprocess`` (:func:`preprocess_cli`), the parsers of Model Optimizer
-style option strings, and :class:`PreprocessingError`.
+style option strings, the input queries the pass and the CLI share (:func:`find_input`,
+:func:`channel_axis`), and :class:`PreprocessingError`.
 
 Semantics are Model Optimizer's: per input, whatever the option order,
 ``x' = (reverse_channels(x) - mean) / scale`` per channel, with mean and scale values
@@ -27,7 +28,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PreprocessingError",
+    "channel_axis",
     "embed_preprocessing",
+    "find_input",
+    "format_shape",
+    "input_label",
+    "input_layout",
+    "input_shape",
     "parse_layout",
     "parse_mo_layouts",
     "parse_mo_values",
@@ -70,6 +77,162 @@ def parse_layout(text: str) -> tuple[str, ...]:
     return labels
 
 
+# ----------------------------------------------------------------------------- model inputs
+# Queries shared by ``ovq preprocess`` and the embed-preprocessing pass: which Parameter
+# an option names, and where its channel dimension is.
+
+# Where Model Optimizer looks for a channel dimension when no layout is given (by rank).
+_CHANNEL_CANDIDATES = {3: (0, 2), 4: (1, 3), 5: (1, 4)}
+
+
+def find_input(graph: Graph, name: str) -> int:
+    """The Parameter named ``name``: a tensor name of its output, else its friendly name.
+
+    An empty ``name`` means the only input of a single-input model.
+
+    Raises:
+        PreprocessingError: no such input (the message lists the valid names), or no
+            name given for a model with several inputs.
+    """
+    params = graph.parameters()
+    if not name:
+        if len(params) == 1:
+            return params[0]
+        raise PreprocessingError(
+            f"the model has {len(params)} inputs; name one with input= (inputs: {_describe_inputs(graph)})"
+        )
+    by_tensor = [p for p in params if name in graph.op(p).outputs[0].names]
+    if by_tensor:
+        return by_tensor[0]
+    by_name = [p for p in params if graph.op(p).name == name]
+    if len(by_name) == 1:
+        return by_name[0]
+    raise PreprocessingError(f"unknown input {name!r}; inputs: {_describe_inputs(graph)}")
+
+
+def channel_axis(
+    graph: Graph,
+    param: int,
+    *,
+    mean: tuple[float, ...] = (),
+    scale: tuple[float, ...] = (),
+    reverse_channels: bool = False,
+    layout: str = "",
+) -> tuple[int | None, int | None]:
+    """``(axis, static size or None)`` of the channel dimension of input ``param``.
+
+    ``(None, None)`` when nothing needs a channel axis (only scalar ``mean``/``scale``,
+    no reversal). The axis comes from ``layout``, else the Parameter's recorded layout,
+    else Model Optimizer's guess: the one dimension at a channel position (rank 3: 0/2,
+    rank 4: 1/3, rank 5: 1/4) whose size equals the number of values (3 for a reversal
+    without per-channel values).
+
+    Raises:
+        PreprocessingError: missing or ambiguous channel dimension, a layout of the
+            wrong rank or without ``C``, or a value count that does not match.
+    """
+    label = input_label(graph, param)
+    shape = input_shape(graph, param)
+    count = max(len(mean), len(scale))
+    layout_text = layout or input_layout(graph, param)
+    needs_axis = reverse_channels or count > 1
+    if not needs_axis and not layout_text:
+        return None, None
+    if layout_text:
+        try:
+            labels = parse_layout(layout_text)
+        except PreprocessingError as exc:
+            raise PreprocessingError(f"input {label!r}: {exc}") from None
+        if shape is not None and len(labels) != len(shape):
+            raise PreprocessingError(
+                f"input {label!r}: layout {layout_text!r} has {len(labels)} dimensions, "
+                f"the input has {len(shape)} ({format_shape(shape)})"
+            )
+        if "C" not in labels:
+            if not needs_axis:
+                return None, None
+            raise PreprocessingError(
+                f"input {label!r}: layout {layout_text!r} has no channel dimension C"
+            )
+        axis = labels.index("C")
+    else:
+        if shape is None:
+            raise PreprocessingError(f"input {label!r}: dynamic rank; give a layout with C")
+        wanted = count if count > 1 else 3
+        candidates = [i for i in _CHANNEL_CANDIDATES.get(len(shape), ()) if shape[i] == wanted]
+        if not candidates:
+            raise PreprocessingError(
+                f"input {label!r}: no channel dimension of size {wanted} in {format_shape(shape)}; "
+                "give a layout such as NCHW or NHWC"
+            )
+        if len(candidates) > 1:
+            raise PreprocessingError(
+                f"input {label!r}: ambiguous channel dimension in {format_shape(shape)} "
+                f"(dimensions {candidates} both have size {wanted}); give a layout such as NCHW or NHWC"
+            )
+        axis = candidates[0]
+    size = None if shape is None or shape[axis] < 0 else shape[axis]
+    for key, values in (("mean", mean), ("scale", scale)):
+        if len(values) > 1 and size is not None and len(values) != size:
+            raise PreprocessingError(
+                f"input {label!r}: {len(values)} {key} values for {size} channels "
+                f"(dimension {axis} of {format_shape(shape)}); give 1 or {size}"
+            )
+    if reverse_channels and size is None:
+        raise PreprocessingError(
+            f"input {label!r}: cannot reverse a channel dimension of unknown size ({format_shape(shape)})"
+        )
+    return axis, size
+
+
+def input_label(graph: Graph, param: int) -> str:
+    """The name messages use for input ``param``: its first tensor name, else its friendly name."""
+    op = graph.op(param)
+    names = sorted(op.outputs[0].names) if op.outputs else []
+    return names[0] if names else op.name
+
+
+def input_shape(graph: Graph, param: int) -> list[int] | None:
+    """The Parameter's declared shape (-1 for dynamic dims), None for a dynamic rank."""
+    text = (graph.op(param).attrs or {}).get("shape", "")
+    if text.strip() in ("...", "?"):
+        return None
+    dims = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            dims.append(int(part))
+        except ValueError:
+            dims.append(-1)  # "?" or a range like "1..10"
+    return dims
+
+
+def input_layout(graph: Graph, param: int) -> str:
+    """The layout recorded on the Parameter's output port (``[N,C,H,W]``), or ``""``."""
+    for extra in graph.op(param).outputs[0].extra:
+        if extra.tag == "rt_info":
+            for attr in extra:
+                if attr.get("name") == "layout" and attr.get("layout"):
+                    return attr.get("layout", "")
+    return ""
+
+
+def format_shape(shape: list[int] | None) -> str:
+    """``[1,3,?,?]`` for a shape from :func:`input_shape` (``[...]`` for a dynamic rank)."""
+    return "[...]" if shape is None else "[" + ",".join("?" if d < 0 else str(d) for d in shape) + "]"
+
+
+def _describe_inputs(graph: Graph) -> str:
+    parts = []
+    for p in graph.parameters():
+        op = graph.op(p)
+        names = sorted(op.outputs[0].names)
+        aka = f" (tensor names {', '.join(names)})" if names and names != [op.name] else ""
+        parts.append(f"{op.name!r}{aka}")
+    return ", ".join(parts) or "none"
+
+
 def embed_preprocessing(
     model: ov.Model | Graph | str | os.PathLike[str],
     *,
@@ -101,8 +264,10 @@ def embed_preprocessing(
 
     Raises:
         PreprocessingError: bad options (see the class), or both ``inputs`` and keywords.
+            Options the model rejects are found while the pass runs: the error is then
+            also a :class:`~ovq.pipeline.PassError` whose message names the pass.
     """
-    from ovq.pipeline import PassError, get_pass, run_pipeline
+    from ovq.pipeline import get_pass, run_pipeline
 
     if inputs is not None and single_input_options:
         raise PreprocessingError("give either inputs={name: options} or keyword options for one input, not both")
@@ -125,14 +290,7 @@ def embed_preprocessing(
             passes.append(cls(input=name, **opts))
         except (TypeError, ValueError) as exc:
             raise PreprocessingError(f"input {name!r}: {exc}") from None
-    try:
-        return run_pipeline(model, passes, output=output)
-    except PassError as exc:
-        # Surface the specific error the pass raised, not the pipeline's wrapper.
-        cause = exc.__cause__
-        if isinstance(cause, PreprocessingError):
-            raise PreprocessingError(str(cause)) from None
-        raise
+    return run_pipeline(model, passes, output=output)
 
 
 def _as_floats(value: Any, name: str, key: str) -> tuple[float, ...]:
@@ -258,19 +416,16 @@ def preprocess_cli(
         raise PreprocessingError(f"--batch {batch}: must be a positive integer")
 
     # Key every option by one label per Parameter, whichever of its names was used.
-    from ovq.pipeline import get_pass
-
-    cls = get_pass(PASS_NAME)
     per_input: dict[str, dict[str, Any]] = {}
-    labels = dict(zip(graph.parameters(), _param_display(graph)))
+    labels = {p: input_label(graph, p) for p in graph.parameters()}
     for key, table in (("mean", means), ("scale", scales), ("layout", layouts)):
         for name, value in table.items():
-            label = labels[cls(input=name).find_input(graph)] if name or len(labels) == 1 else name
+            label = labels[find_input(graph, name)] if name or len(labels) == 1 else name
             per_input.setdefault(label, {})[key] = value
     if "" in per_input and len(graph.parameters()) != 1:
         raise PreprocessingError(
             f"the model has {len(graph.parameters())} inputs: name the input, like "
-            f"'{_param_display(graph)[0] if graph.parameters() else 'input'}[...]'"
+            f"'{input_label(graph, graph.parameters()[0]) if graph.parameters() else 'input'}[...]'"
         )
     if batch or reverse_input_channels:
         # Batch (and channel reversal, below) concern every input: name them all.
@@ -287,26 +442,13 @@ def preprocess_cli(
     return save_model(graph, output)
 
 
-def _param_display(graph: Graph) -> list[str]:
-    """One name per Parameter: its first tensor name, else its friendly name."""
-    labels = []
-    for p in graph.parameters():
-        op = graph.op(p)
-        names = op.outputs[0].names if op.outputs else []
-        labels.append(sorted(names)[0] if names else op.name)
-    return labels
-
-
 def _mark_reversible(graph: Graph, per_input: dict[str, dict[str, Any]]) -> None:
     """Turn on ``reverse_channels`` for every input with a 3-channel dimension (MO rule)."""
-    from ovq.pipeline import get_pass
-
-    cls = get_pass(PASS_NAME)
     chosen = []
     for name, opts in per_input.items():
-        probe = cls(input=name, reverse_channels=True, layout=opts.get("layout", ""))
         try:
-            axis, size = probe.channel_axis(graph)
+            _, size = channel_axis(graph, find_input(graph, name), reverse_channels=True,
+                                   layout=opts.get("layout", ""))
         except PreprocessingError:
             continue
         if size == 3 or (size is None and opts.get("layout")):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ovq.errors import OvqError
-from ovq.pipeline.base import Pass, PassError, PassResult
+from ovq.pipeline.base import Pass, PassError, PassResult, in_pass
 from ovq.pipeline.context import PassContext, PassRecord, Timer, log
 from ovq.pipeline.spec import format_pipeline, parse_pipeline
 
@@ -44,8 +44,11 @@ class Pipeline:
         """Run on ``graph`` in place; ``modified`` is true if any pass changed it.
 
         Raises:
-            PassError: a pass failed (the message names it and the passes before it),
-                or the graph failed verification after a pass.
+            OvqError: a pass raised it; it is also a :class:`PassError` and its message
+                names the pass and the passes before it (see :func:`~ovq.pipeline.base.in_pass`).
+            PassError: a pass failed with another exception (a bug in the pass, kept as
+                ``__cause__``), the graph failed verification after a pass, or a
+                fixpoint pipeline kept changing the graph.
         """
         ctx = ctx or PassContext()
         start_revision = graph.revision
@@ -70,9 +73,13 @@ class Pipeline:
             with Timer() as timer:
                 result = pass_(graph, ctx)
         except OvqError as exc:
-            raise PassError(f"pass {pass_.name!r} failed after {done}: {exc}") from exc
-        except Exception as exc:
-            raise PassError(f"pass {pass_.name!r} failed after {done}: {type(exc).__name__}: {exc}") from exc
+            error = in_pass(exc, pass_.name, done)
+            if error is exc:
+                raise
+            raise error from exc
+        except Exception as exc:  # a bug in the pass
+            raise PassError(f"pass {pass_.name!r} failed after {done}: {type(exc).__name__}: {exc}",
+                            pass_name=pass_.name, passes_before=done) from exc
         record = PassRecord(pass_.name, pass_.spec(), result.modified, timer.seconds, ops_before, len(graph), iteration)
         ctx.records.append(record)
         log.info(record.describe())
@@ -80,7 +87,8 @@ class Pipeline:
             try:
                 graph.verify()
             except OvqError as exc:
-                raise PassError(f"graph invalid after pass {pass_.name!r} (passes before: {done}): {exc}") from exc
+                raise PassError(f"graph invalid after pass {pass_.name!r} (passes before: {done}): {exc}",
+                                pass_name=pass_.name, passes_before=done) from exc
         if pass_.name in ctx.dump_after:
             folder = ctx.dump_dir or Path(os.getcwd())
             from ovq.ir.writer import save_model

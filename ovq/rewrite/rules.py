@@ -1,34 +1,41 @@
-"""Rewrite rules and the worklist driver that applies them.
+"""Rewrite rules, the rewriter they edit the graph through, and the match tracer.
 
-A :class:`RewriteRule` has a ``pattern`` (anchored on its root op type), a
-``check(graph, match)`` returning ``None`` or the reason to refuse, and
-``rewrite(rewriter, match)``. :func:`apply_rules` walks the graph with a worklist seeded
-in topological order; it never iterates the live node set, skips nodes removed since
-they were queued, and re-queues ops a rewrite created or whose inputs it changed.
+A :class:`RewriteRule` has a ``pattern`` (an :class:`~ovq.rewrite.pattern.OpPattern`
+anchored on its root op type), a ``check(graph, match)`` returning ``None`` or the reason
+to refuse, and ``rewrite(rewriter, match)``. Rules never run themselves: the driver in
+:mod:`ovq.rewrite.driver` (and :class:`~ovq.rewrite.rewrite_pass.RewritePass` on top of
+it) finds matches, applies the soundness check, calls ``check`` and ``rewrite``, and
+removes what the rewrite left unused.
 
-Soundness: a match is refused when an interior node (matched below the root, and so
-removed by the fusion) has a consumer outside the match or feeds a Result, unless the
-rule sets ``allow_shared_interior``.
+A rule edits only through its :class:`Rewriter`: ops it creates are stamped with the
+rule's name (``ovq_rule`` in rt_info) and queued for another visit, as are the consumers
+of every output it replaces.
 """
 
 from __future__ import annotations
 
-import logging
+import copy
 import xml.etree.ElementTree as ET
-from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ovq.rewrite.pattern import Match, Matcher, OpPattern
+from ovq.ir.graph import Port
 
 if TYPE_CHECKING:
-    from ovq.ir.graph import Graph
-
-log = logging.getLogger("ovq.rewrite")
+    from ovq.ir.graph import Graph, Op
+    from ovq.rewrite.pattern import Match, OpPattern
 
 
 class RewriteRule:
-    """Base class of rewrite rules: a ``pattern``, a ``check`` and a ``rewrite``."""
+    """Base class of rewrite rules: a ``pattern``, a ``check`` and a ``rewrite``.
+
+    Attributes:
+        name: Kebab-case rule name, stamped on every op the rule creates.
+        pattern: What the rule matches, anchored on the op it rewrites (the root).
+        allow_shared_interior: Skip the driver's soundness check (an op matched below
+            the root must have no consumer outside the match and must not feed a
+            Result); a rule that keeps such ops sets it and checks what it needs itself.
+    """
 
     name: str = ""
     pattern: OpPattern
@@ -98,6 +105,22 @@ class Rewriter:
         self._stamp(node)
         return node
 
+    def clone_op(self, node: int, *, name: str | None = None, attrs: dict[str, str] | None = None) -> int:
+        """A new, unconnected copy of ``node``: type, opset, attributes, rt_info, port shapes.
+
+        ``attrs`` overrides attribute values. The copy is stamped with the rule (earlier
+        ``ovq_rule`` stamps are not carried over); output tensor names are not copied,
+        they move with :meth:`replace_output`.
+        """
+        op = self.graph.op(node)
+        outputs = [Port(id=0, precision=p.precision, shape=None if p.shape is None else list(p.shape))
+                   for p in op.outputs]
+        new_attrs = dict(op.attrs or {})
+        new_attrs.update(attrs or {})
+        return self.add_op(op.type, op.name if name is None else name, version=op.version,
+                           attrs=new_attrs if op.attrs is not None or attrs else None,
+                           num_inputs=len(op.inputs), outputs=outputs, rt_info=_inherited_rt_info(op))
+
     def replace_output(self, old: int, old_out: int, new: int, new_out: int) -> None:
         """``Graph.replace_output``; the new producer's consumers are re-visited."""
         consumers = [c for c, _ in self.graph.consumers(old, old_out)]
@@ -112,81 +135,11 @@ class Rewriter:
         self.touched.append(node)
 
 
-def _interior_problem(graph: Graph, match: Match) -> str | None:
-    inside = set(match.nodes.values()) | {match.root}
-    for node in match.interior:
-        op = graph.op(node)
-        for out_index in range(len(op.outputs)):
-            for consumer, _ in graph.consumers(node, out_index):
-                if consumer not in inside:
-                    kind = "a model output" if graph.op(consumer).type == "Result" else repr(graph.op(consumer).name)
-                    return f"{op.name!r} is also used by {kind} outside the match"
-    return None
-
-
-def _drop_unused(graph: Graph, candidates: list[int]) -> None:
-    """Remove matched ops the rewrite left without consumers, and Consts that fed only them."""
-    work = list(dict.fromkeys(candidates))
-    while work:
-        node = work.pop()
-        if node not in graph:
-            continue
-        op = graph.op(node)
-        if op.type in ("Parameter", "Result") or not op.outputs:
-            continue
-        if any(graph.consumers(node, k) for k in range(len(op.outputs))):
-            continue
-        producers = list(graph.nx.predecessors(node))
-        graph.remove_node(node)
-        work.extend(producers)
-
-
-def apply_rules(graph: Graph, rules: list[RewriteRule], *, tracer: MatchTracer | None = None,
-                max_rewrites: int = 100_000) -> int:
-    """Apply ``rules`` until no rule fires; return the number of rewrites.
-
-    Each node is tried against the rules whose anchor type it has, in rule order.
-    """
-    by_type: dict[str, list[RewriteRule]] = {}
-    for rule in rules:
-        for t in rule.pattern.type_set():
-            by_type.setdefault(t, []).append(rule)
-    queue = deque(graph.topological_order())
-    queued = set(queue)
-    rewriter = Rewriter(graph)
-    matcher = Matcher(graph)
-    count = 0
-    while queue:
-        node = queue.popleft()
-        queued.discard(node)
-        if node not in graph:
-            continue
-        for rule in by_type.get(graph.op(node).type, ()):
-            match = matcher.match(rule.pattern, node)
-            name = graph.op(node).name
-            if match is None:
-                if tracer:
-                    tracer.entries.append(TraceEntry(rule.name, node, name, "no-match", matcher.last_reason))
-                continue
-            reason = None if rule.allow_shared_interior else _interior_problem(graph, match)
-            reason = reason or rule.check(graph, match)
-            if reason:
-                if tracer:
-                    tracer.entries.append(TraceEntry(rule.name, node, name, "condition-failed", reason))
-                continue
-            rewriter.rule = rule.name
-            rewriter.touched = []
-            rule.rewrite(rewriter, match)
-            _drop_unused(graph, [match.root, *match.interior, *match.nodes.values()])
-            count += 1
-            if tracer:
-                tracer.entries.append(TraceEntry(rule.name, node, name, "success"))
-            log.debug("%s rewrote %s", rule.name, name)
-            if count >= max_rewrites:
-                raise RuntimeError(f"more than {max_rewrites} rewrites: rules do not converge")
-            for touched in rewriter.touched:
-                if touched in graph and touched not in queued:
-                    queue.append(touched)
-                    queued.add(touched)
-            break
-    return count
+def _inherited_rt_info(op: Op) -> ET.Element | None:
+    """The op's rt_info without earlier ``ovq_rule`` stamps (the rewriter adds its own)."""
+    if op.rt_info is None:
+        return None
+    rt = copy.deepcopy(op.rt_info)
+    for attr in [a for a in rt if a.get("name") == "ovq_rule"]:
+        rt.remove(attr)
+    return rt

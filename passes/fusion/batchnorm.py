@@ -38,16 +38,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ovq.pipeline import Pass, PassContext, register_pass
-from ovq.rewrite import ConstInput, Match, OpPattern, Rewriter, RewriteRule
+from ovq.pipeline import register_pass
+from ovq.rewrite import ConstInput, Match, OpPattern, Rewriter, RewritePass, RewriteRule
 
-from .fold_linear import (
+from .linear_ops import (
     add_bias,
     affine_pattern,
-    apply_until_stable,
     bias_shape,
     channel_vector,
-    ensure_shapes,
     float_const,
     linear_pattern,
     out_axis,
@@ -109,7 +107,14 @@ def _folded(graph, match: Match) -> tuple[np.ndarray, np.ndarray] | str:
 
 
 class _FuseBatchNorm(RewriteRule):
-    """BN(L(x; W) [+ b]) → L(x; W·k) + b'."""
+    """``BN(L(x; W) [+ b]) → L(x; W·k) + b'`` (the four rules below differ in opset and bias).
+
+    Matches: BatchNormInference whose data input is L (or ``Add(L, Const b)``) with
+    float Const weights and constant per-channel parameters (conditions in the module
+    docstring). Emits: a copy of L with scaled weights and a bias Add named like the BN,
+    which takes over its consumers and tensor names. Preserves: values up to float
+    rounding.
+    """
 
     def check(self, graph, match):
         folded = _folded(graph, match)
@@ -149,7 +154,7 @@ RULES = (FuseBatchNorm5AfterBias, FuseBatchNorm5, FuseBatchNorm1AfterBias, FuseB
 
 @register_pass
 @dataclass(frozen=True)
-class FuseBatchNormPass(Pass):
+class FuseBatchNormPass(RewritePass):
     """Fold BatchNormInference (opset1 and opset5) into the weights and bias of the preceding Conv/GroupConv/MatMul.
 
     Matches: ``L(x; W) [→ Add(b)] → BatchNormInference`` with constant per-channel BN
@@ -163,9 +168,4 @@ class FuseBatchNormPass(Pass):
     """
 
     name = "fuse-batchnorm"
-
-    def run(self, graph, ctx: PassContext) -> None:
-        if not graph.nodes_of_type("BatchNormInference"):
-            return
-        ensure_shapes(graph)
-        apply_until_stable(graph, [cls() for cls in RULES])
+    rules = RULES

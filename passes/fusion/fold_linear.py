@@ -1,9 +1,9 @@
 """``fold-linear``: fold constant Multiply/Add into the weights and bias of Conv/MatMul.
 
-Notation: ``L`` is a linear op with constant weights ``W`` — Convolution (``W[o, c, k...]``),
-GroupConvolution (``W[g, o', c', k...]``, output channel ``o = g·O' + o'``, input
-channel ``c = g·C' + c'``) or MatMul (``B[..., K, N]``, or ``B[..., N, K]`` with
-``transpose_b``). ``s``, ``b``, ``c`` are constants that vary along one channel axis
+Notation (shared with :mod:`.linear_ops`): ``L`` is a linear op with constant weights
+``W`` — Convolution (``W[o, c, k...]``), GroupConvolution (``W[g, o', c', k...]``, output
+channel ``o = g·O' + o'``, input channel ``c = g·C' + c'``) or MatMul (``B[..., K, N]``,
+or ``B[..., N, K]`` with ``transpose_b``). ``s``, ``b``, ``c`` are constants that vary along one channel axis
 only (scalars allowed): the output-feature axis of ``L`` (axis 1 for convolutions, the
 last axis for MatMul) on the output side, the input-feature axis of ``L``'s data input
 (axis 1, or the K axis of MatMul's first input) on the input side.
@@ -42,210 +42,37 @@ already decomposed into per-channel Multiply/Add lands here, usually after
 
 from __future__ import annotations
 
-import copy
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ovq.ir.graph import Port
-from ovq.pipeline import Pass, PassContext, register_pass
-from ovq.rewrite import AnyInput, ConstInput, Match, OpPattern, Rewriter, RewriteRule, apply_rules
+from ovq.pipeline import register_pass
+from ovq.rewrite import AnyInput, ConstInput, Match, OpPattern, Rewriter, RewritePass, RewriteRule
 
-LINEAR_TYPES = ("Convolution", "GroupConvolution", "MatMul")
-FLOAT_TYPES = ("f32", "f16", "f64")
-_MAX_ROUNDS = 10
+from .linear_ops import (
+    LINEAR_TYPES,
+    add_bias,
+    affine_pattern,
+    bias_shape,
+    channel_vector,
+    finite_problem,
+    float_const,
+    in_channels,
+    input_shift_bias,
+    linear_pattern,
+    matrix_weights,
+    out_axis,
+    out_channels,
+    out_rank,
+    rebuild_linear,
+    scale_input_channels,
+    scale_output_channels,
+    transpose_flag,
+)
 
-
-# ----------------------------------------------------------------------------- helpers
-# Shared with fuse-batchnorm (passes/fusion/batchnorm.py).
-
-
-def float_const(graph, node) -> bool:
-    """ConstInput predicate: a floating-point Const (f32/f16/f64)."""
-    return graph.const_data(node).element_type.name in FLOAT_TYPES
-
-
-def numpy_broadcast(graph, node) -> bool:
-    """OpPattern predicate: an elementwise op with numpy broadcasting."""
-    return (graph.op(node).attrs or {}).get("auto_broadcast", "numpy") == "numpy"
-
-
-def matrix_weights(graph, node) -> bool:
-    """OpPattern predicate: not a MatMul with 1-D weights (whose output has no feature axis)."""
-    if graph.op(node).type != "MatMul":
-        return True
-    producer = graph.producer(node, 1)
-    if producer is None or not graph.op(producer[0]).is_const:
-        return True  # the ConstInput reports it
-    return len(graph.const_data(producer[0]).shape) >= 2
-
-
-def linear_pattern(bind: str = "lin", *, consumers: int | None = None) -> OpPattern:
-    """Conv/GroupConv/MatMul whose weights (input 1) are a float Const (MatMul: at least 2-D)."""
-    return OpPattern(LINEAR_TYPES, [AnyInput("x"), ConstInput("w", float_const)], bind=bind, consumers=consumers,
-                     predicate=matrix_weights)
-
-
-def affine_pattern(op_type: str, inner: OpPattern | AnyInput, const: str, bind: str) -> OpPattern:
-    """``op_type(inner, Const)`` with the constant on either side."""
-    return OpPattern(op_type, [inner, ConstInput(const, float_const)], bind=bind, commutative=True,
-                     predicate=numpy_broadcast)
-
-
-def out_rank(graph, node: int, out_index: int = 0) -> int | None:
-    """Rank of an output port, if known."""
-    shape = graph.op(node).outputs[out_index].shape
-    return None if shape is None else len(shape)
-
-
-def channel_vector(value: np.ndarray, rank: int, axis: int, channels: int) -> np.ndarray | None:
-    """``value`` as a float64 vector of ``channels`` if it varies only along ``axis``.
-
-    ``value`` broadcasts (numpy rules) against a tensor of rank ``rank``; it qualifies when
-    it has no more dims than the tensor and every dim other than ``axis`` is 1 and
-    ``axis`` is 1 or ``channels`` — so it neither broadcasts the tensor to a bigger shape
-    nor varies along any other axis. Returns ``None`` otherwise.
-    """
-    if value.ndim > rank:
-        return None
-    shape = (1,) * (rank - value.ndim) + tuple(value.shape)
-    axis %= rank
-    if any(d != 1 for i, d in enumerate(shape) if i != axis) or shape[axis] not in (1, channels):
-        return None
-    flat = np.asarray(value, dtype=np.float64).reshape(-1)
-    return np.broadcast_to(flat, (channels,)).copy()
-
-
-def transpose_flag(graph, node: int, key: str) -> bool:
-    """A MatMul ``transpose_a``/``transpose_b`` attribute."""
-    return (graph.op(node).attrs or {}).get(key, "false").lower() == "true"
-
-
-def out_channels(graph, lin: int, w: np.ndarray) -> int:
-    """Number of output features of a linear op with weights ``w``."""
-    kind = graph.op(lin).type
-    if kind == "Convolution":
-        return w.shape[0]
-    if kind == "GroupConvolution":
-        return w.shape[0] * w.shape[1]
-    return w.shape[-2] if transpose_flag(graph, lin, "transpose_b") else w.shape[-1]
-
-
-def in_channels(graph, lin: int, w: np.ndarray) -> int:
-    """Number of input features of a linear op with weights ``w``."""
-    kind = graph.op(lin).type
-    if kind == "Convolution":
-        return w.shape[1]
-    if kind == "GroupConvolution":
-        return w.shape[0] * w.shape[2]
-    return w.shape[-1] if transpose_flag(graph, lin, "transpose_b") else w.shape[-2]
-
-
-def out_axis(graph, lin: int) -> int:
-    """Axis of the linear op's output that holds its output features."""
-    return -1 if graph.op(lin).type == "MatMul" else 1
-
-
-def scale_output_channels(graph, lin: int, w: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """``W`` with output feature ``o`` multiplied by ``s[o]`` (float64)."""
-    w = np.asarray(w, dtype=np.float64)
-    kind = graph.op(lin).type
-    if kind == "Convolution":
-        return w * s.reshape((-1,) + (1,) * (w.ndim - 1))
-    if kind == "GroupConvolution":
-        return w * s.reshape((w.shape[0], w.shape[1]) + (1,) * (w.ndim - 2))
-    return w * (s[:, None] if transpose_flag(graph, lin, "transpose_b") else s)
-
-
-def scale_input_channels(graph, lin: int, w: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """``W`` with input feature ``c`` multiplied by ``s[c]`` (float64)."""
-    w = np.asarray(w, dtype=np.float64)
-    kind = graph.op(lin).type
-    if kind == "Convolution":
-        return w * s.reshape((1, -1) + (1,) * (w.ndim - 2))
-    if kind == "GroupConvolution":
-        return w * s.reshape((w.shape[0], 1, w.shape[2]) + (1,) * (w.ndim - 3))
-    return w * (s if transpose_flag(graph, lin, "transpose_b") else s[:, None])
-
-
-def input_shift_bias(graph, lin: int, w: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """``Σ_{c,k} W[o, c, k]·c[c]`` per output feature (float64): what ``L(c)`` adds."""
-    w = np.asarray(w, dtype=np.float64)
-    kind = graph.op(lin).type
-    if kind == "Convolution":
-        return (w * c.reshape((1, -1) + (1,) * (w.ndim - 2))).sum(axis=tuple(range(1, w.ndim)))
-    if kind == "GroupConvolution":
-        grouped = w * c.reshape((w.shape[0], 1, w.shape[2]) + (1,) * (w.ndim - 3))
-        return grouped.sum(axis=tuple(range(2, w.ndim))).reshape(-1)
-    return w @ c if transpose_flag(graph, lin, "transpose_b") else c @ w
-
-
-def bias_shape(rank: int, axis: int, channels: int) -> tuple[int, ...]:
-    """Shape of a per-channel constant for a rank-``rank`` tensor (all 1 but ``axis``)."""
-    shape = [1] * rank
-    shape[axis % rank] = channels
-    return tuple(shape)
-
-
-def finite_problem(*named: tuple[str, np.ndarray]) -> str | None:
-    """Reason to refuse if a folded constant holds inf or NaN."""
-    for name, value in named:
-        if not np.all(np.isfinite(value)):
-            return f"{name} holds non-finite values"
-    return None
-
-
-def _inherited_rt_info(op) -> ET.Element | None:
-    """The op's rt_info without earlier ``ovq_rule`` stamps (the rewriter adds its own)."""
-    if op.rt_info is None:
-        return None
-    rt = copy.deepcopy(op.rt_info)
-    for attr in [a for a in rt if a.get("name") == "ovq_rule"]:
-        rt.remove(attr)
-    return rt
-
-
-def clone_op(rw: Rewriter, node: int, *, name: str | None = None, attrs: dict[str, str] | None = None) -> int:
-    """A new, unconnected copy of ``node`` (type, opset, attributes, rt_info, port shapes).
-
-    Stamped with the rule through ``rw``; output tensor names are not copied (they move
-    with :meth:`Rewriter.replace_output`).
-    """
-    op = rw.graph.op(node)
-    outputs = [Port(id=0, precision=p.precision, shape=None if p.shape is None else list(p.shape))
-               for p in op.outputs]
-    new_attrs = dict(op.attrs or {})
-    new_attrs.update(attrs or {})
-    return rw.add_op(op.type, op.name if name is None else name, version=op.version,
-                     attrs=new_attrs if op.attrs is not None or attrs else None,
-                     num_inputs=len(op.inputs), outputs=outputs, rt_info=_inherited_rt_info(op))
-
-
-def rebuild_linear(rw: Rewriter, match: Match, weights: np.ndarray) -> int:
-    """A copy of the matched linear op reading the same data and new ``weights``.
-
-    The weights are stored in the old weights' element type, under the old Const's name.
-    """
-    g = rw.graph
-    lin, w_node = match["lin"], match["w"]
-    old = g.const_data(w_node)
-    new_w = rw.add_const(weights.astype(g.const_value(w_node).dtype), g.op(w_node).name,
-                         element_type=old.element_type.name)
-    new = clone_op(rw, lin)
-    g.connect(*match.outputs["x"], new, 0)
-    g.connect(new_w, 0, new, 1)
-    return new
-
-
-def add_bias(rw: Rewriter, src: int, bias: np.ndarray, name: str, dtype, like: tuple[int, int]) -> int:
-    """``Add(src, Const(bias))`` named ``name``; returns the Add."""
-    g = rw.graph
-    const = rw.add_const(np.asarray(bias).astype(dtype), f"{name}/bias")
-    add = rw.add_op("Add", name, attrs={"auto_broadcast": "numpy"}, num_inputs=2, like=like)
-    g.connect(src, 0, add, 0)
-    g.connect(const, 0, add, 1)
-    return add
+if TYPE_CHECKING:
+    from ovq.ir.graph import Graph
 
 
 def _output_vectors(graph, match: Match, *consts: str) -> tuple[list[np.ndarray], str | None]:
@@ -272,7 +99,12 @@ def _output_vectors(graph, match: Match, *consts: str) -> tuple[list[np.ndarray]
 
 
 class FoldMultiplyIntoLinear(RewriteRule):
-    """L(x; W) · s → L(x; W·s) (s per output channel or scalar)."""
+    """``L(x; W) · s → L(x; W·s[o])``.
+
+    Matches: ``Multiply(L, Const s)`` (either operand order), ``s`` per output channel
+    or a scalar. Emits: a copy of L with scaled weights, which takes over the Multiply's
+    consumers and tensor names. Preserves: values up to float rounding.
+    """
 
     name = "fold-multiply-into-linear"
     pattern = affine_pattern("Multiply", linear_pattern(), "s", "mul")
@@ -290,7 +122,13 @@ class FoldMultiplyIntoLinear(RewriteRule):
 
 
 class FoldMultiplyIntoBiasedLinear(RewriteRule):
-    """(L(x; W) + b) · s → L(x; W·s) + b·s."""
+    """``(L(x; W) + b) · s → L(x; W·s[o]) + b·s``.
+
+    Matches: ``Multiply(Add(L, Const b), Const s)``, ``b`` and ``s`` per output channel
+    or scalars. Emits: a copy of L with scaled weights and a bias Add named like the
+    Multiply, which takes over its consumers and tensor names. Preserves: values up to
+    float rounding.
+    """
 
     name = "fold-multiply-into-biased-linear"
     pattern = affine_pattern("Multiply", affine_pattern("Add", linear_pattern(), "b", "add"), "s", "mul")
@@ -311,7 +149,13 @@ class FoldMultiplyIntoBiasedLinear(RewriteRule):
 
 
 class MergeBiasAdds(RewriteRule):
-    """(L(x; W) + b1) + b2 → L(x; W) + (b1 + b2) (both per output channel)."""
+    """``(L(x; W) + b1) + b2 → L(x; W) + (b1 + b2)``.
+
+    Matches: ``Add(Add(L, Const b1), Const b2)``, both per output channel or scalars; L
+    may have other consumers (it stays), the inner Add may not. Emits: one bias Add after
+    L, named like the outer Add, which takes over its consumers and tensor names.
+    Preserves: L itself, values up to float rounding.
+    """
 
     name = "merge-bias-adds"
     pattern = affine_pattern("Add", affine_pattern("Add", linear_pattern(), "b1", "add1"), "b2", "add2")
@@ -363,7 +207,12 @@ def _input_side_pattern(op_type: str, const: str) -> OpPattern:
 
 
 class FoldInputMultiplyIntoLinear(RewriteRule):
-    """L(x · s; W) → L(x; W·s) (s per input channel or scalar; exact with zero padding)."""
+    """``L(x · s; W) → L(x; W·s[c])``.
+
+    Matches: L whose data input is ``Multiply(x, Const s)``, ``s`` per input channel of
+    L or a scalar (exact with zero padding too: 0·s = 0). Emits: a copy of L reading
+    ``x`` with scaled weights. Preserves: values up to float rounding.
+    """
 
     name = "fold-input-multiply-into-linear"
     pattern = _input_side_pattern("Multiply", "s")
@@ -394,7 +243,13 @@ def padding_problem(graph, node: int) -> str | None:
 
 
 class FoldInputAddIntoLinear(RewriteRule):
-    """L(x + c; W) → L(x; W) + Σ W·c (unpadded convolutions and 2-D MatMul only)."""
+    """``L(x + c; W) → L(x; W) + Σ_{c,k} W·c``.
+
+    Matches: L whose data input is ``Add(x, Const c)``, ``c`` per input channel or a
+    scalar, L an unpadded convolution or a MatMul with 2-D weights. Emits: a copy of L
+    reading ``x`` and a bias Add ``<L>/input_shift``, which takes over L's consumers and
+    tensor names. Preserves: values up to float rounding.
+    """
 
     name = "fold-input-add-into-linear"
     pattern = _input_side_pattern("Add", "c")
@@ -433,24 +288,10 @@ def fold_linear_rules(input_side: bool = True) -> list[RewriteRule]:
     return [cls() for cls in OUTPUT_RULES + (INPUT_RULES if input_side else ())]
 
 
-def ensure_shapes(graph) -> None:
-    """Run OpenVINO shape inference unless every op output already records a shape.
-
-    A model read from IR records every port's shape, and rewrites made through
-    :func:`clone_op` / ``Rewriter.add_op(like=...)`` keep them; ops added without a
-    shape (``None``) trigger a full ``infer_shapes`` (a round trip through OpenVINO,
-    the dominant cost of these passes on large models).
-    """
-    for _, op in graph.ops():
-        if any(port.shape is None for port in op.outputs):
-            graph.infer_shapes()
-            return
-
-
-def has_neighbour(graph, anchors: tuple[str, ...], neighbours: tuple[str, ...]) -> bool:
-    """True if some ``anchors`` op reads from, or feeds, a ``neighbours`` op (cheap pre-scan)."""
-    wanted = set(neighbours)
-    for node in graph.nodes_of_type(*anchors):
+def _linear_next_to_affine(graph: Graph) -> bool:
+    """True if some Conv/GroupConv/MatMul reads from, or feeds, a Multiply or Add (cheap pre-scan)."""
+    wanted = {"Multiply", "Add"}
+    for node in graph.nodes_of_type(*LINEAR_TYPES):
         producer = graph.producer(node, 0)
         if producer is not None and graph.op(producer[0]).type in wanted:
             return True
@@ -459,20 +300,9 @@ def has_neighbour(graph, anchors: tuple[str, ...], neighbours: tuple[str, ...]) 
     return False
 
 
-def apply_until_stable(graph, rules: list[RewriteRule], tracer=None) -> int:
-    """Run :func:`apply_rules` until a round rewrites nothing; total rewrites."""
-    total = 0
-    for _ in range(_MAX_ROUNDS):
-        count = apply_rules(graph, rules, tracer=tracer)
-        total += count
-        if not count:
-            break
-    return total
-
-
 @register_pass
 @dataclass(frozen=True)
-class FoldLinearPass(Pass):
+class FoldLinearPass(RewritePass):
     """Fold constant per-channel Multiply/Add into neighbouring Conv/GroupConv/MatMul weights and bias.
 
     Matches (see the module docstring for the math): on the output side
@@ -492,8 +322,8 @@ class FoldLinearPass(Pass):
     name = "fold-linear"
     input_side: bool = True
 
-    def run(self, graph, ctx: PassContext) -> None:
-        if not has_neighbour(graph, LINEAR_TYPES, ("Multiply", "Add")):
-            return
-        ensure_shapes(graph)
-        apply_until_stable(graph, fold_linear_rules(self.input_side))
+    def make_rules(self) -> list[RewriteRule]:
+        return fold_linear_rules(self.input_side)
+
+    def applies(self, graph: Graph, rules: list[RewriteRule]) -> bool:
+        return _linear_next_to_affine(graph)

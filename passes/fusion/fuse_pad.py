@@ -35,13 +35,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ovq.pipeline import Pass, PassContext, register_pass
-from ovq.rewrite import AnyInput, ConstInput, Match, OpPattern, Rewriter, RewriteRule
+from ovq.pipeline import register_pass
+from ovq.rewrite import AnyInput, ConstInput, Match, OpPattern, Rewriter, RewritePass, RewriteRule
 
-from .fold_linear import apply_until_stable, clone_op, ensure_shapes
+if TYPE_CHECKING:
+    from ovq.ir.graph import Graph
 
 _CONV_TYPES = ("Convolution", "GroupConvolution")
 
@@ -147,7 +149,7 @@ def _rewrite(rw: Rewriter, match: Match, begin: list[int], end: list[int], **ext
     root = match.root
     attrs = {"pads_begin": ", ".join(map(str, begin)), "pads_end": ", ".join(map(str, end)),
              "auto_pad": "explicit", **extra}
-    new = clone_op(rw, root, attrs=attrs)
+    new = rw.clone_op(root, attrs=attrs)
     for in_index, producer in enumerate(g.inputs_of(root)):
         if in_index == 0:
             g.connect(*match.outputs["x"], new, 0)
@@ -158,7 +160,12 @@ def _rewrite(rw: Rewriter, match: Match, begin: list[int], end: list[int], **ext
 
 
 class FusePadIntoConvolution(RewriteRule):
-    """Conv(Pad(x, 0)) → Conv(x) with the pads added to its own."""
+    """``Conv(Pad(x, 0)) → Conv(x)`` with the Pad's pads added to the convolution's.
+
+    Matches: Convolution/GroupConvolution whose data input is a zero-filled constant Pad
+    (conditions in the module docstring). Emits: a copy of the convolution reading ``x``
+    with the summed pads and ``auto_pad=explicit``. Preserves: values exactly.
+    """
 
     name = "fuse-pad-into-convolution"
     pattern = OpPattern(_CONV_TYPES, [_pad_pattern()], bind="conv")
@@ -176,7 +183,12 @@ class FusePadIntoConvolution(RewriteRule):
 
 
 class FusePadIntoAvgPool(RewriteRule):
-    """AvgPool(Pad(x, 0)) → AvgPool(x) with the pads added and exclude-pad=false."""
+    """``AvgPool(Pad(x, 0)) → AvgPool(x)`` with the pads added and ``exclude-pad=false``.
+
+    Matches: AvgPool reading a zero-filled constant Pad, with ``exclude-pad=false`` or
+    no padding of its own, no window entirely in padding and no partial ceil window.
+    Emits: a copy of the AvgPool reading ``x``. Preserves: values exactly.
+    """
 
     name = "fuse-pad-into-avgpool"
     pattern = OpPattern("AvgPool", [_pad_pattern()], bind="pool")
@@ -203,7 +215,12 @@ class FusePadIntoAvgPool(RewriteRule):
 
 
 class FusePadIntoMaxPool(RewriteRule):
-    """MaxPool(Pad(x, −inf)) → MaxPool(x) with the pads added (its padding never wins the max)."""
+    """``MaxPool(Pad(x, −inf)) → MaxPool(x)`` with the pads added (its padding never wins the max).
+
+    Matches: MaxPool reading a −inf-filled constant Pad, its indices output unused, no
+    window entirely in padding. Emits: a copy of the MaxPool reading ``x``, which takes
+    over both outputs. Preserves: values exactly.
+    """
 
     name = "fuse-pad-into-maxpool"
     pattern = OpPattern("MaxPool", [_pad_pattern()], bind="pool")
@@ -232,7 +249,7 @@ RULES = (FusePadIntoConvolution, FusePadIntoAvgPool, FusePadIntoMaxPool)
 
 @register_pass
 @dataclass(frozen=True)
-class FusePadPass(Pass):
+class FusePadPass(RewritePass):
     """Fold a constant-mode Pad into the padding of the Convolution, GroupConvolution, AvgPool or MaxPool after it.
 
     Matches: ``Pad(x, pads_begin, pads_end[, v]) → Conv/GroupConv/AvgPool/MaxPool``
@@ -246,9 +263,7 @@ class FusePadPass(Pass):
     """
 
     name = "fuse-pad"
+    rules = RULES
 
-    def run(self, graph, ctx: PassContext) -> None:
-        if not graph.nodes_of_type("Pad"):
-            return
-        ensure_shapes(graph)
-        apply_until_stable(graph, [cls() for cls in RULES])
+    def applies(self, graph: Graph, rules: list[RewriteRule]) -> bool:
+        return bool(graph.nodes_of_type("Pad"))  # the rules anchor on the op after the Pad

@@ -17,21 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ovq.pipeline import Pass, PassContext, register_pass
-from ovq.rewrite import AnyInput, ConstInput, Match, OpPattern, Rewriter, RewriteRule, apply_rules
+from ovq.pipeline import register_pass
+from ovq.rewrite import AnyInput, ConstInput, Match, OpPattern, Rewriter, RewritePass, RewriteRule
 
-
-def _float_const(graph, node) -> bool:
-    return graph.const_data(node).element_type.name in ("f32", "f16", "f64")
-
-
-def _numpy_broadcast_only(graph, node) -> bool:
-    return (graph.op(node).attrs or {}).get("auto_broadcast", "numpy") == "numpy"
+from .linear_ops import float_const, numpy_broadcast
 
 
 def _inner(op_type: str) -> OpPattern:
-    return OpPattern(op_type, [AnyInput("x"), ConstInput("c1", _float_const)], bind="inner",
-                     commutative=True, predicate=_numpy_broadcast_only)
+    return OpPattern(op_type, [AnyInput("x"), ConstInput("c1", float_const)], bind="inner",
+                     commutative=True, predicate=numpy_broadcast)
 
 
 def _fits(graph, match: Match) -> str | None:
@@ -52,7 +46,13 @@ def _merged(graph, match: Match, combine) -> np.ndarray:
 
 
 class _MergeChain(RewriteRule):
-    """(x ∘ c1) ∘ c2 → x ∘ (c1 ∘ c2) for an associative ``∘`` (Multiply or Add)."""
+    """``(x ∘ c1) ∘ c2 → x ∘ (c1 ∘ c2)`` for an associative ``∘`` (Multiply or Add).
+
+    Matches: ``∘(∘(x, Const c1), Const c2)`` (constants on either side), float
+    constants, numpy broadcasting, the chain's output shaped like ``x``. Emits: one op
+    ``∘(x, Const c1∘c2)`` named like the outer op, which takes over its consumers and
+    tensor names. Preserves: values up to float rounding.
+    """
 
     op_type = ""
     suffix = ""
@@ -62,8 +62,8 @@ class _MergeChain(RewriteRule):
         raise NotImplementedError
 
     def __init__(self) -> None:
-        self.pattern = OpPattern(self.op_type, [_inner(self.op_type), ConstInput("c2", _float_const)],
-                                 bind="outer", commutative=True, predicate=_numpy_broadcast_only)
+        self.pattern = OpPattern(self.op_type, [_inner(self.op_type), ConstInput("c2", float_const)],
+                                 bind="outer", commutative=True, predicate=numpy_broadcast)
 
     def check(self, graph, match):
         return _fits(graph, match)
@@ -98,11 +98,17 @@ class MergeAddChain(_MergeChain):
 
 
 class SwapAddMultiply(RewriteRule):
-    """(x+c1)·c2 → x·c2 + c1·c2."""
+    """``(x + c1) · c2 → x · c2 + c1·c2``.
+
+    Matches: ``Multiply(Add(x, Const c1), Const c2)`` under the same conditions as the
+    chain merges. Emits: ``Multiply(x, c2)`` named ``<outer>/scaled`` followed by an Add
+    named like the outer Multiply, which takes over its consumers and tensor names.
+    Preserves: values up to float rounding.
+    """
 
     name = "swap-add-multiply"
-    pattern = OpPattern("Multiply", [_inner("Add"), ConstInput("c2", _float_const)], bind="outer",
-                        commutative=True, predicate=_numpy_broadcast_only)
+    pattern = OpPattern("Multiply", [_inner("Add"), ConstInput("c2", float_const)], bind="outer",
+                        commutative=True, predicate=numpy_broadcast)
 
     def check(self, graph, match):
         return _fits(graph, match)
@@ -126,7 +132,7 @@ class SwapAddMultiply(RewriteRule):
 
 @register_pass
 @dataclass(frozen=True)
-class MergeLinearChainsPass(Pass):
+class MergeLinearChainsPass(RewritePass):
     """Merge chains of constant Multiply/Add into a single Multiply followed by a single Add.
 
     Matches: Multiply/Add with a float Const operand whose other operand is a Multiply
@@ -140,8 +146,5 @@ class MergeLinearChainsPass(Pass):
     """
 
     name = "merge-linear-chains"
-
-    def run(self, graph, ctx: PassContext) -> None:
-        if any(port.shape is None for _, op in graph.ops() for port in op.outputs):
-            graph.infer_shapes()  # only when some shape is unknown: it is an OpenVINO round trip
-        apply_rules(graph, [MergeMultiplyChain(), MergeAddChain(), SwapAddMultiply()])
+    rules = (MergeMultiplyChain, MergeAddChain, SwapAddMultiply)
+    max_rounds = 1  # one worklist run: each merge re-queues the consumers of the op it replaced, so a chain collapses in it

@@ -33,7 +33,16 @@ import numpy as np
 
 from ovq.errors import IRError
 from ovq.pipeline import Pass, PassContext, register_pass
-from ovq.preprocess import PreprocessingError, parse_layout
+from ovq.preprocess import (
+    PreprocessingError,
+    channel_axis,
+    find_input,
+    format_shape,
+    input_label,
+    input_layout,
+    input_shape,
+    parse_layout,
+)
 
 if TYPE_CHECKING:
     from ovq.ir.graph import Graph
@@ -41,8 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ovq.passes.embed_preprocessing")
 
 _CONVS = ("Convolution", "GroupConvolution")
-# Where Model Optimizer looks for a channel dimension when no layout is given (by rank).
-_CHANNEL_CANDIDATES = {3: (0, 2), 4: (1, 3), 5: (1, 4)}
 _FLOAT_INPUTS = {"f32": np.float32, "f16": np.float16}
 
 
@@ -64,7 +71,9 @@ class EmbedPreprocessingPass(Pass):
     """Embed mean subtraction, scaling and channel reversal of one input into the model.
 
     Matches: the Parameter named ``input`` (tensor name or friendly name; may be empty
-    when the model has one input).
+    when the model has one input), its channel dimension found from ``layout``, the
+    recorded layout or the values' count (:func:`ovq.preprocess.find_input`,
+    :func:`ovq.preprocess.channel_axis`).
     Emits: when the Parameter's only consumer (ShapeOf consumers stay on the raw
     Parameter) is a Convolution/GroupConvolution with constant f32 weights reading the
     channel axis 1: reversal and scale folded into the weights' input channels, the
@@ -95,100 +104,10 @@ class EmbedPreprocessingPass(Pass):
     batch: int = 0
     """New batch size (0 keeps the current one)."""
 
-    # ------------------------------------------------------------------ queries
-    def find_input(self, graph: Graph) -> int:
-        """The Parameter this pass preprocesses.
-
-        Raises:
-            PreprocessingError: no such input (the message lists the valid names), or
-                no name given for a model with several inputs.
-        """
-        params = graph.parameters()
-        if not self.input:
-            if len(params) == 1:
-                return params[0]
-            raise PreprocessingError(
-                f"the model has {len(params)} inputs; name one with input= (inputs: {_describe(graph)})"
-            )
-        by_tensor = [p for p in params if self.input in graph.op(p).outputs[0].names]
-        if by_tensor:
-            return by_tensor[0]
-        by_name = [p for p in params if graph.op(p).name == self.input]
-        if len(by_name) == 1:
-            return by_name[0]
-        raise PreprocessingError(f"unknown input {self.input!r}; inputs: {_describe(graph)}")
-
-    def channel_axis(self, graph: Graph) -> tuple[int | None, int | None]:
-        """``(axis, static size or None)`` of the input's channel dimension.
-
-        ``(None, None)`` when nothing needs a channel axis (only scalar values, no
-        reversal). The axis comes from ``layout``, else the Parameter's layout, else
-        Model Optimizer's guess: the one dimension at a channel position (rank 3: 0/2,
-        rank 4: 1/3, rank 5: 1/4) whose size equals the number of values (3 for a
-        reversal without per-channel values).
-
-        Raises:
-            PreprocessingError: missing or ambiguous channel dimension, a layout of the
-                wrong rank or without ``C``, or a value count that does not match.
-        """
-        param = self.find_input(graph)
-        label = _label(graph, param)
-        shape = _param_shape(graph, param)
-        count = max(len(self.mean), len(self.scale))
-        layout_text = self.layout or _port_layout(graph, param)
-        needs_axis = self.reverse_channels or count > 1
-        if not needs_axis and not layout_text:
-            return None, None
-        if layout_text:
-            try:
-                labels = parse_layout(layout_text)
-            except PreprocessingError as exc:
-                raise PreprocessingError(f"input {label!r}: {exc}") from None
-            if shape is not None and len(labels) != len(shape):
-                raise PreprocessingError(
-                    f"input {label!r}: layout {layout_text!r} has {len(labels)} dimensions, "
-                    f"the input has {len(shape)} ({_fmt(shape)})"
-                )
-            if "C" not in labels:
-                if not needs_axis:
-                    return None, None
-                raise PreprocessingError(
-                    f"input {label!r}: layout {layout_text!r} has no channel dimension C"
-                )
-            axis = labels.index("C")
-        else:
-            if shape is None:
-                raise PreprocessingError(f"input {label!r}: dynamic rank; give a layout with C")
-            wanted = count if count > 1 else 3
-            candidates = [i for i in _CHANNEL_CANDIDATES.get(len(shape), ()) if shape[i] == wanted]
-            if not candidates:
-                raise PreprocessingError(
-                    f"input {label!r}: no channel dimension of size {wanted} in {_fmt(shape)}; "
-                    "give a layout such as NCHW or NHWC"
-                )
-            if len(candidates) > 1:
-                raise PreprocessingError(
-                    f"input {label!r}: ambiguous channel dimension in {_fmt(shape)} "
-                    f"(dimensions {candidates} both have size {wanted}); give a layout such as NCHW or NHWC"
-                )
-            axis = candidates[0]
-        size = None if shape is None or shape[axis] < 0 else shape[axis]
-        for key, values in (("mean", self.mean), ("scale", self.scale)):
-            if len(values) > 1 and size is not None and len(values) != size:
-                raise PreprocessingError(
-                    f"input {label!r}: {len(values)} {key} values for {size} channels "
-                    f"(dimension {axis} of {_fmt(shape)}); give 1 or {size}"
-                )
-        if self.reverse_channels and size is None:
-            raise PreprocessingError(
-                f"input {label!r}: cannot reverse a channel dimension of unknown size ({_fmt(shape)})"
-            )
-        return axis, size
-
     def plan(self, graph: Graph) -> _Plan:
         """Validate the options against ``graph`` and decide what to embed."""
-        param = self.find_input(graph)
-        label = _label(graph, param)
+        param = find_input(graph, self.input)
+        label = input_label(graph, param)
         for key, values in (("mean", self.mean), ("scale", self.scale)):
             if any(not math.isfinite(v) for v in values):
                 raise PreprocessingError(f"input {label!r}: {key} values must be finite, got {list(values)}")
@@ -196,7 +115,8 @@ class EmbedPreprocessingPass(Pass):
             raise PreprocessingError(f"input {label!r}: scale values must be positive, got {list(self.scale)}")
         if self.batch < 0:
             raise PreprocessingError(f"input {label!r}: batch must be positive (0 keeps it), got {self.batch}")
-        axis, size = self.channel_axis(graph)
+        axis, size = channel_axis(graph, param, mean=self.mean, scale=self.scale,
+                                  reverse_channels=self.reverse_channels, layout=self.layout)
         mean = np.asarray(self.mean, np.float64) if self.mean and any(v != 0 for v in self.mean) else None
         scale = np.asarray(self.scale, np.float64) if self.scale and any(v != 1 for v in self.scale) else None
         if (mean is not None or scale is not None or self.reverse_channels) and (
@@ -218,11 +138,11 @@ class EmbedPreprocessingPass(Pass):
         before = graph.revision
         if self.layout:
             _set_port_layout(graph, param, parse_layout(self.layout))
-        reshaped = self.batch > 0 and _set_batch(graph, param, self.batch, self.layout or _port_layout(graph, param))
+        reshaped = self.batch > 0 and _set_batch(graph, param, self.batch, self.layout or input_layout(graph, param))
 
         consumers = [c for c in graph.consumers(param, 0) if graph.op(c[0]).type != "ShapeOf"]
         dtype = _FLOAT_INPUTS.get((graph.op(param).attrs or {}).get("element_type", ""), np.float32)
-        rank = len(_param_shape(graph, param) or []) or None
+        rank = len(input_shape(graph, param) or []) or None
         conv = _fold_target(graph, consumers, plan)
         groups = _groups(graph, conv) if conv is not None else 1
         fold_reverse = plan.reverse and conv is not None and groups == 1
@@ -257,7 +177,7 @@ class EmbedPreprocessingPass(Pass):
             try:
                 graph.infer_shapes()
             except IRError as exc:
-                raise PreprocessingError(f"input {_label(graph, param)!r}: the model no longer validates: {exc}") from None
+                raise PreprocessingError(f"input {input_label(graph, param)!r}: the model no longer validates: {exc}") from None
 
     def _fold(self, graph: Graph, plan: _Plan, conv: int, source: tuple[int, int], label: str,
               fold_reverse: bool, dtype, rank: int | None) -> None:
@@ -309,55 +229,10 @@ class EmbedPreprocessingPass(Pass):
 
 # ---------------------------------------------------------------------- helpers
 
-def _describe(graph: Graph) -> str:
-    parts = []
-    for p in graph.parameters():
-        op = graph.op(p)
-        names = sorted(op.outputs[0].names)
-        aka = f" (tensor names {', '.join(names)})" if names and names != [op.name] else ""
-        parts.append(f"{op.name!r}{aka}")
-    return ", ".join(parts) or "none"
-
-
-def _label(graph: Graph, param: int) -> str:
-    op = graph.op(param)
-    names = sorted(op.outputs[0].names)
-    return names[0] if names else op.name
-
-
-def _param_shape(graph: Graph, param: int) -> list[int] | None:
-    """The Parameter's declared shape (-1 for dynamic dims), None for a dynamic rank."""
-    text = (graph.op(param).attrs or {}).get("shape", "")
-    if text.strip() in ("...", "?"):
-        return None
-    dims = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        try:
-            dims.append(int(part))
-        except ValueError:
-            dims.append(-1)  # "?" or a range like "1..10"
-    return dims
-
-
-def _fmt(shape: list[int] | None) -> str:
-    return "[...]" if shape is None else "[" + ",".join("?" if d < 0 else str(d) for d in shape) + "]"
-
-
-def _port_layout(graph: Graph, param: int) -> str:
-    for extra in graph.op(param).outputs[0].extra:
-        if extra.tag == "rt_info":
-            for attr in extra:
-                if attr.get("name") == "layout" and attr.get("layout"):
-                    return attr.get("layout", "")
-    return ""
-
-
 def _set_port_layout(graph: Graph, param: int, labels: tuple[str, ...]) -> None:
     """Record the layout on the Parameter's output port, as OpenVINO serializes it."""
     text = "[" + ",".join(labels) + "]"
-    if _port_layout(graph, param) == text:
+    if input_layout(graph, param) == text:
         return
     port = graph.op(param).outputs[0]
     rt = next((e for e in port.extra if e.tag == "rt_info"), None)
@@ -372,10 +247,10 @@ def _set_port_layout(graph: Graph, param: int, labels: tuple[str, ...]) -> None:
 
 
 def _set_batch(graph: Graph, param: int, batch: int, layout_text: str) -> bool:
-    shape = _param_shape(graph, param)
-    label = _label(graph, param)
+    shape = input_shape(graph, param)
+    label = input_label(graph, param)
     if not shape:
-        raise PreprocessingError(f"input {label!r}: cannot set the batch of a {_fmt(shape)} input")
+        raise PreprocessingError(f"input {label!r}: cannot set the batch of a {format_shape(shape)} input")
     axis = 0
     if layout_text:
         labels = parse_layout(layout_text)
@@ -385,7 +260,7 @@ def _set_batch(graph: Graph, param: int, batch: int, layout_text: str) -> bool:
         return False
     if shape[axis] not in (-1, 0, 1):
         raise PreprocessingError(
-            f"input {label!r}: dimension {axis} of {_fmt(shape)} is {shape[axis]}, not a batch of 1 "
+            f"input {label!r}: dimension {axis} of {format_shape(shape)} is {shape[axis]}, not a batch of 1 "
             "or dynamic; give a layout with N"
         )
     shape[axis] = batch

@@ -19,9 +19,9 @@ from ovq.passes.fusion.fold_linear import (
     FoldMultiplyIntoBiasedLinear,
     FoldMultiplyIntoLinear,
     MergeBiasAdds,
-    channel_vector,
     fold_linear_rules,
 )
+from ovq.passes.fusion.linear_ops import channel_vector
 from ovq.pipeline import get_pass
 from ovq.rewrite import MatchTracer, apply_rules
 

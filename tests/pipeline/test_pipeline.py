@@ -148,6 +148,63 @@ def test_error_inside_a_pass_names_it_and_the_passes_before():
         Pipeline("test-options,test-add-relu,test-crash").run(tiny_graph())
 
 
+class _ReportedError(ovq.OvqError):
+    """An ovq error class a pass raises on purpose."""
+
+
+@register_pass
+@dataclass(frozen=True)
+class _RefusePass(Pass):
+    """Test pass: raises an OvqError subclass."""
+
+    name = "test-refuse"
+
+    def run(self, graph, ctx):
+        raise _ReportedError("input 'x' cannot be used")
+
+
+@register_pass
+@dataclass(frozen=True)
+class _NestedPipelinePass(Pass):
+    """Test pass: runs a pipeline that fails inside it."""
+
+    name = "test-nested"
+
+    def run(self, graph, ctx):
+        Pipeline("test-options,test-refuse").run(graph)
+
+
+def test_ovq_error_inside_a_pass_keeps_its_class_and_names_the_pass():
+    with pytest.raises(_ReportedError) as info:
+        Pipeline("test-options,test-refuse").run(tiny_graph())
+    exc = info.value
+    assert isinstance(exc, PassError) and type(exc).__name__ == "_ReportedError"
+    assert exc.pass_name == "test-refuse" and exc.passes_before == ("test-options",)
+    assert str(exc) == "pass 'test-refuse' failed after ['test-options']: input 'x' cannot be used"
+    assert exc.args == ("input 'x' cannot be used",)
+    assert exc.__cause__ is None  # the pass's own exception, not a wrapper
+    # It still pickles (as the class the pass raised).
+    import pickle
+
+    again = pickle.loads(pickle.dumps(exc))
+    assert type(again) is _ReportedError and again.pass_name == "test-refuse"
+
+
+def test_nested_pipeline_error_keeps_the_inner_pass_and_notes_the_outer():
+    with pytest.raises(_ReportedError) as info:
+        Pipeline("test-add-relu,test-nested").run(tiny_graph())
+    exc = info.value
+    assert exc.pass_name == "test-refuse" and exc.passes_before == ("test-options",)
+    assert exc.__notes__ == ["in pass 'test-nested', after ['test-add-relu']"]
+
+
+def test_a_bug_in_a_pass_becomes_pass_error_with_attributes():
+    with pytest.raises(PassError) as info:
+        Pipeline("test-options,test-crash").run(tiny_graph())
+    assert type(info.value) is PassError and isinstance(info.value.__cause__, ZeroDivisionError)
+    assert info.value.pass_name == "test-crash" and info.value.passes_before == ("test-options",)
+
+
 def test_fixpoint_repeats_until_nothing_changes():
     ctx = PassContext()
     Pipeline("test-converge,eliminate-dead-code", fixpoint=True).run(tiny_graph(), ctx)
