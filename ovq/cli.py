@@ -229,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="ovq", standalone_mode=False)
     except OvqError as exc:
         message = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        if exc.pass_name is not None:
+            message += f" (in pass {exc.pass_name!r})"
         click.echo(f"ovq: error: {message}", err=True)
         return 2
     except click.exceptions.Abort:

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 
 class OvqError(Exception):
-    """Base class of every error ovq raises on purpose."""
+    """Base class of every error ovq raises on purpose.
+
+    Attributes:
+        pass_name: The pipeline pass the error was raised in (``None`` outside a pass).
+        passes_before: Specs of the passes that ran before that one.
+    """
+
+    pass_name: str | None = None
+    passes_before: tuple[str, ...] = ()
 
 
 class IRError(OvqError):

@@ -28,23 +28,14 @@ _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
 class PassError(OvqError):
-    """A pass failed, or a pipeline names an unknown pass or a bad option.
+    """A pass failed with an exception that is not an :class:`OvqError` (a bug in the
+    pass, kept as ``__cause__``) or left the graph invalid, or a pipeline names an
+    unknown pass or a bad option.
 
-    A pipeline raises it when a pass fails with an exception that is not an
-    :class:`OvqError` (a bug in the pass, kept as ``__cause__``) or leaves the graph
-    invalid. An :class:`OvqError` raised inside a pass reaches the caller as itself,
-    so its class still tells what failed, with :class:`PassError` added to its class
-    and the pass named in its message (see :func:`in_pass`): ``except
-    PreprocessingError`` and ``except PassError`` both catch it.
-
-    Attributes:
-        pass_name: The pass that failed, or ``None`` for errors raised outside a run
-            (registration, textual pipelines).
-        passes_before: Specs of the passes that ran before it.
+    An :class:`OvqError` raised inside a pass is not wrapped: it reaches the caller as
+    itself, with :attr:`~ovq.errors.OvqError.pass_name` and ``passes_before`` set and a
+    note naming the pass (see :meth:`ovq.pipeline.Pipeline.run`).
     """
-
-    pass_name: str | None = None
-    passes_before: tuple[str, ...] = ()
 
     def __init__(self, *args: object, pass_name: str | None = None, passes_before: Sequence[str] = ()) -> None:
         super().__init__(*args)
@@ -53,52 +44,15 @@ class PassError(OvqError):
             self.passes_before = tuple(passes_before)
 
 
-_IN_PASS: dict[type[OvqError], type[PassError]] = {}
+def note_pass(exc: OvqError, pass_name: str, passes_before: Sequence[str]) -> None:
+    """Record on ``exc`` that it was raised inside pass ``pass_name``.
 
-
-def _in_pass_class(cls: type[OvqError]) -> type[PassError]:
-    """``cls`` with :class:`PassError` mixed in and the pass named in ``str()``; same name."""
-    combined = _IN_PASS.get(cls)
-    if combined is None:
-        own_str = cls.__str__
-
-        def __str__(self: PassError) -> str:
-            return f"pass {self.pass_name!r} failed after {list(self.passes_before)}: {own_str(self)}"
-
-        def __reduce__(self: PassError) -> tuple[Any, ...]:
-            return cls, self.args, self.__dict__  # unpickles as the original class
-
-        bases = (cls,) if issubclass(cls, PassError) else (cls, PassError)
-        combined = type(cls.__name__, bases, {
-            "__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__,
-            "__str__": __str__, "__reduce__": __reduce__,
-        })
-        _IN_PASS[cls] = combined
-    return combined
-
-
-def in_pass(exc: OvqError, pass_name: str, passes_before: Sequence[str]) -> OvqError:
-    """Name the failing pass on an :class:`OvqError` raised inside it; return what to raise.
-
-    The exception itself is returned, now also an instance of :class:`PassError` with
-    ``pass_name`` and ``passes_before`` set and its message prefixed with
-    ``pass 'NAME' failed after [...]:``. An exception that already names a pass (it
-    came out of a pipeline run inside this pass) keeps that and gets a note naming this
-    one. Should the class not be extensible, a new :class:`PassError` is returned, to be
-    raised ``from exc``.
+    The innermost pass is kept in ``pass_name``/``passes_before`` (a pipeline run inside
+    a pass names its own failing pass); every enclosing pass adds a note.
     """
-    if isinstance(exc, PassError) and exc.pass_name is not None:
-        exc.add_note(f"in pass {pass_name!r}, after {list(passes_before)}")
-        return exc
-    try:
-        exc.__class__ = _in_pass_class(type(exc))
-    except TypeError:  # e.g. a layout that differs from its bases' (__slots__)
-        return PassError(f"pass {pass_name!r} failed after {list(passes_before)}: {exc}",
-                         pass_name=pass_name, passes_before=passes_before)
-    error = typing.cast(PassError, exc)
-    error.pass_name = pass_name
-    error.passes_before = tuple(passes_before)
-    return error
+    if exc.pass_name is None:
+        exc.pass_name, exc.passes_before = pass_name, tuple(passes_before)
+    exc.add_note(f"in pass {pass_name!r}, after {list(passes_before)}")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ovq.errors import OvqError
-from ovq.pipeline.base import Pass, PassError, PassResult, in_pass
+from ovq.pipeline.base import Pass, PassError, PassResult, note_pass
 from ovq.pipeline.context import PassContext, PassRecord, Timer, log
 from ovq.pipeline.spec import format_pipeline, parse_pipeline
 
@@ -44,8 +44,8 @@ class Pipeline:
         """Run on ``graph`` in place; ``modified`` is true if any pass changed it.
 
         Raises:
-            OvqError: a pass raised it; it is also a :class:`PassError` and its message
-                names the pass and the passes before it (see :func:`~ovq.pipeline.base.in_pass`).
+            OvqError: a pass raised it; it propagates as itself with ``pass_name`` and
+                ``passes_before`` set and a note naming the pass.
             PassError: a pass failed with another exception (a bug in the pass, kept as
                 ``__cause__``), the graph failed verification after a pass, or a
                 fixpoint pipeline kept changing the graph.
@@ -73,10 +73,8 @@ class Pipeline:
             with Timer() as timer:
                 result = pass_(graph, ctx)
         except OvqError as exc:
-            error = in_pass(exc, pass_.name, done)
-            if error is exc:
-                raise
-            raise error from exc
+            note_pass(exc, pass_.name, done)
+            raise
         except Exception as exc:  # a bug in the pass
             raise PassError(f"pass {pass_.name!r} failed after {done}: {type(exc).__name__}: {exc}",
                             pass_name=pass_.name, passes_before=done) from exc

@@ -12,7 +12,7 @@ import pytest
 
 import ovq
 from ovq.errors import OvqError, RewriteError
-from ovq.pipeline import PassError, Pipeline, register_pass
+from ovq.pipeline import Pipeline, register_pass
 from ovq.rewrite import (
     AnyInput,
     MatchTracer,
@@ -90,10 +90,9 @@ class _FlipFlopPass(RewritePass):
 
 
 def test_non_convergence_inside_a_pipeline_is_a_rewrite_error_naming_the_pass():
-    with pytest.raises(RewriteError, match=r"pass 'test-flip-flop' failed after \['eliminate-dead-code'\]: "
-                                           r"rules \[relu-to-abs, abs-to-relu\] do not converge") as info:
+    with pytest.raises(RewriteError, match=r"rules \[relu-to-abs, abs-to-relu\] do not converge") as info:
         Pipeline("eliminate-dead-code,test-flip-flop").run(chain_graph())
-    assert isinstance(info.value, PassError) and info.value.pass_name == "test-flip-flop"
+    assert info.value.pass_name == "test-flip-flop" and info.value.passes_before == ("eliminate-dead-code",)
 
 
 @register_pass
