@@ -21,7 +21,16 @@ reports them first.
 Models and calibration data are the bench's (``bench/quantize.py``: ``calibration``,
 assets from :mod:`ovq.testing.assets`), cut to the first :data:`SAMPLES` samples with
 ``subset_size`` equal to that count (the bench's own path, no subset draw). A model
-whose asset is unavailable is skipped with a line saying why.
+whose asset is unavailable is skipped with a line saying why. :mod:`ovq.testing.assets`
+checks for the packages that build an asset before it looks in the cache, so the venv
+needs them even when the cache is full: ``OVQ_SKIP_ASSET_BUILD=1 .ci/install-assets.sh
+.venv/bin/python`` installs them without building anything.
+
+The fingerprints do not depend on the run: separate processes, the matrix run whole or
+one model at a time, and one CPU (``taskset -c 0``: one OpenVINO stream) or two (two
+streams) give the same hashes for every case; the ``numpy`` kernels give the ``native``
+ones' for the cases that use them most (``default``, ``range_quantile``, ``bias_full``,
+``transformer_search``). The full matrix takes 4-5 minutes on a shared 2-core machine.
 
 Run with the venv whose ovq is under test, from a folder other than the repository root
 (there plain ``python`` would import the source ``ovq/`` without its native extension)::
@@ -294,6 +303,10 @@ def run_case(case: Case, path: Path, samples: list[Any], tmp: Path) -> dict[str,
         result, report = _run_call(case, path, samples)
     except Exception as exc:  # the failure is the fingerprint
         return {"error": f"{type(exc).__name__}: {exc}"}
+    # The .xml is hashed as written, without normalisation: it holds no timestamps,
+    # paths or temporary names (op names come from the source model or from ovq's
+    # placement, the net name from the source IR, and the rt_info only the OpenVINO
+    # version, which the environment record also carries).
     xml = tmp / "model.xml"
     ovq.save_model(result, xml)
     saved = ov.Core().read_model(str(xml))
