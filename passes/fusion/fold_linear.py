@@ -22,7 +22,7 @@ Input side:
   reads padding: the convolution must have zero ``pads_begin``/``pads_end`` (or
   ``auto_pad=valid``). With padding the border outputs would add ``W·c`` for padded
   taps that really read 0, so an Add in front of a padded convolution is left alone
-  (the mean-subtraction case of preprocessing-and-fusion.md §4). Always exact for
+  (the mean-subtraction case of input preprocessing). Always exact for
   MatMul (2-D weights only, so the bias is one vector).
 
 Conditions for every rule: the weights are a float Const feeding ``L`` directly (never

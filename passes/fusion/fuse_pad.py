@@ -12,7 +12,7 @@ holds exactly when the padding ``P`` adds itself behaves like the value ``v``:
   ``v = 0``, and then ``exclude-pad`` must be false afterwards. An AvgPool with
   ``exclude-pad=true`` qualifies only if it has no padding of its own (then the flag
   changes nothing before, and is set to false). With ``rounding_type`` ceil the last
-  window may run past the padded input and OpenVINO clips it; we only fuse when ceil
+  window may run past the padded input and OpenVINO clips it; the pass only fuses when ceil
   and floor give the same output size on every axis (no partial windows), so the
   divisor never depends on where the padding came from.
 * MaxPool ignores its padding (padded positions never win the max, as if they held
