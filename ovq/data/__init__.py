@@ -22,6 +22,8 @@ from typing import Literal
 
 import numpy as np
 
+from ovq.errors import OptionError
+
 __all__ = ["DEMO_ACCURACY", "demo_model_path", "load_demo_data", "load_demo_raw"]
 
 #: Test accuracy of the shipped FP32 demo model on the 450 test images (torch and
@@ -68,10 +70,10 @@ def load_demo_raw(split: Literal["test", "calib"] = "test") -> tuple[np.ndarray,
         ``(pixels, labels)``: uint8 arrays of shapes ``(N, 1, 8, 8)`` and ``(N,)``.
 
     Raises:
-        ValueError: ``split`` is not ``"test"`` or ``"calib"``.
+        OptionError: ``split`` is not ``"test"`` or ``"calib"``.
     """
     if split not in _SPLITS:
-        raise ValueError(f"split must be one of {sorted(_SPLITS)}, got {split!r}")
+        raise OptionError(f"split must be one of {sorted(_SPLITS)}, got {split!r}")
     with np.load(_digits_dir() / _SPLITS[split]) as f:
         return f["x"], f["y"]
 
@@ -88,7 +90,7 @@ def load_demo_data(split: Literal["test", "calib"] = "test") -> tuple[np.ndarray
         ``labels`` int64 ``(N,)`` in 0..9.
 
     Raises:
-        ValueError: ``split`` is not ``"test"`` or ``"calib"``.
+        OptionError: ``split`` is not ``"test"`` or ``"calib"``.
     """
     raw, labels = load_demo_raw(split)
     return raw.astype(np.float32) / np.float32(16), labels.astype(np.int64)

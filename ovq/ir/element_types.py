@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ovq.errors import IRError
+
 
 @dataclass(frozen=True, slots=True)
 class ElementType:
@@ -160,14 +162,14 @@ def decode_strings(raw: bytes | memoryview) -> list[str]:
     """
     buf = memoryview(raw)
     if len(buf) < 4:
-        raise ValueError("string constant shorter than its 4-byte count")
+        raise IRError("string constant shorter than its 4-byte count")
     count = int(np.frombuffer(buf[:4], dtype="<i4")[0])
     if count < 0 or 4 + 4 * (count + 1) > len(buf):
-        raise ValueError(f"string constant declares {count} strings but has {len(buf)} bytes")
+        raise IRError(f"string constant declares {count} strings but has {len(buf)} bytes")
     offsets = np.frombuffer(buf[4 : 4 + 4 * (count + 1)], dtype="<i4")
     body = bytes(buf[4 + 4 * (count + 1) :])
     if offsets[0] != 0 or np.any(np.diff(offsets) < 0) or offsets[-1] > len(body):
-        raise ValueError("string constant has inconsistent offsets")
+        raise IRError("string constant has inconsistent offsets")
     return [body[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(count)]
 
 

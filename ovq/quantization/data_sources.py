@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import numpy as np
 
-from ovq.errors import CalibrationDataError
+from ovq.errors import CalibrationDataError, OptionError
 from ovq.preprocess import PreprocessingError, parse_layout, parse_mo_layouts, parse_mo_values
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ class CalibrationSource(Sequence[Sample]):
         keeps the chosen samples in their original order.
         """
         if size < 0:
-            raise ValueError(f"subset size must be >= 0, got {size}")
+            raise OptionError(f"subset size must be >= 0, got {size}")
         if not shuffle or size >= len(self):
             return self._with(self._entries[:size])
         picked = sorted(random.Random(self.seed).sample(range(len(self)), size))

@@ -201,3 +201,12 @@ def test_utf16_billion_laughs_is_refused(ir):
     bad = text.replace('<?xml version="1.0"?>\n', bomb).replace('name="m"', 'name="&lol9;"')
     path.write_bytes(bad.encode("utf-16"))
     expect(path, "DTD or entity declarations is refused")
+
+
+def test_malformed_string_constant_is_an_ir_error():
+    from ovq.errors import IRError
+    from ovq.ir.element_types import decode_strings
+
+    for raw in (b"\x01", b"\x05\x00\x00\x00", b"\x01\x00\x00\x00\x00\x00\x00\x00\x09\x00\x00\x00ab"):
+        with pytest.raises(IRError, match="string constant"):
+            decode_strings(raw)
