@@ -179,3 +179,18 @@ def test_dynamic_rank_input_is_an_option_error():
     model = ov.Model([ops.relu(x)], [x], "dynamic_rank")
     with pytest.raises(OptionError, match="input 'x' has a dynamic rank; give --input-shape"):
         _model_inputs(model)
+
+
+def test_dump_after_ranges_and_a_pipeline_from_the_cli(calib, tmp_path):
+    out = tmp_path / "q.xml"
+    proc = run("quantize", demo_model_path(), "-o", out, "--data", calib, "--subset-size", 20, "--no-audit",
+               "--pipeline", "fold-constants", "--dump-after", "ranges", "--dump-after", "fold-constants")
+    assert "time: read" in proc.stdout and "pipeline" in proc.stdout and "overflow_fix" in proc.stdout
+    dumps = sorted(p.name.split("-", 1)[1] for p in tmp_path.glob("0*.xml"))
+    assert dumps == ["fold-constants.xml", "ranges.xml"]
+    import openvino as ov
+
+    ov.Core().compile_model(str(next(tmp_path.glob("*-ranges.xml"))), "CPU")  # a complete IR
+    bad = run("quantize", demo_model_path(), "-o", tmp_path / "r.xml", "--data", calib, "--dump-after", "rangez",
+              check=False)
+    assert bad.returncode == 2 and "rangez" in bad.stderr and not (tmp_path / "r.xml").exists()
