@@ -65,6 +65,20 @@ from ovq.errors import OvqError
 from ovq.hw import HardwareDescriptor, QuantSpace, load_descriptor
 from ovq.ir.graph import Graph, Port
 from ovq.quantization.ignored_scope import IgnoredScope, as_ignored_scope, match_ignored_patterns
+from ovq.quantization.placement.op_tables import (
+    ATTENTION_PORTS,
+    CONV_LIKE,
+    CPU_INT8_RECURRENT,
+    ELTWISE,
+    FLOAT_PRECISIONS,
+    LINEAR_TAIL,
+    LPT_PRECISION_PRESERVING,
+    PER_CHANNEL_PRESERVING,
+    POSTPROCESSING,
+    RECURRENT_PORTS,
+    TRANSFORMER_IGNORED,
+    WEIGHTED,
+)
 from ovq.quantization.ranges import weight_range
 from ovq.quantization.records import META_KEY, QConfig, Quantizer, QuantizerTable, Role
 
@@ -74,46 +88,6 @@ log = logging.getLogger("ovq.quantization")
 PRESETS = ("performance", "mixed", "accuracy")
 MODEL_TYPES = ("transformer",)
 
-WEIGHTED = {"Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData", "MatMul"}
-CONV_LIKE = WEIGHTED - {"MatMul"}
-# Ops LPT moves dequantization through unchanged (int8-placement.md §3, §6.1): on LPT
-# targets an FQ may only travel up through these, or the Conv/MatMul falls back.
-LPT_PRECISION_PRESERVING = {
-    "MaxPool", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "StridedSlice", "Split", "VariadicSplit",
-    "Concat", "DepthToSpace", "Gather", "ReduceMax",
-}
-ELTWISE = {
-    "Add", "Multiply", "Maximum", "Minimum", "Subtract", "Divide", "Less", "LessEqual", "Greater", "GreaterEqual",
-    "Equal", "NotEqual", "FloorMod", "LogicalOr", "LogicalXor", "LogicalAnd", "LogicalNot", "SquaredDifference",
-}
-LINEAR_TAIL = {"Add", "Subtract", "Multiply", "Divide"}
-POSTPROCESSING = {
-    "NonMaxSuppression", "MulticlassNms", "MatrixNms", "TopK", "DetectionOutput", "ExperimentalDetectronDetectionOutput",
-}
-# model_type="transformer": the op types NNCF (a superset of POT's list) keeps in float.
-TRANSFORMER_IGNORED = {
-    "Add", "Power", "Squeeze", "Subtract", "AvgPool", "ReduceMean", "ReduceL2", "ReduceSum", "SquaredDifference",
-    "MVN", "GroupNormalization", "BatchNormInference", "Divide", "Sqrt", "Maximum", "Less", "LessEqual", "Greater",
-    "GreaterEqual", "Equal", "NotEqual", "Multiply",
-}
-FLOAT_PRECISIONS = {None, "FP32", "FP16", "BF16", "FP64"}
-# Recurrent ops: (activation ports X, H), (weight ports W, R). C (LSTM) and the
-# sequence lengths stay float; LPT quantizes ports 0 and 1 (int8-placement.md §2).
-RECURRENT_PORTS = {
-    "LSTMSequence": ((0, 1), (4, 5)),
-    "GRUSequence": ((0, 1), (3, 4)),
-    "RNNSequence": ((0, 1), (3, 4)),
-    "LSTMCell": ((0, 1), (3, 4)),
-    "GRUCell": ((0, 1), (2, 3)),
-    "RNNCell": ((0, 1), (2, 3)),
-}
-# The CPU plugin runs these in INT8 (RNNSeq u8, ref_any_I8); RNNSequence and the cells
-# stay f32 even with FQs [M], so they are not audited.
-CPU_INT8_RECURRENT = {"LSTMSequence", "GRUSequence"}
-# Ops with activation-only rules whose quantized inputs are fixed ports (NNCF CPU setup).
-ATTENTION_PORTS = {"ScaledDotProductAttention": (0, 1)}
-# A per-channel activation quantizer keeps its channel axis only through these.
-PER_CHANNEL_PRESERVING = {"MaxPool"}
 
 
 class PlacementError(OvqError):
