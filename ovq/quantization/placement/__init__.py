@@ -56,15 +56,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ovq.errors import OvqError
 from ovq.hw import HardwareDescriptor, QuantSpace, load_descriptor
-from ovq.ir.graph import Graph, Port
+from ovq.ir.graph import Graph
 from ovq.quantization.ignored_scope import IgnoredScope, as_ignored_scope, match_ignored_patterns
+from ovq.quantization.placement.apply import apply_plan
+from ovq.quantization.placement.commands import PlacementError, PlacementPlan, QuantizeActivation, QuantizeWeight
 from ovq.quantization.placement.op_tables import (
     ATTENTION_PORTS,
     CONV_LIKE,
@@ -80,7 +81,7 @@ from ovq.quantization.placement.op_tables import (
     WEIGHTED,
 )
 from ovq.quantization.ranges import weight_range
-from ovq.quantization.records import META_KEY, QConfig, Quantizer, QuantizerTable, Role
+from ovq.quantization.records import QConfig
 
 log = logging.getLogger("ovq.quantization")
 
@@ -88,53 +89,6 @@ log = logging.getLogger("ovq.quantization")
 PRESETS = ("performance", "mixed", "accuracy")
 MODEL_TYPES = ("transformer",)
 
-
-
-class PlacementError(OvqError):
-    """Bad placement options (unknown preset or model type) or an unplaceable model."""
-
-
-@dataclass(frozen=True)
-class QuantizeActivation:
-    """Insert one FQ on output ``out_index`` of ``producer``, read by ``consumers``."""
-
-    producer: int
-    out_index: int
-    consumers: tuple[tuple[int, int], ...]
-    config: QConfig
-    group: str = "activations"
-    unified: int | None = None
-    per_channel_axis: int | None = None
-    range_include: tuple[float, float] | None = None
-
-
-@dataclass(frozen=True, eq=False)
-class QuantizeWeight:
-    """Insert one FQ between the constant weight ``source`` and input ``input_index`` of ``op``.
-
-    ``input_low``/``input_high`` are already shaped for broadcasting (per output channel).
-    ``unified``: weights sharing one range (recurrent W and R) carry the same group id.
-    """
-
-    op: int
-    input_index: int
-    source: tuple[int, int]
-    config: QConfig
-    input_low: np.ndarray
-    input_high: np.ndarray
-    unified: int | None = None
-    axes: tuple[int, ...] = ()  # output-channel axes of a per-channel range
-
-
-@dataclass
-class PlacementPlan:
-    """What :func:`plan_placement` decided."""
-
-    activations: list[QuantizeActivation] = field(default_factory=list)
-    weights: list[QuantizeWeight] = field(default_factory=list)
-    quantized_ops: list[int] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    ignored_patterns: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -748,65 +702,3 @@ def _propagation_targets(view: _View, hw: HardwareDescriptor, n: int, o: int, ig
     if any(p is None or not view.const[p[0]] for p in inputs[1:]):
         return []
     return [0]
-
-
-# --------------------------------------------------------------------------- applier
-def _port_like(graph: Graph, node: int, out: int) -> Port:
-    src = graph.op(node).outputs[out]
-    return Port(id=0, precision=src.precision, shape=None if src.shape is None else list(src.shape))
-
-
-def _unique(graph: Graph, base: str, taken: set[str]) -> str:
-    name, k = base, 1
-    while name in taken:
-        name = f"{base}_{k}"
-        k += 1
-    taken.add(name)
-    return name
-
-
-def _insert_fq(graph: Graph, name: str, src: tuple[int, int], consumers: Sequence[tuple[int, int]], levels: int,
-               lo: np.ndarray, hi: np.ndarray) -> int:
-    fq = graph.add_op("FakeQuantize", name, version="opset1", attrs={"levels": levels, "auto_broadcast": "numpy"},
-                      num_inputs=5, outputs=[_port_like(graph, *src)])
-    for dst, i in consumers:
-        graph.disconnect(dst, i)
-        graph.connect(fq, 0, dst, i)
-    graph.connect(src[0], src[1], fq, 0)
-    for k, (suffix, value) in enumerate((("input_low", lo), ("input_high", hi), ("output_low", lo),
-                                         ("output_high", hi)), start=1):
-        c = graph.add_const(np.asarray(value, np.float32), f"{name}/{suffix}")
-        graph.connect(c, 0, fq, k)
-    return fq
-
-
-def apply_plan(graph: Graph, plan: PlacementPlan) -> QuantizerTable:
-    """Insert the planned FakeQuantize ops; return (and store in ``graph.meta``) their records.
-
-    Weight quantizers get their final range; activation quantizers start with the
-    placeholder range ``[0, 1]`` (no range in their record) until calibration sets it.
-    """
-    taken = {op.name for _n, op in graph.ops()}
-    table = graph.meta.get(META_KEY)
-    if table is None:
-        table = graph.meta[META_KEY] = QuantizerTable()
-    for w in plan.weights:
-        name = _unique(graph, f"{graph.op(w.op).name}/fq_weights_{w.input_index}", taken)
-        node = _insert_fq(graph, name, w.source, [(w.op, w.input_index)], w.config.levels, w.input_low, w.input_high)
-        table.add(Quantizer(name, node, Role.WEIGHTS, w.config, ((w.op, w.input_index),), w.axes, w.unified,
-                            weight_op=graph.op(w.op).name, low=np.asarray(w.input_low, np.float32),
-                            high=np.asarray(w.input_high, np.float32)))
-    for a in plan.activations:
-        name = _unique(graph, f"{graph.op(a.producer).name}/fq_output_{a.out_index}", taken)
-        lo, hi = np.float32(0.0), np.float32(1.0)
-        shape = graph.op(a.producer).outputs[a.out_index].shape
-        if a.per_channel_axis is not None and shape and isinstance(shape[a.per_channel_axis], int) \
-                and shape[a.per_channel_axis] > 0:
-            bshape = [1] * len(shape)
-            bshape[a.per_channel_axis] = shape[a.per_channel_axis]
-            lo, hi = np.zeros(bshape, np.float32), np.ones(bshape, np.float32)
-        node = _insert_fq(graph, name, (a.producer, a.out_index), a.consumers, a.config.levels, lo, hi)
-        axes = () if a.per_channel_axis is None else (a.per_channel_axis,)
-        table.add(Quantizer(name, node, Role(a.group), a.config, tuple(a.consumers), axes, a.unified,
-                            range_include=a.range_include))
-    return table

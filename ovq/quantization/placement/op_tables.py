@@ -44,7 +44,8 @@ chains after a weighted op and preprocessing chains after a Parameter are never 
 (int8-placement.md §7; NNCF's ``operation_with_bias`` and ``input_preprocessing``)."""
 
 POSTPROCESSING = frozenset({
-    "NonMaxSuppression", "MulticlassNms", "MatrixNms", "TopK", "DetectionOutput", "ExperimentalDetectronDetectionOutput",
+    "NonMaxSuppression", "MulticlassNms", "MatrixNms", "TopK", "DetectionOutput",
+    "ExperimentalDetectronDetectionOutput",
 })
 """Detection post-processing: everything feeding these back to the nearest weighted op
 stays float (NNCF's ``postprocessing_nms_topk``; docs/placement.md "Never quantized")."""
