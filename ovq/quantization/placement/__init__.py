@@ -55,17 +55,18 @@ observed range to contain (-1, 1) before unifying the group), and its range once
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from ovq.hw import HardwareDescriptor, QuantSpace, load_descriptor
+from ovq.hw import HardwareDescriptor, load_descriptor
 from ovq.ir.graph import Graph
 from ovq.quantization.ignored_scope import IgnoredScope, as_ignored_scope, match_ignored_patterns
 from ovq.quantization.placement.apply import apply_plan
 from ovq.quantization.placement.commands import PlacementError, PlacementPlan, QuantizeActivation, QuantizeWeight
+from ovq.quantization.placement.configs import Request, expand, merge_requests, per_tensor, pick
+from ovq.quantization.placement.fused import fused_ops
 from ovq.quantization.placement.op_tables import (
     ATTENTION_PORTS,
     CONV_LIKE,
@@ -80,6 +81,8 @@ from ovq.quantization.placement.op_tables import (
     TRANSFORMER_IGNORED,
     WEIGHTED,
 )
+from ovq.quantization.placement.view import GraphView, hw_type
+from ovq.quantization.placement.weights import weight_axes, weight_source
 from ovq.quantization.ranges import weight_range
 from ovq.quantization.records import QConfig
 
@@ -89,228 +92,6 @@ log = logging.getLogger("ovq.quantization")
 PRESETS = ("performance", "mixed", "accuracy")
 MODEL_TYPES = ("transformer",)
 
-
-
-@dataclass
-class _Req:
-    config: QConfig
-    groups: frozenset[int] = frozenset()
-    kind: str = "activations"
-    priority: int = 1  # POT fq_config_priority: the highest wins when quantizers merge
-    axis: int | None = None  # channel axis of a per-channel request
-
-
-# ---------------------------------------------------------------- descriptor helpers
-def _expand(spaces: Sequence[QuantSpace], *, weights: bool) -> list[QConfig]:
-    out = []
-    for s in spaces:
-        for mode in s.modes:
-            low, high = s.grid(weights=weights, mode=mode)
-            out.extend(QConfig(s.name, s.bits, mode, low, high, gran) for gran in s.granularities)
-    return out
-
-
-def _pick(configs: list[QConfig], preset: str, *, weights: bool, force_symmetric: bool = False) -> QConfig | None:
-    if force_symmetric:
-        configs = [c for c in configs if c.mode == "symmetric"] or configs
-    if not configs:
-        return None
-    if weights:
-        return configs[-1] if preset == "accuracy" else configs[0]
-    return configs[0] if preset == "performance" else configs[-1]
-
-
-def _merge_configs(configs: Iterable[QConfig], primary_bits: int) -> QConfig:
-    uniq = list(dict.fromkeys(configs))
-    if len(uniq) == 1:
-        return uniq[0]
-    return min(uniq, key=lambda c: (c.bits != primary_bits, c.bits, c.mode != "symmetric"))
-
-
-def _per_tensor(config: QConfig) -> QConfig:
-    if config.granularity == "pertensor":
-        return config
-    return QConfig(config.space, config.bits, config.mode, config.level_low, config.level_high, "pertensor")
-
-
-def _merge_reqs(reqs: Sequence[_Req], primary_bits: int, groups: frozenset[int]) -> _Req:
-    """One request for a tensor several quantizers meet on.
-
-    The highest priority wins (GNA3 ``input_priority_types``); among equals, the primary
-    bit width, then the lower bit width, then symmetric. The winner keeps its group
-    (``activations``/``outputs``). Per-channel survives only if every request is
-    per-channel on the same axis (POT falls back perchannel -> pertensor).
-    """
-    top = max(r.priority for r in reqs)
-    best = [r for r in reqs if r.priority == top]
-    config = _merge_configs((r.config for r in best), primary_bits)
-    axes = {r.axis for r in reqs}
-    axis = None
-    if config.granularity == "perchannel" and len(axes) == 1 and None not in axes \
-            and all(r.config.granularity == "perchannel" for r in reqs):
-        axis = axes.pop()
-    else:
-        config = _per_tensor(config)
-    kinds = {r.kind for r in best}
-    kind = "outputs" if kinds == {"outputs"} else "activations"
-    return _Req(config, groups, kind, top, axis)
-
-
-# -------------------------------------------------------------------- graph helpers
-class _View:
-    """Read-only facts about a graph used while planning."""
-
-    def __init__(self, graph: Graph) -> None:
-        self.g = graph
-        self.order = graph.topological_order()
-        self.const: dict[int, bool] = {}
-        for n in self.order:
-            op = graph.op(n)
-            ins = graph.inputs_of(n)
-            self.const[n] = op.type == "Const" or (
-                bool(ins) and op.type not in ("Parameter", "ReadValue") and all(p is not None and self.const[p[0]] for p in ins)
-            )
-
-    def type(self, n: int) -> str:
-        return self.g.op(n).ov_type
-
-    def is_const_input(self, n: int, i: int) -> bool:
-        p = self.g.producer(n, i)
-        return p is not None and self.const[p[0]]
-
-    def is_float(self, n: int, out: int) -> bool:
-        port = self.g.op(n).outputs[out]
-        return port.precision in FLOAT_PRECISIONS
-
-    def weight_shape(self, n: int, i: int) -> list[int] | None:
-        p = self.g.producer(n, i)
-        if p is None:
-            return None
-        return self.g.op(p[0]).outputs[p[1]].shape
-
-
-def _is_embedding(view: _View, n: int) -> bool:
-    """A Gather reading a constant float table (NNCF's ``Embedding``): data on port 0.
-
-    The indices must be an activation: a Gather of constants is a constant subgraph
-    (fold-constants turns it into a Const), not a lookup table.
-    """
-    g = view.g
-    if view.type(n) != "Gather" or view.const[n]:
-        return False
-    p = g.producer(n, 0)
-    return p is not None and view.const[p[0]] and view.is_float(*p)
-
-
-def _hw_type(view: _View, hw: HardwareDescriptor, n: int) -> str:
-    t = view.type(n)
-    if t == "Gather" and hw.rule_for("Embedding") is not None and _is_embedding(view, n):
-        return "Embedding"
-    if t == "GroupConvolution" and hw.rule_for("GroupConvolution") is None:
-        shape = view.weight_shape(n, 1)
-        if shape and len(shape) >= 3 and shape[1] == 1 and shape[2] == 1 and hw.rule_for("DepthWiseConvolution"):
-            return "DepthWiseConvolution"
-        return "Convolution"
-    return t
-
-
-def _weight_source(view: _View, n: int, i: int) -> tuple[tuple[int, int], np.ndarray] | str:
-    """The tensor to put a weight FQ on and its float value, or why not."""
-    g = view.g
-    p = g.producer(n, i)
-    if p is None:
-        return "weight input unconnected"
-    op = g.op(p[0])
-    if op.type == "Const":
-        value = g.const_value(p[0])
-        if value.dtype.kind != "f":
-            return "weights are not float"
-        return p, value.astype(np.float32)
-    if op.type == "Convert":
-        q = g.producer(p[0], 0)
-        if q is not None and g.op(q[0]).type == "Const":
-            value = g.const_value(q[0])
-            if value.dtype.kind == "f":  # f16 storage decompressed to f32
-                return p, value.astype(np.float32)
-    if op.type == "FakeQuantize":
-        return "weights already quantized"
-    if view.const[p[0]]:
-        return "weights are a constant subgraph, not a Const (run fold-constants first)"
-    return "weights are not constant"
-
-
-def _weight_axes(view: _View, n: int, i: int, rank: int) -> tuple[int, ...]:
-    t = view.type(n)
-    attrs = view.g.op(n).attrs or {}
-    if t == "Convolution":
-        return (0,)
-    if t == "GroupConvolution":
-        return (0, 1)
-    if t == "ConvolutionBackpropData":
-        return (1,)
-    if t == "GroupConvolutionBackpropData":
-        return (0, 2)
-    if t == "MatMul":
-        if rank < 2:
-            return ()
-        if i == 1:
-            return (rank - 2,) if attrs.get("transpose_b") == "true" else (rank - 1,)
-        return (rank - 1,) if attrs.get("transpose_a") == "true" else (rank - 2,)
-    return (0,)
-
-
-def _fused_ops(view: _View) -> set[int]:
-    """Ops inside hardware-fused patterns or post-processing: never quantized."""
-    g = view.g
-    fused: set[int] = set()
-
-    def linear_tail(start: int) -> None:
-        node = start
-        while True:
-            cons = g.consumers(node, 0)
-            if len(cons) != 1:
-                return
-            nxt, _ = cons[0]
-            t = view.type(nxt)
-            if t == "BatchNormInference" or (
-                t in LINEAR_TAIL and any(view.is_const_input(nxt, j) for j in range(len(g.op(nxt).inputs)))
-            ):
-                fused.add(nxt)
-                node = nxt
-                continue
-            return
-
-    for n in view.order:
-        t = view.type(n)
-        if t in WEIGHTED:
-            linear_tail(n)
-        elif t == "Parameter":
-            # Embedded preprocessing: Parameter -> [Convert] -> const Sub/Mul/Add/Div chain.
-            node = n
-            while True:
-                cons = g.consumers(node, 0)
-                if len(cons) != 1:
-                    break
-                nxt, _ = cons[0]
-                nt = view.type(nxt)
-                if nt == "Convert" or (
-                    nt in LINEAR_TAIL and any(view.is_const_input(nxt, j) for j in range(len(g.op(nxt).inputs)))
-                ):
-                    fused.add(nxt)
-                    node = nxt
-                    continue
-                break
-        if t in POSTPROCESSING:
-            stack = [n]
-            while stack:
-                cur = stack.pop()
-                if cur in fused:
-                    continue
-                fused.add(cur)
-                for p in g.inputs_of(cur):
-                    if p is not None and not view.const[p[0]] and view.type(p[0]) not in WEIGHTED:
-                        stack.append(p[0])
-    return fused
 
 
 # --------------------------------------------------------------------------- planner
@@ -342,7 +123,7 @@ def plan_placement(
     lpt = hw.low_precision_transformations
     single_fq_add = "single_fq_add" in hw.placement_rules
 
-    view = _View(graph)
+    view = GraphView(graph)
     g = view.g
     ignored = as_ignored_scope(ignored_scope).resolve(graph, strict=strict)
     if model_type == "transformer":
@@ -350,7 +131,7 @@ def plan_placement(
         if "transformer_quantize_multiply" in hw.placement_rules:
             transformer_ignored = transformer_ignored - {"Multiply"}
         ignored |= {n for n in view.order if view.type(n) in transformer_ignored}
-    fused = _fused_ops(view)
+    fused = fused_ops(view)
     patterns = match_ignored_patterns(graph, hw.ignored_patterns, view.const, model_type)
     for name, nodes in patterns.items():
         log.debug("ignored pattern %s: %d ops kept float", name, len(nodes))
@@ -358,8 +139,8 @@ def plan_placement(
     plan = PlacementPlan()
     plan.ignored_patterns = {name: sorted(g.op(n).name for n in nodes) for name, nodes in patterns.items()}
 
-    edge_reqs: dict[tuple[int, int], _Req] = {}
-    tensor_reqs: dict[tuple[int, int], _Req] = {}
+    edge_reqs: dict[tuple[int, int], Request] = {}
+    tensor_reqs: dict[tuple[int, int], Request] = {}
 
     # Unified-scale groups: a union-find over integer ids shared by activations and weights.
     parent: dict[int, int] = {}
@@ -390,19 +171,13 @@ def plan_placement(
     def skip(n: int, why: str) -> None:
         plan.skipped.append((g.op(n).name, why))
 
-    def act_input_ok(n: int, i: int) -> bool:
-        p = g.producer(n, i)
-        return p is not None and not view.const[p[0]] and view.is_float(*p) and g.op(p[0]).type != "FakeQuantize"
-
-    def input_rank(n: int, i: int) -> int | None:
-        p = g.producer(n, i)
-        shape = None if p is None else g.op(p[0]).outputs[p[1]].shape
-        return None if shape is None else len(shape)
+    act_input_ok = view.is_activation_input
+    input_rank = view.input_rank
 
     for n in view.order:
         if n in ignored or n in fused:
             continue
-        hwt = _hw_type(view, hw, n)
+        hwt = hw_type(view, hw, n)
         rule = hw.rule_for(hwt) or (hw.rule_for("Convolution") if hwt == "DepthWiseConvolution" else None)
         if hwt == "Embedding" and rule is not None and rule.weights:
             _plan_embedding(view, rule, n, preset, plan, skip)
@@ -451,38 +226,38 @@ def plan_placement(
             act_ports = [0] if act_input_ok(n, 0) else []
         weights_planned: list[QuantizeWeight] = []
         if t in WEIGHTED and rule.weights:
-            wcfg = _pick(_expand(rule.weights, weights=True), preset, weights=True)
+            wcfg = pick(expand(rule.weights, weights=True), preset, weights=True)
             per_channel = wcfg is not None and wcfg.granularity == "perchannel"
             ok = True
             for i in weight_ports:
-                src = _weight_source(view, n, i)
+                src = weight_source(view, n, i)
                 if isinstance(src, str):
                     skip(n, src)
                     ok = False
                     break
                 (source, value) = src
-                axes = _weight_axes(view, n, i, value.ndim)
+                axes = weight_axes(view, n, i, value.ndim)
                 lo, hi = weight_range(value, axes, wcfg, per_channel)
                 weights_planned.append(QuantizeWeight(n, i, source, wcfg, lo, hi,
                                                       axes=axes if per_channel else ()))
             if not ok:
                 continue
         if rule.activations and act_ports:
-            configs = _expand(rule.activations, weights=False)
+            configs = expand(rule.activations, weights=False)
             both_act = t == "MatMul" and len(act_ports) == 2
-            cfg = _pick(configs, preset, weights=False, force_symmetric=both_act and model_type == "transformer")
+            cfg = pick(configs, preset, weights=False, force_symmetric=both_act and model_type == "transformer")
             for i in act_ports:
                 axis = None
                 if cfg.granularity == "perchannel":
                     rank = input_rank(n, i)
                     axis = 1 if rank is not None and rank >= 2 else None
-                edge_reqs[(n, i)] = _Req(cfg if axis is not None else _per_tensor(cfg), priority=priority, axis=axis)
+                edge_reqs[(n, i)] = Request(cfg if axis is not None else per_tensor(cfg), priority=priority, axis=axis)
         if weights_planned or (t in WEIGHTED and act_ports):
             plan.weights.extend(weights_planned)
             if t in WEIGHTED and act_ports:
                 plan.quantized_ops.append(n)
         if rule.outputs:
-            ocfg = _pick(_expand(rule.outputs, weights=False), preset, weights=False)
+            ocfg = pick(expand(rule.outputs, weights=False), preset, weights=False)
             # POT: output FQs of activation functions and Parameters have priority 1, others 0.
             opriority = 1 if t == "Parameter" or not (rule.weights or t in ELTWISE) else 0
             out_node = n
@@ -495,7 +270,7 @@ def plan_placement(
                 if t == "Parameter" and value_cons and all(c[0] in fused for c in value_cons):
                     pass  # the FQ after a Parameter feeding preprocessing is dropped
                 elif value_cons:
-                    tensor_reqs[(out_node, 0)] = _Req(_per_tensor(ocfg), kind="outputs", priority=opriority)
+                    tensor_reqs[(out_node, 0)] = Request(per_tensor(ocfg), kind="outputs", priority=opriority)
     if lpt:
         plan.quantized_ops.extend(w.op for w in plan.weights
                                   if view.type(w.op) in CPU_INT8_RECURRENT and w.op not in plan.quantized_ops)
@@ -511,13 +286,13 @@ def plan_placement(
                 continue
             reqs = [edge_reqs[c] for c in reqd] + ([treq] if treq else [])
             if treq is not None or len(reqd) == len(value_cons):
-                merged = _merge_reqs(reqs, hw.primary_bitwidth, union(x for r in reqs for x in r.groups))
+                merged = merge_requests(reqs, hw.primary_bitwidth, union(x for r in reqs for x in r.groups))
                 targets = _propagation_targets(view, hw, n, o, ignored, fused, lpt, merged)
                 if targets:
                     if len(targets) > 1 and op.ov_type == "Concat":
                         merged.groups = union([*merged.groups, new_group()])
                     for i in targets:
-                        edge_reqs[(n, i)] = _Req(merged.config, merged.groups, merged.kind, merged.priority, merged.axis)
+                        edge_reqs[(n, i)] = Request(merged.config, merged.groups, merged.kind, merged.priority, merged.axis)
                     continue
                 plan.activations.append(QuantizeActivation(n, o, tuple(value_cons), merged.config, merged.kind,
                                                            min(merged.groups) if merged.groups else None, merged.axis))
@@ -554,7 +329,7 @@ def plan_placement(
     return plan
 
 
-def _single_fq_add_port(view: _View, n: int, ports: list[int]) -> list[int]:
+def _single_fq_add_port(view: GraphView, n: int, ports: list[int]) -> list[int]:
     """CPU_SPR: keep one input FQ of a two-activation Add (hardware-descriptors.md §5).
 
     The input whose tensor feeds only this Add loses its quantizer (a branching input
@@ -581,7 +356,7 @@ def _single_fq_add_port(view: _View, n: int, ports: list[int]) -> list[int]:
     return [i for i in ports if i != drop]
 
 
-def _plan_embedding(view: _View, rule: Any, n: int, preset: str, plan: PlacementPlan, skip: Any) -> None:
+def _plan_embedding(view: GraphView, rule: Any, n: int, preset: str, plan: PlacementPlan, skip: Any) -> None:
     """Embedding table (a Gather whose data is a constant): one weight FQ on the table.
 
     As NNCF's CPU/GPU/NPU setups (``HWOpName.EMBEDDING``, weights only): per table row
@@ -589,13 +364,13 @@ def _plan_embedding(view: _View, rule: Any, n: int, preset: str, plan: Placement
     axis, since the FQ sits on the table before the lookup. The indices and the output
     get nothing here; a quantizer requested downstream of the lookup stays on its output.
     """
-    src = _weight_source(view, n, 0)
+    src = weight_source(view, n, 0)
     if isinstance(src, str):
         if src != "weights are not float":  # an integer table (shapes, ids) is no embedding
             skip(n, f"embedding table: {src}")
         return
     source, value = src
-    wcfg = _pick(_expand(rule.weights, weights=True), preset, weights=True)
+    wcfg = pick(expand(rule.weights, weights=True), preset, weights=True)
     if wcfg is None or value.ndim < 1:
         return
     per_channel = wcfg.granularity == "perchannel" and value.ndim >= 2
@@ -603,8 +378,8 @@ def _plan_embedding(view: _View, rule: Any, n: int, preset: str, plan: Placement
     plan.weights.append(QuantizeWeight(n, 0, source, wcfg, lo, hi, axes=(0,) if per_channel else ()))
 
 
-def _plan_recurrent(view: _View, hw: HardwareDescriptor, rule: Any, n: int, preset: str, lpt: bool,
-                    plan: PlacementPlan, edge_reqs: dict[tuple[int, int], _Req], act_input_ok: Any, skip: Any,
+def _plan_recurrent(view: GraphView, hw: HardwareDescriptor, rule: Any, n: int, preset: str, lpt: bool,
+                    plan: PlacementPlan, edge_reqs: dict[tuple[int, int], Request], act_input_ok: Any, skip: Any,
                     new_group: Any) -> int | None:
     """LSTM/GRU/RNN sequences and cells: X and H activations, W and R weights.
 
@@ -644,12 +419,12 @@ def _plan_recurrent(view: _View, hw: HardwareDescriptor, rule: Any, n: int, pres
             if not view.is_const_input(n, i):
                 skip(n, "weights are not constant")
                 return None
-            src = _weight_source(view, n, i)
+            src = weight_source(view, n, i)
             if isinstance(src, str):
                 skip(n, src)
                 return None
             weights.append((i, *src))
-        wcfg = _pick(_expand(rule.weights, weights=True), preset, weights=True)
+        wcfg = pick(expand(rule.weights, weights=True), preset, weights=True)
         per_channel = wcfg.granularity == "perchannel" and not lpt
         done: set[int] = set()
         for i, source, value in weights:
@@ -667,18 +442,18 @@ def _plan_recurrent(view: _View, hw: HardwareDescriptor, rule: Any, n: int, pres
             for j, s, _v in group:
                 plan.weights.append(QuantizeWeight(n, j, s, wcfg, lo, hi, gid, axes if per_channel else ()))
                 done.add(j)
-    cfg = _pick(_expand(rule.activations, weights=False), preset, weights=False)
+    cfg = pick(expand(rule.activations, weights=False), preset, weights=False)
     act_pair = next((p for p in pairs if x_port in p), ())
     # One group even for a lone X (H constant): it marks the range that must cover h_t.
     gid = new_group()
     for i in act_ports:
         groups = frozenset({gid}) if i == x_port or i in act_pair else frozenset()
-        edge_reqs[(n, i)] = _Req(_per_tensor(cfg), groups)
+        edge_reqs[(n, i)] = Request(per_tensor(cfg), groups)
     return gid
 
 
-def _propagation_targets(view: _View, hw: HardwareDescriptor, n: int, o: int, ignored: set[int], fused: set[int],
-                         lpt: bool, req: _Req | None = None) -> list[int]:
+def _propagation_targets(view: GraphView, hw: HardwareDescriptor, n: int, o: int, ignored: set[int], fused: set[int],
+                         lpt: bool, req: Request | None = None) -> list[int]:
     """Inputs of ``n`` a quantizer on its whole output may move to (empty: stay here)."""
     g = view.g
     op = g.op(n)
