@@ -82,7 +82,7 @@ from ovq.quantization.placement.op_tables import (
     WEIGHTED,
 )
 from ovq.quantization.placement.view import GraphView, hw_type
-from ovq.quantization.placement.weights import weight_axes, weight_source
+from ovq.quantization.placement.weights import WeightSkip, weight_axes, weight_source
 from ovq.quantization.ranges import weight_range
 from ovq.quantization.records import QConfig
 
@@ -205,7 +205,7 @@ def plan_placement(
                 if view.is_const_input(n, 1):
                     weight_ports.append(1)
                 else:
-                    skip(n, "weights are not constant")
+                    skip(n, WeightSkip.NOT_CONSTANT.message)
                     continue
             if not act_ports:
                 skip(n, "no activation input to quantize")
@@ -231,11 +231,11 @@ def plan_placement(
             ok = True
             for i in weight_ports:
                 src = weight_source(view, n, i)
-                if isinstance(src, str):
-                    skip(n, src)
+                if isinstance(src, WeightSkip):
+                    skip(n, src.message)
                     ok = False
                     break
-                (source, value) = src
+                source, value = src.port, src.value
                 axes = weight_axes(view, n, i, value.ndim)
                 lo, hi = weight_range(value, axes, wcfg, per_channel)
                 weights_planned.append(QuantizeWeight(n, i, source, wcfg, lo, hi,
@@ -365,11 +365,11 @@ def _plan_embedding(view: GraphView, rule: Any, n: int, preset: str, plan: Place
     get nothing here; a quantizer requested downstream of the lookup stays on its output.
     """
     src = weight_source(view, n, 0)
-    if isinstance(src, str):
-        if src != "weights are not float":  # an integer table (shapes, ids) is no embedding
-            skip(n, f"embedding table: {src}")
+    if isinstance(src, WeightSkip):
+        if src is not WeightSkip.NOT_FLOAT:  # an integer table (shapes, ids) is no embedding
+            skip(n, f"embedding table: {src.message}")
         return
-    source, value = src
+    source, value = src.port, src.value
     wcfg = pick(expand(rule.weights, weights=True), preset, weights=True)
     if wcfg is None or value.ndim < 1:
         return
@@ -417,13 +417,13 @@ def _plan_recurrent(view: GraphView, hw: HardwareDescriptor, rule: Any, n: int, 
     if rule.weights:
         for i in w_ports:
             if not view.is_const_input(n, i):
-                skip(n, "weights are not constant")
+                skip(n, WeightSkip.NOT_CONSTANT.message)
                 return None
             src = weight_source(view, n, i)
-            if isinstance(src, str):
-                skip(n, src)
+            if isinstance(src, WeightSkip):
+                skip(n, src.message)
                 return None
-            weights.append((i, *src))
+            weights.append((i, src.port, src.value))
         wcfg = pick(expand(rule.weights, weights=True), preset, weights=True)
         per_channel = wcfg.granularity == "perchannel" and not lpt
         done: set[int] = set()

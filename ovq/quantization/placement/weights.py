@@ -1,40 +1,72 @@
 """Weight inputs: where a weight FQ goes, its float value, and its output-channel axes.
 
 A weight FQ sits on a ``Const`` (float), or after the ``Convert`` of an f16 ``Const``
-(f16 storage decompressed to f32). Anything else is refused with a reason the planner
-records in ``plan.skipped``.
+(f16 storage decompressed to f32). Anything else is refused with a typed reason,
+:class:`WeightSkip`, whose message the planner records in ``plan.skipped``.
 """
 
 from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
 
 import numpy as np
 
 from ovq.quantization.placement.view import GraphView
 
 
-def weight_source(view: GraphView, n: int, i: int) -> tuple[tuple[int, int], np.ndarray] | str:
-    """The tensor to put a weight FQ on and its float value, or why not."""
+class WeightSkip(enum.Enum):
+    """Why a weight input cannot be quantized; the value is the reason ``plan.skipped`` records."""
+
+    UNCONNECTED = "weight input unconnected"
+    NOT_FLOAT = "weights are not float"
+    """An integer Const: for an embedding lookup, an integer table is no embedding at all."""
+    ALREADY_QUANTIZED = "weights already quantized"
+    CONSTANT_SUBGRAPH = "weights are a constant subgraph, not a Const (run fold-constants first)"
+    NOT_CONSTANT = "weights are not constant"
+
+    @property
+    def message(self) -> str:
+        """The reason as ``plan.skipped`` records it."""
+        return self.value
+
+
+@dataclass(frozen=True, eq=False)
+class WeightSource:
+    """Where a weight FQ goes and the float weight it quantizes.
+
+    Attributes:
+        port: ``(node, output)`` the FQ reads: the Const, or the Convert of an f16 Const.
+        value: The weight as f32.
+    """
+
+    port: tuple[int, int]
+    value: np.ndarray
+
+
+def weight_source(view: GraphView, n: int, i: int) -> WeightSource | WeightSkip:
+    """The tensor to put a weight FQ on for input ``i`` of ``n`` and its value, or why not."""
     g = view.g
     p = g.producer(n, i)
     if p is None:
-        return "weight input unconnected"
+        return WeightSkip.UNCONNECTED
     op = g.op(p[0])
     if op.type == "Const":
         value = g.const_value(p[0])
         if value.dtype.kind != "f":
-            return "weights are not float"
-        return p, value.astype(np.float32)
+            return WeightSkip.NOT_FLOAT
+        return WeightSource(p, value.astype(np.float32))
     if op.type == "Convert":
         q = g.producer(p[0], 0)
         if q is not None and g.op(q[0]).type == "Const":
             value = g.const_value(q[0])
             if value.dtype.kind == "f":  # f16 storage decompressed to f32
-                return p, value.astype(np.float32)
+                return WeightSource(p, value.astype(np.float32))
     if op.type == "FakeQuantize":
-        return "weights already quantized"
+        return WeightSkip.ALREADY_QUANTIZED
     if view.const[p[0]]:
-        return "weights are a constant subgraph, not a Const (run fold-constants first)"
-    return "weights are not constant"
+        return WeightSkip.CONSTANT_SUBGRAPH
+    return WeightSkip.NOT_CONSTANT
 
 
 def weight_axes(view: GraphView, n: int, i: int, rank: int) -> tuple[int, ...]:
