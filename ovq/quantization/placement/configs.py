@@ -4,8 +4,7 @@ A descriptor rule lists quantization spaces (:class:`~ovq.hw.QuantSpace`); each 
 into concrete :class:`~ovq.quantization.records.QConfig` candidates (one per mode and
 granularity), and the preset picks one. While planning, every quantizer an op asks for is
 a :class:`Request` on an input edge or a tensor; requests that meet on one tensor merge
-into one (:func:`merge_requests`), following POT's ``fake_quantize_configuration.py``
-(hardware-descriptors.md §4).
+into one (:func:`merge_requests`), following POT's ``fake_quantize_configuration.py``.
 """
 
 from __future__ import annotations

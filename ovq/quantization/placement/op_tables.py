@@ -6,9 +6,8 @@ at all, and with which grids, is the hardware descriptor's business
 ops carry weights, what LPT lets a quantizer travel through, which ports of recurrent
 and attention ops are quantized, what a transformer keeps in float.
 
-Sources: ``int8-placement.md`` is the project note on CPU INT8 execution (LPT rules
-from the OpenVINO source, tagged [S], and measurements on the CPU plugin, tagged [M]);
-``docs/placement.md`` lists every placement rule with its reason.
+The tables follow OpenVINO's Low Precision Transformations and what the CPU plugin was
+measured to run in INT8; ``docs/placement.md`` lists every placement rule with its reason.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ WEIGHTED = frozenset({
     "Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData", "MatMul",
 })
 """Ops with a weight input: FQs on the activation input(s) and a per-output-channel FQ on
-constant weights (int8-placement.md §2, §4, §6.1-3). A bias/scale chain after them is a
+constant weights. A bias/scale chain after them is a
 fused pattern (:data:`LINEAR_TAIL`)."""
 
 CONV_LIKE = WEIGHTED - {"MatMul"}
@@ -27,7 +26,7 @@ LPT_PRECISION_PRESERVING = frozenset({
     "MaxPool", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "StridedSlice", "Split", "VariadicSplit",
     "Concat", "DepthToSpace", "Gather", "ReduceMax",
 })
-"""Ops LPT moves dequantization through unchanged (int8-placement.md §3, §6.1): on LPT
+"""Ops LPT moves dequantization through unchanged: on LPT
 targets an FQ may only travel up through these, or the Conv/MatMul falls back to float."""
 
 ELTWISE = frozenset({
@@ -56,7 +55,7 @@ TRANSFORMER_IGNORED = frozenset({
     "GreaterEqual", "Equal", "NotEqual", "Multiply",
 })
 """``model_type="transformer"``: the op types NNCF (a superset of POT's list) keeps in
-float (quantization-algorithms.md §11). The descriptor rule ``transformer_quantize_multiply``
+float. The descriptor rule ``transformer_quantize_multiply``
 (CPU_SPR) takes Multiply out."""
 
 FLOAT_PRECISIONS = frozenset({None, "FP32", "FP16", "BF16", "FP64"})
@@ -71,16 +70,16 @@ RECURRENT_PORTS: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
     "RNNCell": ((0, 1), (2, 3)),
 }
 """Recurrent ops: ``((X, H), (W, R))`` input ports. C (LSTM) and the sequence lengths
-stay float; LPT quantizes ports 0 and 1 (int8-placement.md §2)."""
+stay float; LPT quantizes ports 0 and 1."""
 
 CPU_INT8_RECURRENT = frozenset({"LSTMSequence", "GRUSequence"})
-"""Recurrent ops the CPU plugin runs in INT8 (``RNNSeq u8``, ``ref_any_I8``) [M]; they
+"""Recurrent ops the CPU plugin runs in INT8 (``RNNSeq u8``, ``ref_any_I8``); they
 count as quantized ops on LPT targets. RNNSequence and the cells stay f32 even with FQs,
 so they are not audited."""
 
 ATTENTION_PORTS: dict[str, tuple[int, ...]] = {"ScaledDotProductAttention": (0, 1)}
 """Ops with activation-only rules whose quantized inputs are fixed ports: SDPA query and
-key, both or none (NNCF CPU setup; hardware-descriptors.md §6)."""
+key, both or none (NNCF CPU setup)."""
 
 PER_CHANNEL_PRESERVING = frozenset({"MaxPool"})
 """A per-channel activation quantizer keeps its channel axis only through these (a

@@ -290,7 +290,7 @@ class _Planner:
             self.tensor_reqs[(out_node, 0)] = Request(per_tensor(ocfg), kind="outputs", priority=opriority)
 
     def _single_fq_add_ports(self, n: int, ports: list[int]) -> list[int]:
-        """CPU_SPR: keep one input FQ of a two-activation Add (hardware-descriptors.md §5).
+        """CPU_SPR: keep one input FQ of a two-activation Add.
 
         The input whose tensor feeds only this Add loses its quantizer (a branching input
         keeps its FQ for the other consumers anyway); when both feed only the Add, the larger
@@ -341,7 +341,7 @@ class _Planner:
 
         Ports paired in the descriptor's ``unified_scales`` share one range (the CPU plugin
         feeds [X, H] and [W, R] to one INT8 GEMM: differing X/H scales give wrong results
-        [M]). Without a quantized X (and H, unless H is a constant) nothing is placed:
+       ). Without a quantized X (and H, unless H is a constant) nothing is placed:
         weight FQs alone make the CPU plugin reject the model (``expects Constant for port
         4``). Returns the group id of the X/H quantizers (None when nothing was placed).
         """
@@ -399,7 +399,7 @@ class _Planner:
         """Weight commands for W and R; a pair in ``pairs`` shares one range and one group id.
 
         On LPT targets the weights are per tensor: the CPU plugin computes INT8 LSTM with
-        per-channel weight FQs wrongly (max error 0.59 vs 0.013 emulated) [M]. A pair whose
+        per-channel weight FQs wrongly (max error 0.59 vs 0.013 emulated). A pair whose
         channel shapes differ falls back to one range per weight.
         """
         wcfg = pick(expand(rule.weights, weights=True), self.preset, weights=True)
@@ -507,7 +507,7 @@ class _Planner:
         group left with one quantizer is dropped. Recurrent X/H groups must cover the
         hidden-state range: the CPU plugin requantizes every h_t in (-1, 1) with the X/H
         scale, so an unsigned range clips it (silero-vad: h error 0.69 -> 0.085 with a
-        signed range) [M].
+        signed range).
         """
         find = self.groups.find
         rec_roots = {find(x) for x in self.recurrent_groups}
