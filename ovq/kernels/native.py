@@ -11,7 +11,7 @@ import numpy as np
 from ovq import _native
 from ovq.errors import EmptyTensorError, NonFiniteError
 from ovq.kernels import reference as _ref
-from ovq.kernels._layout import Plan, bfloat16, is_bfloat16, plan, range_constants
+from ovq.kernels._layout import bfloat16, is_bfloat16, plan, range_constants
 
 _ITYPES = {np.dtype(np.int8): 0, np.dtype(np.uint8): 1, np.dtype(np.int16): 2,
            np.dtype(np.uint16): 3, np.dtype(np.int32): 4}

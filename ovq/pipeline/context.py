@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from ovq.ir.graph import Graph
@@ -60,6 +60,22 @@ class PassContext:
     dump_dir: Path | None = None
     instruments: list[Instrument] = field(default_factory=list)
     records: list[PassRecord] = field(default_factory=list)
+
+    def log_step(self, record: PassRecord) -> None:
+        """Append ``record`` (a pass or quantize phase that just ran) to the run log."""
+        self.records.append(record)
+        log.info(record.describe())
+
+    def dump_if_asked(self, name: str, graph: Graph) -> Path | None:
+        """Write ``graph`` as ``NNN-name.xml`` into ``dump_dir`` (default: the current
+        folder) when ``dump_after`` names ``name``; return the path written."""
+        if name not in self.dump_after:
+            return None
+        from ovq.ir.writer import save_model
+
+        path = save_model(graph, Path(self.dump_dir or Path.cwd()) / f"{len(self.records):03d}-{name}.xml")
+        log.info("dumped IR after %s to %s", name, path)
+        return path
 
     def timings(self) -> dict[str, float]:
         """Total seconds per pass name over the run."""

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ovq.errors import OvqError
 from ovq.pipeline.base import Pass, PassError, PassResult, note_pass
-from ovq.pipeline.context import PassContext, PassRecord, Timer, log
+from ovq.pipeline.context import PassContext, PassRecord, Timer
 from ovq.pipeline.spec import format_pipeline, parse_pipeline
 
 if TYPE_CHECKING:
@@ -78,21 +77,15 @@ class Pipeline:
         except Exception as exc:  # a bug in the pass
             raise PassError(f"pass {pass_.name!r} failed after {done}: {type(exc).__name__}: {exc}",
                             pass_name=pass_.name, passes_before=done) from exc
-        record = PassRecord(pass_.name, pass_.spec(), result.modified, timer.seconds, ops_before, len(graph), iteration)
-        ctx.records.append(record)
-        log.info(record.describe())
+        ctx.log_step(PassRecord(pass_.name, pass_.spec(), result.modified, timer.seconds, ops_before, len(graph),
+                                iteration))
         if result.modified and ctx.verify:
             try:
                 graph.verify()
             except OvqError as exc:
                 raise PassError(f"graph invalid after pass {pass_.name!r} (passes before: {done}): {exc}",
                                 pass_name=pass_.name, passes_before=done) from exc
-        if pass_.name in ctx.dump_after:
-            folder = ctx.dump_dir or Path(os.getcwd())
-            from ovq.ir.writer import save_model
-
-            path = save_model(graph, Path(folder) / f"{len(ctx.records):03d}-{pass_.name}.xml")
-            log.info("dumped IR after %s to %s", pass_.name, path)
+        ctx.dump_if_asked(pass_.name, graph)
         for inst in ctx.instruments:
             inst.after_pass(pass_, graph, ctx, result)
 

@@ -34,11 +34,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ovq.errors import CalibrationDataError, OptionError
@@ -590,17 +588,10 @@ class QuantizeSession:
         seconds = time.perf_counter() - t0
         state.report.add_time(phase.name, seconds)
         modified = graph.revision != before
-        record = PassRecord(phase.name, phase.name, modified, seconds, ops_before, len(graph))
-        ctx.records.append(record)
-        log.info(record.describe())
+        ctx.log_step(PassRecord(phase.name, phase.name, modified, seconds, ops_before, len(graph)))
         if modified and ctx.verify:
             graph.verify()
-        if phase.name in ctx.dump_after:
-            from ovq.ir.writer import save_model
-
-            folder = ctx.dump_dir or Path(os.getcwd())
-            path = save_model(graph, Path(folder) / f"{len(ctx.records):03d}-{phase.name}.xml")
-            log.info("dumped IR after %s to %s", phase.name, path)
+        ctx.dump_if_asked(phase.name, graph)
         for inst in ctx.instruments:
             inst.after_pass(phase, graph, ctx, None)
 
