@@ -8,6 +8,12 @@ from ovq.kernels import kernels_backend
 from ovq.pipeline import run_pipeline
 from ovq.preprocess import PreprocessingError, embed_preprocessing
 from ovq.quantization import place_fake_quantize
+from ovq.quantization.accuracy_control import (
+    AccuracyControlReport,
+    AccuracyControlWarning,
+    DropType,
+    quantize_with_accuracy_control,
+)
 from ovq.quantization.dataset import Dataset
 from ovq.quantization.ignored_scope import IgnoredScope
 from ovq.quantization.quantize import ModelType, QuantizationPreset, QuantizeReport, TargetDevice, quantize
@@ -15,7 +21,10 @@ from ovq.quantization.quantize import ModelType, QuantizationPreset, QuantizeRep
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccuracyControlReport",
+    "AccuracyControlWarning",
     "BackendError",
+    "DropType",
     "CalibrationDataError",
     "Dataset",
     "IgnoredScope",
@@ -24,6 +33,7 @@ __all__ = [
     "QuantizeReport",
     "TargetDevice",
     "quantize",
+    "quantize_with_accuracy_control",
     "GraphError",
     "IRError",
     "OvqError",

@@ -163,6 +163,17 @@ def preprocess(model: Path, output: Path, mean_values: str | None, scale_values:
               help="Write the IR (next to the output, NNN-PHASE.xml) after this phase or --pipeline pass "
                    "(repeatable); phases: placement, statistics, smooth_quant, ranges, overflow_fix, "
                    "bias_correction, compress.")
+@click.option("--validate", default=None, metavar="MODULE:FUNCTION",
+              help="Accuracy control: the metric, FUNCTION(compiled_model, validation_data) -> float (higher "
+                   "is better), from a module or a file.py; the fewest layers are left in float to keep the "
+                   "drop within --max-drop.")
+@click.option("--max-drop", type=float, default=None, help="Accuracy control: the allowed drop (default 0.01).")
+@click.option("--drop-type", type=click.Choice(["absolute", "relative"]), default=None,
+              help="Accuracy control: absolute (default) or relative drop.")
+@click.option("--max-iterations", type=click.IntRange(min=0), default=None,
+              help="Accuracy control: at most this many metric calls after the FP and INT8 ones.")
+@click.option("--validation-data", type=click.Path(path_type=Path), default=None,
+              help="Accuracy control: the data passed to the metric (default: --data).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def quantize(model: Path | None, output: Path | None, data: Path | None, config: Path | None,
              bias_correction: str | None, no_compress_weights: bool, no_audit: bool, quiet: bool,

@@ -13,7 +13,7 @@ What is read (the mapping is tabulated in ``docs/quantize-data.md``)::
                  "layout": "NCHW", "central_fraction": 0.875},
       "compression": {
         "target_device": "CPU", "model_type": "transformer",
-        "algorithms": [{"name": "DefaultQuantization", "params": {
+        "algorithms": [{"name": "DefaultQuantization", "params": {   // or AccuracyAwareQuantization
           "preset": "performance", "stat_subset_size": 300, "use_fast_bias": true,
           "shuffle_data": false, "seed": 0,
           "ignored": {"scope": ["node"], "operations": [{"type": "Add"}]}}}]}
@@ -22,7 +22,7 @@ What is read (the mapping is tabulated in ``docs/quantize-data.md``)::
 Like POT (which reads configs with ``jstyleson``), ``//`` and ``/* */`` comments and
 trailing commas are accepted. Anything ovq cannot honour is refused with a
 :class:`~ovq.errors.PotConfigError` naming the file and the key: other algorithms
-(AccuracyAwareQuantization, ...), the Accuracy Checker and data-free engines, manual
+than DefaultQuantization and AccuracyAwareQuantization, the Accuracy Checker and data-free engines, manual
 ``weights`` / ``activations`` quantization parameters, ignored operations selected by
 attributes, and unknown keys. Keys that only tune POT's own runtime
 (``stat_requests_number``, ``dump_intermediate_model``, ...) are accepted and unused.
@@ -39,7 +39,7 @@ from typing import Any
 
 from ovq.errors import PotConfigError
 
-__all__ = ["PotConfigError", "PotJob", "read_pot_config"]
+__all__ = ["AccuracyAwareSettings", "PotConfigError", "PotJob", "read_pot_config"]
 
 PRESETS = ("performance", "mixed", "accuracy")
 MODEL_TYPES = (None, "transformer")
@@ -54,6 +54,30 @@ _COMPRESSION_RUNTIME_KEYS = ("dump_intermediate_model", "inplace_statistics", "i
 _PARAMS = ("preset", "stat_subset_size", "use_fast_bias", "model_type", "ignored", "shuffle_data", "seed",
            "target_device")
 _ALGORITHM = "DefaultQuantization"
+_ACCURACY_AWARE = "AccuracyAwareQuantization"
+# AccuracyAwareQuantization parameters ovq honours (besides DefaultQuantization's) ...
+_AAQ_PARAMS = ("maximal_drop", "drop_type", "max_iter_num", "ranking_subset_size", "base_algorithm")
+# ... and those accepted because ovq's search already does what they ask: it validates on
+# the whole validation set and never returns a model worse than one it has validated.
+_AAQ_ACCEPTED = ("metric_subset_ratio", "use_prev_if_drop_increase")
+
+
+@dataclass(frozen=True)
+class AccuracyAwareSettings:
+    """The AccuracyAwareQuantization parameters of a POT config.
+
+    Attributes:
+        max_drop: ``maximal_drop`` (default 0.01).
+        drop_type: ``drop_type``: ``absolute`` (default) or ``relative``.
+        max_iterations: ``max_iter_num`` (``validation_fn`` calls after the first two),
+            or None (unbounded, POT's default).
+        ranking_subset_size: ``ranking_subset_size``, or None (the calibration subset).
+    """
+
+    max_drop: float = 0.01
+    drop_type: str = "absolute"
+    max_iterations: int | None = None
+    ranking_subset_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +125,7 @@ class PotJob:
     reverse_input_channels: bool = True
     shuffle_data: bool = False
     seed: int = 0
+    accuracy_control: AccuracyAwareSettings | None = None
 
     def quantize_options(self) -> dict[str, Any]:
         """Keyword arguments for ``ovq.quantize`` (besides the model and the data)."""
@@ -198,10 +223,10 @@ def _read_compression(r: _Reader, raw: Any) -> dict[str, Any]:
         raise PotConfigError(f"{r.cfg}: compression.algorithms: expected a non-empty list of algorithms")
     for i, item in enumerate(algorithms):
         name = r.mapping(item, f"compression.algorithms[{i}]").get("name")
-        if name != _ALGORITHM:
+        if name not in (_ALGORITHM, _ACCURACY_AWARE):
             raise PotConfigError(
-                f"{r.cfg}: compression.algorithms[{i}]: algorithm {name!r} is not supported yet "
-                f"(ovq runs {_ALGORITHM})"
+                f"{r.cfg}: compression.algorithms[{i}]: algorithm {name!r} is not supported "
+                f"(ovq runs {_ALGORITHM} and {_ACCURACY_AWARE})"
             )
     if len(algorithms) > 1:
         raise PotConfigError(
@@ -211,9 +236,13 @@ def _read_compression(r: _Reader, raw: Any) -> dict[str, Any]:
     r.known(algorithms[0], where, ("name", "params"))
     params = r.mapping(algorithms[0].get("params", {}), f"{where}.params")
     where += ".params"
-    r.known(params, where, _PARAMS, what="parameter", unsupported=True)
-
     out: dict[str, Any] = {}
+    if algorithms[0].get("name") == _ACCURACY_AWARE:
+        r.known(params, where, _PARAMS + _AAQ_PARAMS + _AAQ_ACCEPTED, what="parameter", unsupported=True)
+        out["accuracy_control"] = _accuracy_aware(r, params, where)
+    else:
+        r.known(params, where, _PARAMS, what="parameter", unsupported=True)
+
     device = r.string(comp, "compression", "target_device")
     algo_device = r.string(params, where, "target_device")
     if device and algo_device and device != algo_device:
@@ -253,6 +282,25 @@ def _read_compression(r: _Reader, raw: Any) -> dict[str, Any]:
     if "ignored" in params:
         out["ignored_scope"] = _ignored(r, params["ignored"], f"{where}.ignored")
     return out
+
+
+def _accuracy_aware(r: _Reader, params: Mapping[str, Any], where: str) -> AccuracyAwareSettings:
+    base = params.get("base_algorithm", _ALGORITHM)
+    if base != _ALGORITHM:
+        raise PotConfigError(f"{r.cfg}: {where}.base_algorithm: {base!r} is not supported (only {_ALGORITHM})")
+    drop = params.get("maximal_drop", 0.01)
+    if isinstance(drop, bool) or not isinstance(drop, (int, float)) or not drop >= 0:
+        raise PotConfigError(f"{r.cfg}: {where}.maximal_drop: expected a number >= 0, got {drop!r}")
+    drop_type = params.get("drop_type", "absolute")
+    if drop_type not in ("absolute", "relative"):
+        raise PotConfigError(f"{r.cfg}: {where}.drop_type: {drop_type!r} is not absolute or relative")
+    counts = {}
+    for key in ("max_iter_num", "ranking_subset_size"):
+        value = params.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise PotConfigError(f"{r.cfg}: {where}.{key}: expected a positive integer, got {value!r}")
+        counts[key] = value
+    return AccuracyAwareSettings(float(drop), drop_type, counts["max_iter_num"], counts["ranking_subset_size"])
 
 
 def _model_type(r: _Reader, section: Mapping[str, Any], where: str) -> str | None:

@@ -4,7 +4,10 @@ Reads the model, opens the calibration data (images with preprocessing options, 
 ``.npy``/``.npz`` files; see docs/quantize-data.md), quantizes, writes the IR atomically
 (nothing is written on any failure), then reports INT8 coverage at runtime, the size
 before and after, and the time per phase. ``--config`` takes a POT-style JSON config
-whose DefaultQuantization settings apply unless overridden on the command line.
+whose DefaultQuantization (or AccuracyAwareQuantization) settings apply unless overridden
+on the command line. With ``--validate module:function`` (and ``--max-drop``, or an
+AccuracyAwareQuantization config) the job runs accuracy control
+(:func:`~ovq.quantization.accuracy_control.quantize_with_accuracy_control`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ class QuantizeJob:
     progress: bool | None = None
     pipeline: str | None = None
     dump_after: tuple[str, ...] = ()
+    validate: str | None = None
+    validation_data: Path | None = None
+    accuracy_control: Any = None  # pot_config.AccuracyAwareSettings when accuracy control runs
 
 
 def parse_ignored_scope(text: str | None) -> Any:
@@ -107,11 +113,14 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
     fp_model = graph.to_ov()
     data = load_calibration_data(job.data, _model_inputs(fp_model), **(job.data_options or {}))
     echo(f"model: {job.model} ({len(graph)} layers); calibration data: {job.data} ({len(data)} samples)")
-    report = calibrate_and_quantize(
+    if job.accuracy_control is not None:
+        graph, report = _with_accuracy_control(job, graph, fp_model, data, echo)
+    else:
+        report = calibrate_and_quantize(
         graph, data, fp_model=fp_model, target_device=job.target_device, preset=job.preset,
         subset_size=job.subset_size, fast_bias_correction=job.fast_bias_correction, model_type=job.model_type,
-        ignored_scope=job.ignored_scope, compress_weights=job.compress_weights, smooth_quant=job.smooth_quant,
-        seed=job.seed, progress=job.progress, ctx=ctx)
+            ignored_scope=job.ignored_scope, compress_weights=job.compress_weights, smooth_quant=job.smooth_quant,
+            seed=job.seed, progress=job.progress, ctx=ctx)
     report.phases = {"read": t_read, **({"pipeline": t_pipeline} if job.pipeline else {}), **report.phases}
     t0 = time.perf_counter()
     save_model(graph, job.output)
@@ -132,6 +141,60 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
     return figures
 
 
+def load_hook(spec: str) -> Callable[..., Any]:
+    """``module:function`` or ``path/to/file.py:function`` as a callable (the module is
+    looked up from the current folder too)."""
+    import importlib
+    import importlib.util
+    import sys
+
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise OptionError(f"--validate: expected module:function or file.py:function, got {spec!r}")
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name)
+            if not path.is_file():
+                raise OptionError(f"--validate: no file {path}")
+            loader_spec = importlib.util.spec_from_file_location(path.stem, path)
+            module = importlib.util.module_from_spec(loader_spec)
+            loader_spec.loader.exec_module(module)  # type: ignore[union-attr]
+        else:
+            if "" not in sys.path and str(Path.cwd()) not in sys.path:
+                sys.path.insert(0, str(Path.cwd()))
+            module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise OptionError(f"--validate: cannot import {module_name!r}: {exc}") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise OptionError(f"--validate: {module_name!r} has no function {attr!r}")
+    return fn
+
+
+def _with_accuracy_control(job: QuantizeJob, graph: Any, fp_model: Any, data: Any,
+                           echo: Callable[[str], None]) -> tuple[Any, Any]:
+    from ovq.quantization.accuracy_control import quantize_with_accuracy_control
+    from ovq.quantization.data_sources import load_calibration_data
+
+    if job.validate is None:
+        raise OptionError("accuracy control needs the metric: give --validate module:function "
+                          "(called as function(compiled_model, validation_data) -> float, higher is better)")
+    fn = load_hook(job.validate)
+    validation = data
+    if job.validation_data is not None:
+        validation = load_calibration_data(job.validation_data, _model_inputs(fp_model), **(job.data_options or {}))
+    settings = job.accuracy_control
+    q, ac = quantize_with_accuracy_control(
+        graph, data, list(validation), fn, max_drop=settings.max_drop, drop_type=settings.drop_type,
+        target_device=job.target_device, preset=job.preset, subset_size=job.subset_size,
+        fast_bias_correction=job.fast_bias_correction, model_type=job.model_type, ignored_scope=job.ignored_scope,
+        compress_weights=job.compress_weights, smooth_quant=job.smooth_quant, seed=job.seed,
+        max_num_iterations=settings.max_iterations, ranking_subset_size=settings.ranking_subset_size,
+        progress=job.progress, return_report=True)
+    echo(ac.format())
+    return q, ac.quantize
+
+
 def job_from_options(model: Path | None, output: Path | None, data: Path | None, config: Path | None,
                      given: dict[str, Any]) -> QuantizeJob:
     """Merge the command line over a POT config (options the user gave win)."""
@@ -143,6 +206,7 @@ def job_from_options(model: Path | None, output: Path | None, data: Path | None,
         pot = read_pot_config(config)
         model = model or pot.model_xml
         settings.update(pot.quantize_options())
+        settings["accuracy_control"] = pot.accuracy_control
         if data is None and pot.data_source is not None:  # POT's engine options describe its images only
             data = pot.data_source
             data_options.update({k: v for k, v in pot.data_options().items() if v is not None})
@@ -166,6 +230,27 @@ def job_from_options(model: Path | None, output: Path | None, data: Path | None,
                           "or an engine.data_source in --config")
     settings = {k: v for k, v in settings.items()
                 if v is not None or k in ("preset", "model_type", "fast_bias_correction", "ignored_scope", "smooth_quant")}
+    accuracy = _accuracy_settings(settings.pop("accuracy_control", None), given)
+    validation_data = given.get("validation_data")
     return QuantizeJob(model=Path(model), output=Path(output), data=Path(data), data_options=data_options,
                        audit=given.get("audit", True), progress=given.get("progress"),
-                       pipeline=given.get("pipeline"), dump_after=tuple(given.get("dump_after") or ()), **settings)
+                       pipeline=given.get("pipeline"), dump_after=tuple(given.get("dump_after") or ()),
+                       validate=given.get("validate"), accuracy_control=accuracy,
+                       validation_data=Path(validation_data) if validation_data else None, **settings)
+
+
+def _accuracy_settings(from_config: Any, given: dict[str, Any]) -> Any:
+    """AccuracyAwareQuantization settings from the config, overridden by ``--max-drop``,
+    ``--drop-type`` and ``--max-iterations``; None when no accuracy control was asked for."""
+    import dataclasses
+
+    from ovq.quantization.pot_config import AccuracyAwareSettings
+
+    overrides = {k: given[o] for k, o in (("max_drop", "max_drop"), ("drop_type", "drop_type"),
+                                           ("max_iterations", "max_iterations")) if given.get(o) is not None}
+    if from_config is None and not overrides and not given.get("validate"):
+        return None
+    settings = dataclasses.replace(from_config or AccuracyAwareSettings(), **overrides)
+    if not settings.max_drop >= 0:
+        raise OptionError(f"--max-drop must be >= 0, got {settings.max_drop}")
+    return settings
