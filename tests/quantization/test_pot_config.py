@@ -169,11 +169,18 @@ def test_unreadable_config(tmp_path):
     (lambda c: c["engine"].update(central_fraction=0), r"engine.central_fraction: expected a number in \(0, 1\]"),
     (lambda c: c["engine"].update(central_fraction=True), "engine.central_fraction"),
     # Algorithms.
-    (lambda c: c["compression"]["algorithms"].__setitem__(0, {"name": "AccuracyAwareQuantization", "params": {}}),
-     r"compression.algorithms\[0\]: algorithm 'AccuracyAwareQuantization' is not supported yet "
-     r"\(ovq runs DefaultQuantization\)"),
+    (lambda c: c["compression"]["algorithms"].__setitem__(
+        0, {"name": "AccuracyAwareQuantization", "params": {"tune_hyperparams": True}}),
+     r"compression.algorithms\[0\].params.tune_hyperparams"),
+    (lambda c: c["compression"]["algorithms"].__setitem__(
+        0, {"name": "AccuracyAwareQuantization", "params": {"maximal_drop": -1}}),
+     r"params.maximal_drop: expected a number >= 0"),
+    (lambda c: c["compression"]["algorithms"].__setitem__(
+        0, {"name": "AccuracyAwareQuantization", "params": {"base_algorithm": "MinMaxQuantization"}}),
+     r"params.base_algorithm: 'MinMaxQuantization' is not supported"),
     (lambda c: c["compression"]["algorithms"].append({"name": "FastBiasCorrection"}),
-     r"algorithms\[1\]: algorithm 'FastBiasCorrection' is not supported yet"),
+     r"algorithms\[1\]: algorithm 'FastBiasCorrection' is not supported \(ovq runs DefaultQuantization and "
+     r"AccuracyAwareQuantization\)"),
     (lambda c: c["compression"]["algorithms"].append({"name": "DefaultQuantization"}),
      "2 algorithms; ovq runs a single DefaultQuantization"),
     (lambda c: c["compression"].update(algorithms=[]), "compression.algorithms: expected a non-empty list"),
@@ -226,3 +233,15 @@ def test_missing_default_weights(job_dir):
     with error(r"model.weights: not given and .*net.bin does not exist"):
         read_pot_config(write(job_dir, cfg))
     assert issubclass(PotConfigError, OvqError)
+
+
+def test_accuracy_aware_quantization(job_dir):
+    cfg = edited(params={"preset": "mixed", "stat_subset_size": 100, "maximal_drop": 0.02, "drop_type": "relative",
+                         "max_iter_num": 5, "ranking_subset_size": 50, "metric_subset_ratio": 0.5,
+                         "base_algorithm": "DefaultQuantization"})
+    cfg["compression"]["algorithms"][0]["name"] = "AccuracyAwareQuantization"
+    job = read_pot_config(write(job_dir, cfg))
+    assert job.preset == "mixed" and job.subset_size == 100
+    ac = job.accuracy_control
+    assert (ac.max_drop, ac.drop_type, ac.max_iterations, ac.ranking_subset_size) == (0.02, "relative", 5, 50)
+    assert read_pot_config(write(job_dir, BASE)).accuracy_control is None
