@@ -19,10 +19,12 @@ Activation estimators (``activations_range``):
 
 * ``"mean_minmax"`` (default; POT and NNCF): asymmetric ``[mean of per-sample min,
   mean of per-sample max]``; symmetric ``high = mean of per-sample abs-max``, signed
-  when any sample went below zero (POT's ``min/min``);
+  when the mean of per-sample minima is below zero (NNCF's rule: a tensor that only
+  dips below zero in a few samples keeps the unsigned grid, which CPU INT8 kernels
+  without VNNI run without the signed-input penalty);
 * ``"minmax"``: the global min and max over all samples;
 * ``"quantile"``: like ``mean_minmax`` on the per-sample ``p`` and ``1 - p`` quantiles
-  (outlier probability ``p``, default 1e-4); the sign still comes from the true minimum.
+  (outlier probability ``p``, default 1e-4), the sign from the mean low quantile.
 
 Per-channel activation quantizers (e.g. depthwise convolution inputs on targets with
 ``q8_a_ch``) use the global min and max of every channel over all samples (abs-max for
@@ -173,13 +175,13 @@ def observed_range(stats: TensorStats, *, mode: str, estimator: str = "mean_minm
         lows, highs = stats.q_low, stats.q_high
     else:
         lows, highs = mins, maxs
-    signed = bool(mins.min() < 0)
     if estimator == "minmax":
         lo, hi = float(lows.min()), float(highs.max())
         absmax = max(abs(lo), abs(hi))
     else:
         lo, hi = float(lows.mean()), float(highs.mean())
         absmax = float(np.maximum(np.abs(lows), np.abs(highs)).mean())
+    signed = lo < 0  # the low statistic, as NNCF: a small negative tail in some samples stays unsigned
     if mode == "symmetric":
         return ObservedRange(0.0, absmax, signed)
     return ObservedRange(lo, hi, signed)

@@ -88,6 +88,7 @@ class Observation:
     sample_channel_axis: int | None = None  # per-channel min/max of every sample (SmoothQuant)
     mean_stride: int = 1  # the mean reads every k-th row and column of a [N, C, H, W...] tensor
     keep_samples: int = 0  # keep the whole tensor of the first k samples (with sample_channel_axis)
+    batch_axis: bool = True  # dim 0 is a batch: per-sample min/max/quantiles per item; else per inference
 
 
 @dataclass
@@ -529,6 +530,7 @@ def instrument(model: Any, observations: Sequence[Observation], *,
     slots: list[_Slots] = [_Slots() for _ in observations]
     packer = _Packer(rows=rows)
     flat_shape = ops.constant(np.array([0, -1], np.int64))
+    whole_shape = ops.constant(np.array([1, -1], np.int64))
     axis1 = ops.constant(np.array([1], np.int64))
     for k in sorted(range(len(observations)), key=lambda k: position.get(observations[k].op_name, -1)):
         obs = observations[k]
@@ -556,13 +558,13 @@ def instrument(model: Any, observations: Sequence[Observation], *,
                 add("cmin", ops.reduce_min(x, axes, keep_dims=False))
             add("cmax", ops.reduce_max(x, axes, keep_dims=False))
         elif obs.minmax or obs.quantile is not None:
-            flat = ops.reshape(x, flat_shape, special_zero=True)
+            flat = ops.reshape(x, flat_shape if obs.batch_axis else whole_shape, special_zero=True)
             if obs.minmax:
                 # reduce the tensor as it is (a Reshape to [N, -1] would make the CPU
                 # plugin reorder a blocked conv output into a planar copy first)
                 rank = x.get_partial_shape().rank
                 data, axes = flat, axis1
-                if rank.is_static and rank.get_length() >= 2:
+                if obs.batch_axis and rank.is_static and rank.get_length() >= 2:
                     data, axes = x, ops.constant(np.arange(1, rank.get_length(), dtype=np.int64))
                 if not obs.nonnegative:
                     add("min", ops.reduce_min(data, axes, keep_dims=False))
@@ -638,6 +640,7 @@ def collect_statistics(
     shared = _Shared(observations, get_kernels(), [k for k, out in enumerate(model.outputs)
                                                    if out.get_element_type().is_real()])
     dynamic_inputs = any(not port.get_partial_shape().is_static for port in model.inputs)
+    observations = _with_batch_axes(model, observations)
     passes: list[_Pass] = []
     current: _Pass | None = None
     bar = _progress_bar(samples.count, progress, "calibration")
@@ -681,6 +684,25 @@ def collect_statistics(
     bounds = [p.base for p in passes] + [count]
     parts = [p.gather(bounds[i + 1] - p.base) for i, p in enumerate(passes)]
     return (parts[0] if len(parts) == 1 else _merge(observations, parts)), report
+
+
+def _with_batch_axes(model: Any, observations: Sequence[Observation]) -> list[Observation]:
+    """``observations`` with :attr:`Observation.batch_axis` set from ``model`` as given:
+    dim 0 of an observed tensor is a batch when it is dynamic (or 1). A static first dim
+    above 1 (``[3, 5]`` into a MatMul) is part of one sample: its per-sample statistics
+    then cover the whole tensor of each inference, as NNCF's do."""
+    from dataclasses import replace
+
+    by_name = _ops_by_name(model)
+    out = []
+    for obs in observations:
+        op = by_name.get(obs.op_name)
+        batch = True
+        if op is not None and obs.out_index < op.get_output_size():
+            ps = op.get_output_partial_shape(obs.out_index)
+            batch = ps.rank.is_dynamic or ps.rank.get_length() == 0 or ps[0].is_dynamic or ps[0].get_length() == 1
+        out.append(obs if batch == obs.batch_axis else replace(obs, batch_axis=batch))
+    return out
 
 
 @dataclass

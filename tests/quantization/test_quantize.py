@@ -276,3 +276,18 @@ def test_ignored_scope_keeps_the_op_in_float_and_strict_refuses_unknown_names():
     assert not any(o.get_type_name() == "FakeQuantize" for o in q.get_ops())
     with pytest.raises(OvqError, match="nope"):
         ovq.quantize(model, samples, ignored_scope={"names": ["nope"]}, strict=True)
+
+
+def test_a_small_negative_tail_keeps_the_unsigned_grid():
+    """NNCF's rule: the sign comes from the mean of per-sample minima, so a tensor that
+    dips to -0.15 in one sample keeps [0, h] (a signed grid would halve the resolution
+    and, on CPUs without VNNI, run the signed input through the u8 path)."""
+    rng = np.random.default_rng(3)
+    samples = [np.abs(rng.standard_normal((1, 2, 4, 4))).astype(np.float32) + 0.2 for _ in range(8)]
+    samples[0][0, 0, 0, 0] = -0.15
+    q = ovq.quantize(_conv_model(), samples, compress_weights=False, fast_bias_correction=None)
+    lo, hi = _fq_range(q, "x/fq_output_0")
+    assert lo == 0.0 and hi > 0
+    mostly_negative = [-s for s in samples]
+    q = ovq.quantize(_conv_model(), mostly_negative, compress_weights=False, fast_bias_correction=None)
+    assert _fq_range(q, "x/fq_output_0")[0] < 0

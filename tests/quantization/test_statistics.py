@@ -229,3 +229,25 @@ def test_openvino_compile_failure_is_an_inference_error(monkeypatch):
     xs = [RNG.standard_normal((1, 3, 20, 18)).astype(np.float32)]
     with pytest.raises(InferenceError, match="OpenVINO cannot compile the statistics model"):
         collect_statistics(_model(), [Observation("mm", "y")], select_subset(xs, None))
+
+
+def test_a_static_first_dim_is_not_a_batch():
+    """A [3, 5] MatMul input is one sample of 3 rows, not 3 samples: its per-sample
+    min/max cover the whole tensor (NNCF's reduction)."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from ovq.quantization.dataset import select_subset
+    from ovq.quantization.statistics import Observation, collect_statistics
+
+    x = ops.parameter([3, 5], np.float32, name="x")
+    r = ops.relu(x)
+    r.set_friendly_name("r")
+    mm = ops.matmul(r, ops.constant(np.ones((5, 2), np.float32)), False, False)
+    model = ov.Model([mm], [x])
+    rng = np.random.default_rng(0)
+    data = [rng.standard_normal((3, 5)).astype(np.float32) for _ in range(4)]
+    stats, _ = collect_statistics(model, [Observation("r", "r", 0)], select_subset(data, None))
+    st = stats["r"]
+    assert st.maxs.shape == (4,)
+    np.testing.assert_allclose(st.maxs, [np.maximum(d, 0).max() for d in data], rtol=1e-6)
