@@ -194,3 +194,21 @@ def test_dump_after_ranges_and_a_pipeline_from_the_cli(calib, tmp_path):
     bad = run("quantize", demo_model_path(), "-o", tmp_path / "r.xml", "--data", calib, "--dump-after", "rangez",
               check=False)
     assert bad.returncode == 2 and "rangez" in bad.stderr and not (tmp_path / "r.xml").exists()
+
+
+def test_accuracy_control_from_the_cli_with_a_metric_hook(calib, tmp_path):
+    hook = tmp_path / "metric.py"
+    hook.write_text(
+        "import numpy as np\n"
+        "from ovq.data import load_demo_data\n"
+        "x, y = load_demo_data('test')\n"
+        "def accuracy(compiled, data):\n"
+        "    return float((compiled([x])[0].argmax(1) == y).mean())\n")
+    out = tmp_path / "q.xml"
+    proc = run("quantize", demo_model_path(), "-o", out, "--data", calib, "--subset-size", 50, "--no-audit",
+               "--validate", f"{hook}:accuracy", "--max-drop", "0.5")
+    assert "validation_fn calls: 2" in proc.stdout and ": met" in proc.stdout
+    assert out.exists()
+    bad = run("quantize", demo_model_path(), "-o", tmp_path / "r.xml", "--data", calib, "--validate",
+              f"{hook}:nope", check=False)
+    assert bad.returncode == 2 and "has no function 'nope'" in bad.stderr
