@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ovq.data import demo_model_path
-from ovq.testing.cli import run_cli
+from ovq_testing.cli import run_cli
 
 run = run_cli
 
