@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install every package ovq.testing.assets needs into the given Python environment, then
-# (if ovq is importable there) build all test assets into the cache so failures surface
+# Install every package tests/ovq_testing/assets.py needs into the given Python environment,
+# then (if ovq is installed there) build all test assets into the cache so failures surface
 # here rather than as skipped tests.
 #
 # Usage: .ci/install-assets.sh /path/to/venv/bin/python
@@ -10,7 +10,7 @@
 #   OVQ_ASSET_CACHE     cache folder (default ~/.cache/ovq/assets)
 #   OVQ_SKIP_ASSET_BUILD=1  only install packages, do not build the cache
 #
-# Versions are the ones the recipes were checked with (see ovq/testing/assets.py).
+# Versions are the ones the recipes were checked with (see tests/ovq_testing/assets.py).
 # NEVER install an unpinned torch: it pulls a multi-GB CUDA build.
 set -euo pipefail
 
@@ -19,6 +19,7 @@ if ! "$PY" -c 'import sys' >/dev/null 2>&1; then
   echo "install-assets: $PY is not a working python" >&2
   exit 2
 fi
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PIP=("$PY" -m pip install --quiet --disable-pip-version-check)
 export HF_HUB_OFFLINE=1
 
@@ -81,16 +82,19 @@ echo "== install-assets: packages ready in $(( $(date +%s) - start )) s"
 if [ "${OVQ_SKIP_ASSET_BUILD:-0}" = "1" ]; then
   exit 0
 fi
-if ! "$PY" -c 'import ovq.testing.assets' >/dev/null 2>&1; then
-  echo "== install-assets: ovq not importable with $PY; skipping the cache build"
+# The asset recipes live with the tests (tests/ovq_testing). -P: the current folder (maybe
+# the checkout, whose bare ovq/ refuses to import) stays off sys.path; ovq comes from $PY's install.
+export PYTHONPATH="$ROOT/tests${PYTHONPATH:+:$PYTHONPATH}"
+if ! "$PY" -P -c 'import ovq, ovq_testing.assets' >/dev/null 2>&1; then
+  echo "== install-assets: ovq not installed for $PY; skipping the cache build"
   exit 0
 fi
 
 echo "== install-assets: building the asset cache"
-"$PY" - <<'EOF'
+"$PY" -P - <<'EOF'
 import time
 
-from ovq.testing import assets
+from ovq_testing import assets
 
 failed = []
 for name in assets.ASSETS:

@@ -12,10 +12,13 @@ cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DOVQ_SANITIZE=ON \
 cmake --build "$BUILD" -j"$(nproc)" >/dev/null
 
 SO="$(ls "$BUILD"/_native*.so | head -n1)"
-# Overlay package: a copy of ovq/ whose _native is the sanitizer build, first on the path.
+# Overlay package: the wheel's layout (ovq/ with passes/ and hw_configs/ mapped in, as
+# ovq/_install_check.py requires) whose _native is the sanitizer build, first on the path.
 OVERLAY="$BUILD/overlay"
 rm -rf "$OVERLAY" && mkdir -p "$OVERLAY"
 cp -r "$ROOT/ovq" "$OVERLAY/ovq"
+cp -r "$ROOT/passes" "$OVERLAY/ovq/passes"
+cp -r "$ROOT/hw_configs" "$OVERLAY/ovq/hw_configs"
 find "$OVERLAY/ovq" -name '_native*.so' -delete
 cp "$SO" "$OVERLAY/ovq/"
 # An editable install puts a redirecting import finder ahead of PYTHONPATH; drop it so

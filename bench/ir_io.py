@@ -10,7 +10,7 @@ read the ratio, not the absolute times.
 
 Usage:
     python bench/ir_io.py [--model PATH.xml] [--repeat 7]
-(default model: the MiniLM IR from ovq.testing.assets, ≈ 91 MB of weights).
+(default model: the MiniLM IR from ovq_testing.assets, ≈ 91 MB of weights).
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+# The test assets live with the tests (tests/ovq_testing), not in the installed ovq.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def _status_kib(field: str) -> int:
@@ -89,7 +92,7 @@ def main() -> None:
         return
     model = args.model
     if model is None:
-        from ovq.testing.assets import asset_path
+        from ovq_testing.assets import asset_path
 
         model = str(asset_path("minilm"))
     bin_mib = Path(model).with_suffix(".bin").stat().st_size / 2**20

@@ -18,8 +18,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections import Counter
+from pathlib import Path
+
+# The test assets live with the tests (tests/ovq_testing), not in the installed ovq.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 PIPELINE = "fold-constants,fuse-pad,fuse-batchnorm,merge-linear-chains,fold-linear,eliminate-dead-code"
 
@@ -53,7 +58,7 @@ def run_openvino(core, xml: str):
 def bench(name: str, repeat: int) -> dict:
     import openvino as ov
 
-    from ovq.testing import assets
+    from ovq_testing import assets
 
     xml = str(assets.asset_path(name))
     core = ov.Core()

@@ -15,10 +15,14 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 
 import ovq
 from ovq.quantization import place_fake_quantize, runtime_audit
-from ovq.testing.assets import ONNX_LIGHT_MODELS, AssetUnavailable, asset_path, example_inputs
+
+# The test assets live with the tests (tests/ovq_testing), not in the installed ovq.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from ovq_testing.assets import ONNX_LIGHT_MODELS, AssetUnavailable, asset_path, example_inputs  # noqa: E402
 
 DEFAULT = ["digits", "resnet_like", "efficientnet_lite0", "minilm", "silero_vad",
            *(f"onnx_light/{m}" for m in ONNX_LIGHT_MODELS)]

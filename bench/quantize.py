@@ -40,6 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+# The test assets live with the tests (tests/ovq_testing), not in the installed ovq.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 DEFAULT = ["digits", "resnet_like", "efficientnet_lite0", "minilm"]
 
 
@@ -63,7 +66,7 @@ def _peak_mb() -> float:
 
 
 def calibration(name: str) -> list:
-    from ovq.testing import assets
+    from ovq_testing import assets
 
     if name == "digits":
         x, _ = assets.digits_data("calib")
@@ -81,7 +84,7 @@ def calibration(name: str) -> list:
 
 def evaluation(name: str):
     """(inputs list, metric(fp_outputs, q_outputs) -> dict)."""
-    from ovq.testing import assets
+    from ovq_testing import assets
 
     if name == "digits":
         x, labels = assets.digits_data("test")
@@ -164,7 +167,7 @@ def child(tool: str, name: str, out: str) -> None:
     """Quantize ``name`` with ``tool`` in this process; write the model and a JSON line."""
     import openvino as ov
 
-    from ovq.testing.assets import asset_path
+    from ovq_testing.assets import asset_path
 
     model = ov.Core().read_model(str(asset_path(name)))
     samples = calibration(name)
@@ -236,7 +239,7 @@ def evaluate(name: str, paths: dict[str, str]) -> dict:
 
     from ovq.quantization import runtime_audit
     from ovq.runtime import compile_model
-    from ovq.testing.assets import asset_path
+    from ovq_testing.assets import asset_path
 
     core = ov.Core()
     fp = compile_model(core.read_model(str(asset_path(name))))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# First: a bare source checkout (no passes, no native kernels) fails here, with the fix.
+from ovq import _install_check  # noqa: F401
 from ovq.errors import BackendError, CalibrationDataError, GraphError, IRError, OvqError, VerificationError
 from ovq.ir import Graph, read_model, save_model
 from ovq.kernels import kernels_backend
@@ -18,6 +20,7 @@ from ovq.quantization.dataset import Dataset
 from ovq.quantization.ignored_scope import IgnoredScope
 from ovq.quantization.quantize import ModelType, QuantizationPreset, QuantizeReport, TargetDevice, quantize
 
+# The one version source: pyproject.toml reads it (scikit-build-core regex provider).
 __version__ = "0.1.0"
 
 __all__ = [

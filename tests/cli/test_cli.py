@@ -1,4 +1,5 @@
-"""The ovq command line, end to end in subprocesses (as users run it)."""
+"""The ovq command line, end to end through its entry point (``ovq_testing.cli.run_cli``
+runs it in-process; ``test_console_script_is_installed`` runs the installed script)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ovq.data import demo_model_path
-from ovq.testing.cli import run_cli
+from ovq_testing.cli import run_cli
 
 run = run_cli
 
@@ -66,11 +67,15 @@ def test_failed_convert_writes_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.bin", "bad.xml"]
 
 
-def test_console_script_is_installed():
+def test_console_script_is_installed(tmp_path):
+    # The one test in a subprocess, as users run it: the installed script, its exit code.
     exe = shutil.which("ovq", path=str(Path(sys.executable).parent))
     assert exe is not None
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "inspect" in proc.stdout and "demo" in proc.stdout
+    proc = subprocess.run([exe, "inspect", str(tmp_path / "missing.xml")], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and proc.stderr.startswith("ovq: error:") and len(proc.stderr.splitlines()) == 1
 
 
 def test_preprocess_matches_manual_normalisation(tmp_path):

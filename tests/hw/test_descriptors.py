@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import tempfile
-import sys
 
 import pytest
 
 from ovq.hw import HardwareDescriptorError, list_targets, load_descriptor, validate_file
+from ovq_testing.cli import run_cli
 
 
 def test_shipped_targets():
@@ -164,10 +162,7 @@ def test_pot_hardware_config_is_imported(tmp_path):
 
 def test_cli_hw_commands(tmp_path):
     def run(*args):
-        # cwd outside the checkout so the installed ovq, not the source tree, is imported.
-        return subprocess.run([sys.executable, "-c", "import sys; from ovq.cli import main; sys.exit(main())", *args],
-                              cwd=tempfile.gettempdir(),
-                              capture_output=True, text=True, timeout=120)
+        return run_cli(*args, check=False)
 
     listing = run("hw", "list")
     assert listing.returncode == 0 and "gna3" in listing.stdout

@@ -1,6 +1,6 @@
 """Read → write → read on real models: bitwise-identical outputs, same ops, names, constants.
 
-The corpus is built from pip packages by :mod:`ovq.testing.assets` into a cache; the
+The corpus is built from pip packages by :mod:`ovq_testing.assets` into a cache; the
 heavy models run under the ``zoo`` marker (CI runs them; ``pytest -m zoo``).
 """
 
@@ -12,7 +12,7 @@ import pytest
 
 import ovq
 from ovq import runtime
-from ovq.testing import assets
+from ovq_testing import assets
 
 from ir_checks import assert_graphs_match, canonical_xml
 

@@ -7,10 +7,18 @@ import pytest
 
 from ovq.kernels import available_backends, get_kernels
 
+
+
+def backend_params(names) -> list:
+    """``names`` as pytest params, numba's marked ``slow``: on a fresh install its kernels
+    JIT-compile on first use, about 3 min of CPU for these tests (cached on disk after)."""
+    return [pytest.param(b, marks=pytest.mark.slow) if b == "numba" else b for b in names]
+
+
 BACKENDS = [b for b in ("native", "numba") if b in available_backends()]
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=backend_params(BACKENDS))
 def kern(request):
     return get_kernels(request.param)
 

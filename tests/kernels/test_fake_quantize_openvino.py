@@ -16,6 +16,7 @@ ov = pytest.importorskip("openvino")
 ops = pytest.importorskip("openvino.opset13")
 
 from ovq.kernels import available_backends, get_kernels  # noqa: E402
+from tests.kernels.conftest import backend_params  # noqa: E402
 
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 NO_LPT = {**F32, "LP_TRANSFORMS_MODE": False}
@@ -38,7 +39,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("backend", available_backends())
+@pytest.mark.parametrize("backend", backend_params(available_backends()))
 @pytest.mark.parametrize("case", range(len(CASES)))
 @pytest.mark.parametrize("per_channel", [False, True])
 def test_fq_bitwise_vs_openvino(backend, case, per_channel):

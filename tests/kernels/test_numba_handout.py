@@ -36,6 +36,7 @@ def test_take_covers_every_task_once(nt, threads):
 CASES = [((70001,), ()), ((3, 40000), (0,)), ((37, 1031), (0,)), ((2, 6, 40, 41), (1,))]
 
 
+@pytest.mark.slow  # JIT-compiles most numba kernels (see backend_params in conftest.py)
 @pytest.mark.parametrize("threads", [1, 3, 7])
 @pytest.mark.parametrize("case", CASES)
 def test_kernels_with_more_workers_than_threads(monkeypatch, threads, case):

@@ -13,11 +13,12 @@ import pytest
 from ovq.errors import BackendError, EmptyTensorError, KernelError, NonFiniteError
 from ovq.kernels import Histogram, get_kernels
 from ovq.kernels import available_backends
+from tests.kernels.conftest import backend_params
 
 ALL = available_backends()
 
 
-@pytest.mark.parametrize("backend", ALL)
+@pytest.mark.parametrize("backend", backend_params(ALL))
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_nonfinite_raises_with_name(backend, bad):
     k = get_kernels(backend)
@@ -34,7 +35,7 @@ def test_nonfinite_raises_with_name(backend, bad):
         k.minmax(x, name="conv1")
 
 
-@pytest.mark.parametrize("backend", ALL)
+@pytest.mark.parametrize("backend", backend_params(ALL))
 def test_empty(backend):
     k = get_kernels(backend)
     x = np.zeros((0, 3), np.float32)
@@ -49,7 +50,7 @@ def test_empty(backend):
     assert k.fake_quantize(x, -1, 1, -1, 1, 256).shape == (0, 3)
 
 
-@pytest.mark.parametrize("backend", ALL)
+@pytest.mark.parametrize("backend", backend_params(ALL))
 def test_zero_range_channels(backend):
     k = get_kernels(backend)
     w = np.zeros((4, 8), np.float32)
@@ -60,7 +61,7 @@ def test_zero_range_channels(backend):
     assert np.isnan(k.fake_quantize(np.ones(3, np.float32), 0.5, 0.5, -1, 1, 7)).all()
 
 
-@pytest.mark.parametrize("backend", ALL)
+@pytest.mark.parametrize("backend", backend_params(ALL))
 def test_states_merge(backend):
     k = get_kernels(backend)
     x = np.random.default_rng(0).standard_normal((10, 4, 6)).astype(np.float32)

@@ -25,13 +25,19 @@ BLOCK_NATIVE = (
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    """The wheel CI built (``OVQ_WHEEL``), or one built now from the checkout."""
+    """The wheel CI built (``OVQ_WHEEL``), or one built now from the checkout.
+
+    The build is isolated (pip installs the build requirements into a temporary
+    environment), as the README's ``pip install .`` is: the test venv need not hold
+    scikit-build-core, pybind11, cmake or ninja.
+    """
     given = os.environ.get("OVQ_WHEEL")
     if given:
         return Path(given)
     out = tmp_path_factory.mktemp("wheel")
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(out), str(ROOT),
+         "--config-settings=build-dir=" + str(tmp_path_factory.mktemp("build"))],
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -39,15 +45,30 @@ def wheel(tmp_path_factory) -> Path:
     return found
 
 
+@pytest.mark.slow  # builds the wheel (a C++ compile) unless CI passes the one it built in OVQ_WHEEL
 def test_wheel_ships_passes_hw_configs_native_and_demo(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "ovq/__init__.py" in names
     assert "ovq/passes/__init__.py" in names, "passes/ must ship as ovq.passes"
-    assert {f"ovq/hw_configs/{t}.toml" for t in ("any", "cpu", "gpu", "npu", "gna", "gna3")} <= names, "hw_configs/ must ship as ovq/hw_configs"
+    shipped = {f"ovq/hw_configs/{p.name}" for p in (ROOT / "hw_configs").glob("*.toml")}
+    assert {f"ovq/hw_configs/{t}.toml" for t in ("any", "cpu", "gpu", "npu", "gna", "gna3")} <= shipped <= names, \
+        "hw_configs/ must ship as ovq/hw_configs"
     assert any(n.startswith("ovq/_native") and n.endswith(".so") for n in names), "native extension missing"
     assert {"ovq/data/digits/digits.xml", "ovq/data/digits/digits.bin"} <= names
     assert "ovq/py.typed" in names
-    assert not any(n.startswith(("tests/", "csrc/", "bench/")) for n in names)
+    assert not any(n.startswith(("tests/", "csrc/", "bench/", "ovq/testing/", "ovq_testing/")) for n in names)
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    version = zipfile.ZipFile(wheel).read(metadata).decode().split("\nVersion: ")[1].split()[0]
+    assert version == _source_version()
+
+
+def _source_version() -> str:
+    """``__version__`` as written in the checkout's ovq/__init__.py (the one version source)."""
+    import re
+
+    text = (ROOT / "ovq" / "__init__.py").read_text()
+    (version,) = re.findall(r'^__version__ = "([^"]+)"$', text, re.M)
+    return version
 
 
 def _python(code: str, **env) -> subprocess.CompletedProcess:

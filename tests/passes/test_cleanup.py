@@ -89,7 +89,7 @@ def test_fold_constants_never_undoes_quantization():
 
 @pytest.mark.parametrize("name", ["onnx_light/squeezenet", pytest.param("onnx_light/resnet50", marks=pytest.mark.zoo)])
 def test_fold_constants_on_light_zoo_makes_plain_weights(name):
-    from ovq.testing import assets
+    from ovq_testing import assets
     from ovq.pipeline import PassContext
 
     try:

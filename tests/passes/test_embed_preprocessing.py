@@ -401,7 +401,7 @@ def test_spec_round_trip_and_textual_run():
 # ------------------------------------------------------------------ corpus
 
 def _asset(name):
-    from ovq.testing import assets
+    from ovq_testing import assets
 
     try:
         return assets.asset_path(name)
@@ -422,7 +422,7 @@ def corpus_case(name: str, per_input: dict, raw: dict[str, np.ndarray], pre: str
 
 
 def test_corpus_digits_scalar_scale_folds_into_the_first_conv():
-    from ovq.testing import assets
+    from ovq_testing import assets
 
     _asset("digits")
     normalized = assets.example_inputs("digits")["input"]
@@ -441,7 +441,7 @@ def test_corpus_resnet_like_full_preprocessing():
 
 @pytest.mark.zoo
 def test_corpus_efficientnet_lite0_matches_ppp_and_the_original():
-    from ovq.testing import assets
+    from ovq_testing import assets
 
     _asset("efficientnet_lite0")
     crops = assets.example_inputs("efficientnet_lite0")["input"]

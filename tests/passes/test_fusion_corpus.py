@@ -21,7 +21,7 @@ import pytest
 import ovq
 from ovq import runtime
 from ovq.pipeline import Pipeline
-from ovq.testing import assets
+from ovq_testing import assets
 
 PIPELINE = "fold-constants,fuse-pad,fuse-batchnorm,merge-linear-chains,fold-linear,eliminate-dead-code"
 RTOL = 1e-5

@@ -7,7 +7,7 @@ import pytest
 import ovq
 import ovq.runtime
 from ovq.quantization import place_fake_quantize, runtime_audit
-from ovq.testing.assets import ONNX_LIGHT_MODELS, AssetUnavailable, asset_path, example_inputs
+from ovq_testing.assets import ONNX_LIGHT_MODELS, AssetUnavailable, asset_path, example_inputs
 
 
 def _quantize(name: str, **kw):

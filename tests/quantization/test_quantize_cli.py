@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ovq.data import demo_model_path, load_demo_data
-from ovq.testing.cli import run_cli
+from ovq_testing.cli import run_cli
 
 run = run_cli
 

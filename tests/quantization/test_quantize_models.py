@@ -13,7 +13,7 @@ import pytest
 
 import ovq
 from ovq.runtime import compile_model
-from ovq.testing import assets
+from ovq_testing import assets
 
 pytestmark = pytest.mark.zoo
 

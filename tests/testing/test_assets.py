@@ -1,4 +1,4 @@
-"""Smoke tests of the offline test assets (ovq.testing.assets).
+"""Smoke tests of the offline test assets (ovq_testing.assets).
 
 Each asset is built (or found in the cache), read by OpenVINO and run once at the f32
 hint. Assets whose pip package is missing are skipped with the install hint. Everything
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ovq.testing import assets
-from ovq.testing.assets import ASSETS, AssetUnavailable, asset_path, example_inputs
+from ovq_testing import assets
+from ovq_testing.assets import ASSETS, AssetUnavailable, asset_path, example_inputs
 
 LIGHT = ("digits", "resnet_like")
 

@@ -1,8 +1,10 @@
 """Offline test assets: real models built from pip-installed packages, plus their data.
 
-Tests and benchmarks ask for a model by name::
+This module lives with the tests, not in the installed ``ovq`` package: pytest puts
+``tests/`` on ``sys.path`` (``pythonpath`` in ``pyproject.toml``), the bench scripts and
+``.ci/install-assets.sh`` add it themselves. Tests and benchmarks ask for a model by name::
 
-    from ovq.testing.assets import AssetUnavailable, asset_path
+    from ovq_testing.assets import AssetUnavailable, asset_path
 
     try:
         xml = asset_path("efficientnet_lite0")
