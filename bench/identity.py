@@ -19,9 +19,9 @@ environment (OpenVINO, numpy, kernels backend): a comparison across different in
 reports them first.
 
 Models and calibration data are the bench's (``bench/quantize.py``: ``calibration``,
-assets from :mod:`ovq.testing.assets`), cut to the first :data:`SAMPLES` samples with
+assets from :mod:`ovq_testing.assets` (tests/ovq_testing)), cut to the first :data:`SAMPLES` samples with
 ``subset_size`` equal to that count (the bench's own path, no subset draw). A model
-whose asset is unavailable is skipped with a line saying why. :mod:`ovq.testing.assets`
+whose asset is unavailable is skipped with a line saying why. :mod:`ovq_testing.assets` (tests/ovq_testing)
 checks for the packages that build an asset before it looks in the cache, so the venv
 needs them even when the cache is full: ``OVQ_SKIP_ASSET_BUILD=1 .ci/install-assets.sh
 .venv/bin/python`` installs them without building anything.
@@ -68,6 +68,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# The test assets live with the tests (tests/ovq_testing), not in the installed ovq.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 #: Fingerprint file format; bumped when the JSON layout changes.
 FORMAT = 1
@@ -261,7 +264,7 @@ def _load(model: str) -> tuple[Path, list[Any]]:
     """
     from quantize import calibration  # bench/quantize.py: this script's folder is on sys.path
 
-    from ovq.testing.assets import asset_path
+    from ovq_testing.assets import asset_path
 
     path = asset_path(model)
     return path, calibration(model)[: SAMPLES[model]]
@@ -337,7 +340,7 @@ def _environment() -> dict[str, str]:
 
 def fingerprint(models: Sequence[str], cases: Sequence[Case]) -> dict[str, Any]:
     """Run ``cases`` on ``models`` and return the fingerprint document."""
-    from ovq.testing.assets import AssetUnavailable
+    from ovq_testing.assets import AssetUnavailable
 
     doc: dict[str, Any] = {"format": FORMAT, "environment": _environment(), "inputs": {}, "skipped": {},
                            "cases": {}, "seconds": {}}
