@@ -8,6 +8,7 @@ from ovq.kernels import kernels_backend
 from ovq.pipeline import run_pipeline
 from ovq.preprocess import PreprocessingError, embed_preprocessing
 from ovq.quantization import place_fake_quantize
+from ovq.quantization.analyze import LayerErrorTable, analyze
 from ovq.quantization.dataset import Dataset
 from ovq.quantization.ignored_scope import IgnoredScope
 from ovq.quantization.quantize import ModelType, QuantizationPreset, QuantizeReport, TargetDevice, quantize
@@ -19,6 +20,8 @@ __all__ = [
     "CalibrationDataError",
     "Dataset",
     "IgnoredScope",
+    "LayerErrorTable",
+    "analyze",
     "ModelType",
     "QuantizationPreset",
     "QuantizeReport",

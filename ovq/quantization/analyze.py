@@ -188,6 +188,8 @@ class LayerErrorTable:
         seconds: Wall time of the analysis (build, compile and the pass).
         fp_model: Where the FP model came from (a path, or a description).
         int8_model: Where the INT8 model came from.
+        timings: Seconds per step: ``build`` (reading the models, building the
+            analysis model, the weight statistics), ``compile``, ``infer`` (the pass).
     """
 
     rows: list[LayerError] = field(default_factory=list)
@@ -196,6 +198,7 @@ class LayerErrorTable:
     seconds: float = 0.0
     fp_model: str = ""
     int8_model: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rows.sort(key=_badness, reverse=True)
@@ -230,7 +233,7 @@ class LayerErrorTable:
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": JSON_FORMAT, "fp_model": self.fp_model, "int8_model": self.int8_model,
-                "samples": self.samples, "seconds": self.seconds,
+                "samples": self.samples, "seconds": self.seconds, "timings": self.timings,
                 "layers": [r.to_dict() for r in self.rows],
                 "unmatched": [{"name": n, "reason": why} for n, why in self.unmatched]}
 
@@ -260,7 +263,8 @@ class LayerErrorTable:
         return cls(rows=[LayerError.from_dict(r) for r in d.get("layers", [])],
                    unmatched=[(u["name"], u["reason"]) for u in d.get("unmatched", [])],
                    samples=int(d.get("samples", 0)), seconds=float(d.get("seconds", 0.0)),
-                   fp_model=d.get("fp_model", ""), int8_model=d.get("int8_model", ""))
+                   fp_model=d.get("fp_model", ""), int8_model=d.get("int8_model", ""),
+                   timings={k: float(v) for k, v in d.get("timings", {}).items()})
 
     def format(self, top: int | None = None) -> str:
         """A terminal table of the ``top`` worst layers (all by default)."""
@@ -685,7 +689,7 @@ def _build(fp: Any, q: Any) -> tuple[Any, list[_LayerPlan], dict[str, Any], list
 # ------------------------------------------------------------------------- weights
 
 
-def _weight_stats(plans: Sequence[_LayerPlan], b_names: dict[int, str]) -> dict[str, dict[str, Any]]:
+def _weight_stats(plans: Sequence[_LayerPlan]) -> dict[str, dict[str, Any]]:
     """Levels, granularity and NMSE of each layer's quantized weights (one constant-folded
     model holding every layer's FP and dequantized weights)."""
     import openvino as ov
@@ -707,7 +711,10 @@ def _weight_stats(plans: Sequence[_LayerPlan], b_names: dict[int, str]) -> dict[
             continue
         for w in (wq, wf):
             results.append(ops.result(w if w.get_element_type() == ov.Type.f32 else ops.convert(w, "f32")))
-        owners.append(plan.node.get_friendly_name())
+        in_axis = None
+        if plan.node.get_type_name() == "MatMul":
+            in_axis = -1 if plan.node.get_attributes().get("transpose_b") else -2
+        owners.append((plan.node.get_friendly_name(), in_axis))
     if results:
         try:
             compiled = core().compile_model(ov.Model(results, [], "ovq_analyze_weights"), "CPU",
@@ -716,12 +723,28 @@ def _weight_stats(plans: Sequence[_LayerPlan], b_names: dict[int, str]) -> dict[
             arrays = [values[compiled.output(k)] for k in range(len(results))]
         except RuntimeError:
             arrays = []
-        for k, name in enumerate(owners[: len(arrays) // 2]):
+        for k, (name, in_axis) in enumerate(owners[: len(arrays) // 2]):
             wq_v, wf_v = arrays[2 * k].astype(np.float64), arrays[2 * k + 1].astype(np.float64)
-            power = float(np.sum(wf_v * wf_v))
-            err = float(np.sum((wq_v - wf_v) ** 2))
-            out[name]["nmse"] = err / power if power > 0 else (0.0 if err == 0 else math.inf)
+            out[name]["nmse"] = _weight_nmse(wq_v, wf_v, in_axis)
     return out
+
+
+def _weight_nmse(wq: np.ndarray, wf: np.ndarray, in_axis: int | None) -> float:
+    """Σ(w_q − w)² / Σ w². For a MatMul (``in_axis``: its weights' input axis) whose INT8
+    weights were rescaled per input channel (SmoothQuant moves a scale ``s`` from the
+    activation into the weights: ``w_q ≈ s · w``), ``w`` is first rescaled by the
+    least-squares ``s`` of each input channel, so that only the quantization error counts."""
+    power = float(np.sum(wf * wf))
+    err = float(np.sum((wq - wf) ** 2))
+    nmse = _ratio(err, power)
+    if in_axis is not None and nmse > 1e-2 and wf.ndim >= 2:
+        axes = tuple(a for a in range(wf.ndim) if a != in_axis % wf.ndim)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            num, den = np.sum(wq * wf, axis=axes, keepdims=True), np.sum(wf * wf, axis=axes, keepdims=True)
+            scale = np.where(den > 0, num / np.where(den > 0, den, 1), 1.0)
+        scaled = wf * scale
+        nmse = min(nmse, _ratio(float(np.sum((wq - scaled) ** 2)), float(np.sum(scaled * scaled))))
+    return nmse
 
 
 def _describe_weights(node: Any, depth: int = 0) -> dict[str, Any]:
@@ -825,7 +848,8 @@ def analyze(
     q, q_desc = _load(int8_model, "INT8")
     samples = select_subset(data, subset_size, seed=seed)
     model, plans, fq_plans, unmatched, layout = _build(fp, q)
-    weights = _weight_stats(plans, {})
+    weights = _weight_stats(plans)
+    t_compile = time.perf_counter()
     try:
         compiled = core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
                                                        "PERFORMANCE_HINT": "THROUGHPUT"})
@@ -833,6 +857,7 @@ def analyze(
         raise InferenceError(f"OpenVINO cannot compile the analysis model: {_first_line(exc)}") from None
     precisions = _runtime_precisions(compiled)
     del model
+    t_infer = time.perf_counter()
 
     spec = InputSpec(fp)
     lock = threading.Lock()
@@ -885,6 +910,8 @@ def analyze(
         raise errors[0]
     if count == 0:
         raise CalibrationDataError("the analysis dataset is empty")
+    t_end = time.perf_counter()
+    timings = {"build": t_compile - t_start, "compile": t_infer - t_compile, "infer": t_end - t_infer}
 
     rows = []
     for plan in plans:
@@ -913,7 +940,7 @@ def analyze(
             weight_nmse=w.get("nmse"), runtime_precision=precisions.get(name), with_bias=plan.with_bias,
             inputs=inputs))
     return LayerErrorTable(rows=rows, unmatched=unmatched, samples=count, seconds=time.perf_counter() - t_start,
-                           fp_model=fp_desc, int8_model=q_desc)
+                           fp_model=fp_desc, int8_model=q_desc, timings=timings)
 
 
 def _ratio(err: float, power: float) -> float:
@@ -934,6 +961,45 @@ def _input_error(name: str, e: dict[str, Any], sums: np.ndarray, mins: np.ndarra
                       saturation=float(sums[e["outside"]] / numel) if numel > 0 else 0.0,
                       nmse=_ratio(float(sums[e["noise"]]), float(sums[e["power"]])),
                       seen_min=float(mins[e["minmax"]]), seen_max=float(maxs[e["minmax"]]))
+
+
+def run_analyze_cli(fp_model: Path, int8_model: Path, data: Path, *, json_out: Path | None = None,
+                    top: int | None = 20, subset_size: int | None = 300, seed: int = 0,
+                    progress: bool | None = None, data_options: dict[str, Any] | None = None,
+                    echo: Any = print) -> LayerErrorTable:
+    """``ovq analyze``: load ``data`` as ``ovq quantize`` does, analyse, print the table
+    (and write its JSON atomically)."""
+    import os
+    import tempfile
+
+    from ovq.ir.bridge import core
+    from ovq.quantization.data_sources import load_calibration_data
+    from ovq.quantization.quantize_cli import _model_inputs
+
+    if not Path(fp_model).is_file():
+        raise IRError(f"FP model {fp_model}: no such file")
+    try:
+        fp = core().read_model(str(fp_model))
+    except RuntimeError as exc:
+        raise IRError(f"FP model {fp_model}: OpenVINO cannot read it: {_first_line(exc)}") from None
+    options = {k: v for k, v in (data_options or {}).items() if v}
+    samples = load_calibration_data(data, _model_inputs(fp), **options)
+    echo(f"FP: {fp_model}; INT8: {int8_model}; data: {data} ({len(samples)} samples)")
+    table = analyze(fp, int8_model, samples, subset_size=subset_size, seed=seed, progress=progress)
+    table.fp_model = str(fp_model)
+    echo(table.format(top))
+    if json_out is not None:
+        json_out = Path(json_out)
+        fd, tmp = tempfile.mkstemp(prefix=json_out.name + ".", suffix=".tmp", dir=json_out.parent or ".")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(table.to_json() + "\n")
+            os.replace(tmp, json_out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        echo(f"wrote {json_out}")
+    return table
 
 
 __all__ = ["AnalysisError", "InputError", "LayerError", "LayerErrorTable", "ModelMismatchError",
