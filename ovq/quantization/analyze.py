@@ -34,6 +34,7 @@ NMSE = Σ(y_q − y_fp)² / Σ y_fp² over every sample and element; SQNR = −1
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import threading
@@ -847,6 +848,12 @@ def analyze(
     fp, fp_desc = _load(fp_model, "FP")
     q, q_desc = _load(int8_model, "INT8")
     samples = select_subset(data, subset_size, seed=seed)
+    spec = InputSpec(fp)
+    stream = iter(samples)
+    first = next(stream, None)  # checked before anything is built or compiled
+    if first is None:
+        raise CalibrationDataError("the analysis dataset is empty")
+    first_arrays = spec.arrays(first, 0)
     model, plans, fq_plans, unmatched, layout = _build(fp, q)
     weights = _weight_stats(plans)
     t_compile = time.perf_counter()
@@ -859,7 +866,6 @@ def analyze(
     del model
     t_infer = time.perf_counter()
 
-    spec = InputSpec(fp)
     lock = threading.Lock()
     sums = np.zeros(layout["sums"], np.float64)
     mins = np.full(layout["mins"], np.inf)
@@ -888,10 +894,10 @@ def analyze(
     bar = _progress_bar(samples.count, progress, "analyze")
     count = 0
     try:
-        for index, sample in enumerate(samples):
+        for index, sample in enumerate(itertools.chain([first], stream)):
             if errors:
                 break
-            arrays = spec.arrays(sample, index)
+            arrays = first_arrays if index == 0 else spec.arrays(sample, index)
             try:
                 queue.start_async(arrays, userdata=index)
             except RuntimeError as exc:
