@@ -132,46 +132,72 @@ def spearman(a, b) -> float:
     return float(spearmanr(a, b).statistic)
 
 
-def ranking(name: str, calib: int, limit: int | None) -> dict:
-    import ovq
-    from quantize import calibration
-
-    fp, q = _models(name)
-    table = ovq.analyze(fp, q, calibration(name), subset_size=calib, progress=False)
+def truth(name: str, fp, q, names: list[str]) -> list[dict]:
+    """The true impact of every layer in ``names`` (see the module docstring)."""
     inputs = _eval_inputs(name)
     ref = _outputs(fp, inputs)
     full = _nmse(ref, _outputs(q, inputs))
-    order = [op.get_friendly_name() for op in q.get_ordered_ops()]
-    names = sorted(table.names(), key=order.index)[:limit]
     rows = []
-    t0 = time.perf_counter()
     for layer in names:
         only = _nmse(ref, _outputs(only_layer(fp, q, layer), inputs))
         reverted = all_but_layer(fp, q, layer)
         gain = full - _nmse(ref, _outputs(reverted, inputs)) if reverted is not None else None
-        r = table[layer]
-        rows.append({"layer": layer, "type": r.type, "local_nmse": r.nmse, "weight_nmse": r.weight_nmse,
-                     "input_nmse": max((i.nmse for i in r.inputs), default=0.0), "saturation": r.saturation,
-                     "only_nmse": only, "revert_gain": gain})
+        rows.append({"layer": layer, "only_nmse": only, "revert_gain": gain, "full_int8_output_nmse": full})
+    return rows
+
+
+def ranking(name: str, calib: int, limit: int | None, impacts: list[int], truth_file: Path | None) -> dict:
+    import ovq
+    from quantize import calibration
+
+    fp, q = _models(name)
+    data = calibration(name)
+    tables = {k: ovq.analyze(fp, q, data, subset_size=calib, impact_samples=k, progress=False) for k in impacts}
+    base = tables[impacts[0]]
+    order = [op.get_friendly_name() for op in q.get_ordered_ops()]
+    names = sorted(base.names(), key=order.index)[:limit]
+    t0 = time.perf_counter()
+    cached = {}
+    if truth_file is not None and truth_file.is_file():
+        cached = {r["layer"]: r for r in json.loads(truth_file.read_text())}
+    todo = [n for n in names if n not in cached]
+    for r in truth(name, fp, q, todo):
+        cached[r["layer"]] = r
+    if truth_file is not None:
+        truth_file.write_text(json.dumps(list(cached.values()), indent=1))
     seconds_truth = time.perf_counter() - t0
-    out = {"model": name, "layers": len(rows), "full_int8_output_nmse": full, "analyze_seconds": table.seconds,
+    rows = []
+    for layer in names:
+        r = base[layer]
+        row = {"layer": layer, "type": r.type, "local_nmse": r.nmse, "weight_nmse": r.weight_nmse,
+               "input_nmse": max((i.nmse for i in r.inputs), default=0.0), "saturation": r.saturation,
+               **{f"output_nmse_k{k}": tables[k][layer].output_nmse for k in impacts if k > 0},
+               "only_nmse": cached[layer]["only_nmse"], "revert_gain": cached[layer]["revert_gain"]}
+        rows.append(row)
+    out = {"model": name, "layers": len(rows), "calib_samples": base.samples,
+           "full_int8_output_nmse": cached[names[0]]["full_int8_output_nmse"],
+           "analyze_seconds": {k: round(t.seconds, 2) for k, t in tables.items()},
            "truth_seconds": seconds_truth, "rows": rows}
     only = [r["only_nmse"] for r in rows]
-    for signal in ("local_nmse", "weight_nmse", "input_nmse", "saturation"):
-        vals = [r[signal] if r[signal] is not None else 0.0 for r in rows]
-        out[f"spearman_{signal}_vs_only"] = spearman(vals, only)
-        both = [(v, r["revert_gain"]) for v, r in zip(vals, rows) if r["revert_gain"] is not None]
-        if len(both) > 2:
-            out[f"spearman_{signal}_vs_revert"] = spearman(*zip(*both))
-    top = lambda key: {r["layer"] for r in sorted(rows, key=lambda r: -(r[key] or 0))[:5]}  # noqa: E731
-    out["top5_overlap_only"] = len(top("local_nmse") & top("only_nmse"))
+    signals = ["local_nmse", "weight_nmse", "input_nmse", "saturation"] + [f"output_nmse_k{k}" for k in impacts if k > 0]
     with_gain = [r for r in rows if r["revert_gain"] is not None]
+    for signal in signals:
+        vals = [r[signal] if r[signal] is not None else 0.0 for r in rows]
+        out[f"spearman_{signal}_vs_only"] = round(spearman(vals, only), 3)
+        if len(with_gain) > 2:
+            out[f"spearman_{signal}_vs_revert"] = round(spearman([r[signal] or 0.0 for r in with_gain],
+                                                                 [r["revert_gain"] for r in with_gain]), 3)
+    top = lambda key: {r["layer"] for r in sorted(rows, key=lambda r: -(r[key] or 0))[:5]}  # noqa: E731
+    for signal in ("local_nmse", *[f"output_nmse_k{k}" for k in impacts if k > 0]):
+        out[f"top5_overlap_{signal}"] = len(top(signal) & top("only_nmse"))
     out["revert_layers"] = len(with_gain)
-    out["spearman_only_vs_revert"] = spearman([r["only_nmse"] for r in with_gain], [r["revert_gain"] for r in with_gain])
+    if len(with_gain) > 2:
+        out["spearman_only_vs_revert"] = round(spearman([r["only_nmse"] for r in with_gain],
+                                                        [r["revert_gain"] for r in with_gain]), 3)
     return out
 
 
-def timing(name: str, calib: int) -> dict:
+def timing(name: str, calib: int, impact: int | None) -> dict:
     import openvino as ov
 
     import ovq
@@ -197,12 +223,14 @@ def timing(name: str, calib: int) -> dict:
     for _ in range(2):  # alternate, keep the best of each (the machine is shared)
         f = fp_pass()
         t = time.perf_counter()
-        table = ovq.analyze(fp, q, data, subset_size=calib, progress=False)
+        kwargs = {} if impact is None else {"impact_samples": impact}
+        table = ovq.analyze(fp, q, data, subset_size=calib, progress=False, **kwargs)
         a = time.perf_counter() - t
         runs.append((f, a, table.timings))
     f = min(r[0] for r in runs)
     best = min(runs, key=lambda r: r[1])
-    return {"model": name, "samples": len(samples), "fp32_pass_s": f, "analyze_s": best[1],
+    return {"model": name, "samples": len(samples), "impact_samples": table.impact_samples,
+            "layers": len(table), "fp32_pass_s": f, "analyze_s": best[1],
             "ratio": best[1] / f, "analyze_phases": best[2]}
 
 
@@ -212,12 +240,19 @@ def main() -> None:
     p.add_argument("models", nargs="*")
     p.add_argument("--calib", type=int, default=100)
     p.add_argument("--layers", type=int, default=None)
+    p.add_argument("--impact", type=int, default=None, help="timing: impact_samples (default: analyze's)")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--impacts", default="0,1,2,4", help="ranking: impact_samples values to compare")
+    p.add_argument("--truth-dir", type=Path, default=None, help="ranking: cache of the true impacts")
     args = p.parse_args()
     results = []
     for name in args.models or (["resnet_like", "efficientnet_lite0"] if args.mode == "ranking"
                                 else ["efficientnet_lite0", "minilm"]):
-        r = ranking(name, args.calib, args.layers) if args.mode == "ranking" else timing(name, args.calib)
+        if args.mode == "ranking":
+            truth_file = args.truth_dir / f"truth_{name}.json" if args.truth_dir else None
+            r = ranking(name, args.calib, args.layers, [int(k) for k in args.impacts.split(",")], truth_file)
+        else:
+            r = timing(name, args.calib, args.impact)
         results.append(r)
         print(json.dumps({k: v for k, v in r.items() if k != "rows"}, indent=1), flush=True)
     if args.json:

@@ -132,6 +132,10 @@ class LayerError:
             (``u8``, ``i8``, ``f32``), when it could be read.
         with_bias: The measured output is the layer's bias Add.
         inputs: Every quantized activation input.
+        output_nmse: The NMSE of the **model's outputs** (averaged over its real-valued
+            outputs) with only this layer quantized, measured on the table's
+            ``impact_samples`` samples; None when not measured.
+        output_sqnr_db: −10 log10(output_nmse).
     """
 
     name: str
@@ -150,10 +154,12 @@ class LayerError:
     runtime_precision: str | None = None
     with_bias: bool = False
     inputs: list[InputError] = field(default_factory=list)
+    output_nmse: float | None = None
+    output_sqnr_db: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for key in ("nmse", "sqnr_db", "worst_channel_nmse", "weight_nmse"):
+        for key in _FLOAT_KEYS:
             d[key] = _json_float(d[key])
         return d
 
@@ -162,10 +168,13 @@ class LayerError:
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         d["inputs"] = [InputError(**i) for i in d.get("inputs", [])]
-        for key in ("nmse", "sqnr_db", "worst_channel_nmse", "weight_nmse"):
+        for key in _FLOAT_KEYS:
             if isinstance(d.get(key), str):
                 d[key] = float(d[key])
         return cls(**d)
+
+
+_FLOAT_KEYS = ("nmse", "sqnr_db", "worst_channel_nmse", "weight_nmse", "output_nmse", "output_sqnr_db")
 
 
 def _json_float(x: float | None) -> float | str | None:
@@ -178,8 +187,10 @@ def _json_float(x: float | None) -> float | str | None:
 class LayerErrorTable:
     """The per-layer errors of one INT8 model against its FP model.
 
-    Rows are sorted worst first (largest NMSE). ``table["name"]`` finds a row by layer
-    name; iterating yields the rows.
+    Rows are sorted worst first: by ``output_nmse`` (the error at the model output with
+    only that layer quantized) when it was measured, else by the local ``nmse``
+    (:attr:`rank_by` says which). ``table["name"]`` finds a row by layer name; iterating
+    yields the rows.
 
     Attributes:
         rows: One :class:`LayerError` per analysed layer, worst first.
@@ -190,7 +201,9 @@ class LayerErrorTable:
         fp_model: Where the FP model came from (a path, or a description).
         int8_model: Where the INT8 model came from.
         timings: Seconds per step: ``build`` (reading the models, building the
-            analysis model, the weight statistics), ``compile``, ``infer`` (the pass).
+            analysis model, the weight statistics), ``compile``, ``infer`` (the pass),
+            ``impact`` (the output-impact runs).
+        impact_samples: Samples ``output_nmse`` was measured on (0: not measured).
     """
 
     rows: list[LayerError] = field(default_factory=list)
@@ -200,9 +213,18 @@ class LayerErrorTable:
     fp_model: str = ""
     int8_model: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    impact_samples: int = 0
 
     def __post_init__(self) -> None:
-        self.rows.sort(key=_badness, reverse=True)
+        key = self.rank_by  # (a list being sorted reads as empty)
+        self.rows.sort(key=lambda r: _nan_low(getattr(r, key)), reverse=True)
+
+    @property
+    def rank_by(self) -> str:
+        """``output_nmse`` when every row has it, else ``nmse``."""
+        if self.rows and all(r.output_nmse is not None for r in self.rows):
+            return "output_nmse"
+        return "nmse"
 
     def __iter__(self) -> Iterator[LayerError]:
         return iter(self.rows)
@@ -223,18 +245,21 @@ class LayerErrorTable:
         """Layer names, worst first."""
         return [row.name for row in self.rows]
 
-    def worst(self, k: int | None = None, *, by: str = "nmse") -> list[LayerError]:
-        """The ``k`` worst layers (all with ``None``) by ``by``: ``nmse`` (default),
-        ``saturation``, ``weight_nmse`` or ``worst_channel_nmse`` (larger is worse)."""
-        if by not in ("nmse", "saturation", "weight_nmse", "worst_channel_nmse"):
-            raise ValueError(f"worst(by={by!r}): use nmse, saturation, weight_nmse or worst_channel_nmse")
-        rows = self.rows if by == "nmse" else sorted(
+    def worst(self, k: int | None = None, *, by: str | None = None) -> list[LayerError]:
+        """The ``k`` worst layers (all with ``None``) by ``by``: :attr:`rank_by` (default),
+        ``output_nmse``, ``nmse``, ``saturation``, ``weight_nmse`` or
+        ``worst_channel_nmse`` (larger is worse; rows without the value come last)."""
+        keys = ("output_nmse", "nmse", "saturation", "weight_nmse", "worst_channel_nmse")
+        if by is not None and by not in keys:
+            raise ValueError(f"worst(by={by!r}): use one of {', '.join(keys)}")
+        rows = self.rows if by is None or by == self.rank_by else sorted(
             self.rows, key=lambda r: _nan_low(getattr(r, by)), reverse=True)
         return list(rows if k is None else rows[:k])
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": JSON_FORMAT, "fp_model": self.fp_model, "int8_model": self.int8_model,
-                "samples": self.samples, "seconds": self.seconds, "timings": self.timings,
+                "samples": self.samples, "impact_samples": self.impact_samples, "seconds": self.seconds,
+                "timings": self.timings, "rank_by": self.rank_by,
                 "layers": [r.to_dict() for r in self.rows],
                 "unmatched": [{"name": n, "reason": why} for n, why in self.unmatched]}
 
@@ -265,12 +290,14 @@ class LayerErrorTable:
                    unmatched=[(u["name"], u["reason"]) for u in d.get("unmatched", [])],
                    samples=int(d.get("samples", 0)), seconds=float(d.get("seconds", 0.0)),
                    fp_model=d.get("fp_model", ""), int8_model=d.get("int8_model", ""),
-                   timings={k: float(v) for k, v in d.get("timings", {}).items()})
+                   timings={k: float(v) for k, v in d.get("timings", {}).items()},
+                   impact_samples=int(d.get("impact_samples", 0)))
 
     def format(self, top: int | None = None) -> str:
         """A terminal table of the ``top`` worst layers (all by default)."""
         rows = self.worst(top)
-        head = ("#", "layer", "type", "SQNR dB", "NMSE", "sat %", "act range", "lv", "weights", "w SQNR", "rt")
+        head = ("#", "layer", "type", "out SQNR", "SQNR dB", "NMSE", "sat %", "act range", "lv", "weights",
+                "w SQNR", "rt")
         lines = []
         for i, r in enumerate(rows, 1):
             act = f"[{_g(r.act_low)}, {_g(r.act_high)}]" if r.act_low is not None else "-"
@@ -278,11 +305,12 @@ class LayerErrorTable:
             if r.weight_levels is not None:
                 weights = f"{r.weight_levels} {r.weight_granularity or ''}".strip()
             wsq = f"{_db(r.weight_nmse):.1f}" if r.weight_nmse is not None else "-"
-            lines.append((str(i), _clip(r.name, 48), r.type, f"{r.sqnr_db:.1f}", f"{r.nmse:.2e}",
+            out = f"{r.output_sqnr_db:.1f}" if r.output_sqnr_db is not None else "-"
+            lines.append((str(i), _clip(r.name, 48), r.type, out, f"{r.sqnr_db:.1f}", f"{r.nmse:.2e}",
                           f"{100 * r.saturation:.2f}", act, str(r.act_levels or "-"), weights, wsq,
                           r.runtime_precision or "-"))
         widths = [max(len(h), *(len(line[k]) for line in lines)) if lines else len(h) for k, h in enumerate(head)]
-        right = {0, 3, 4, 5, 9}
+        right = {0, 3, 4, 5, 6, 10}
 
         def fmt(cells: Sequence[str]) -> str:
             return "  ".join(c.rjust(w) if k in right else c.ljust(w)
@@ -290,15 +318,14 @@ class LayerErrorTable:
 
         out = [fmt(head), *(fmt(line) for line in lines)]
         shown = f"{len(rows)} of {len(self.rows)}" if len(rows) < len(self.rows) else str(len(self.rows))
-        out.append(f"{shown} quantized layers, worst first; {self.samples} samples, {self.seconds:.1f} s")
+        order = (f"by the model-output SQNR with only that layer quantized ({self.impact_samples} samples)"
+                 if self.rank_by == "output_nmse" else "by the layer's own SQNR")
+        out.append(f"{shown} quantized layers, worst first {order}; SQNR dB and NMSE: the layer's output "
+                   f"({self.samples} samples); {self.seconds:.1f} s")
         if self.unmatched:
             names = ", ".join(n for n, _ in self.unmatched[:5]) + (" ..." if len(self.unmatched) > 5 else "")
             out.append(f"not analysed ({len(self.unmatched)}): {names}")
         return "\n".join(out)
-
-
-def _badness(r: LayerError) -> float:
-    return _nan_low(r.nmse)
 
 
 def _nan_low(x: float | None) -> float:
@@ -519,6 +546,7 @@ class _LayerPlan:
     channels: int | None
     fqs: list[str]
     weight_ports: list[int]
+    gated: bool = False  # the FP path can be switched to this layer's quantized output
     sum_at: int = 0  # offset of [Σd² per channel, Σy² per channel] in the sums vector
 
 
@@ -556,8 +584,13 @@ def _channel_axis(node: Any, out: Any) -> int | None:
     return axis
 
 
-def _build(fp: Any, q: Any) -> tuple[Any, list[_LayerPlan], dict[str, Any], list[tuple[str, str]], dict[str, Any]]:
-    """The analysis model, its layer plans, FQ plans, the unmatched layers and the pack layout."""
+def _build(fp: Any, q: Any, *, gates: bool = False
+           ) -> tuple[Any, list[_LayerPlan], dict[str, Any], list[tuple[str, str]], dict[str, Any]]:
+    """The analysis model, its layer plans, FQ plans, the unmatched layers and the pack layout.
+
+    ``gates``: the model takes one more input, a vector with one gate per layer plan; the
+    FP model's path reads y_fp + gate·(y_q − y_fp) at every layer, and the FP model's
+    outputs are outputs too (after the packed reductions)."""
     import openvino as ov
     import openvino.opset13 as ops
 
@@ -603,6 +636,24 @@ def _build(fp: Any, q: Any) -> tuple[Any, list[_LayerPlan], dict[str, Any], list
         shown = "; ".join(f"{n}: {why}" for n, why in unmatched[:3])
         raise ModelMismatchError(f"the FP and INT8 models share no quantized layer ({len(unmatched)} quantized "
                                  f"layers in the INT8 model, none matched by name and type: {shown})")
+
+    gate_param = None
+    if gates:
+        # y_fp -> y_fp + g·(y_q − y_fp) for every FP consumer (not the reductions below):
+        # with g one-hot, the FP model runs with that layer alone quantized
+        gate_param = ops.parameter([len(plans)], np.float32, name=PREFIX + "gates")
+        gate_param.set_friendly_name(PREFIX + "gates")
+        axis0 = ops.constant(np.array(0, np.int64))
+        for i, plan in enumerate(plans):
+            if plan.y_fp.get_element_type() != ov.Type.f32 or plan.y_q.get_element_type() != ov.Type.f32:
+                continue
+            targets = list(plan.y_fp.get_target_inputs())
+            g = ops.gather(gate_param, ops.constant(np.array(i, np.int64)), axis0)
+            mix = ops.add(plan.y_fp, ops.multiply(g, ops.subtract(plan.y_q, plan.y_fp)))
+            mix.set_friendly_name(f"{PREFIX}mix/{i}")
+            for t in targets:
+                t.get_node().set_argument(t.get_index(), mix.output(0))
+            plan.gated = True
 
     # reductions, packed: sums (additive over samples), mins, maxs
     sums: list[Any] = []
@@ -682,8 +733,16 @@ def _build(fp: Any, q: Any) -> tuple[Any, list[_LayerPlan], dict[str, Any], list
     for op in b.q_ops:  # clone ops get their own names (runtime model, error messages)
         if op.get_type_name() not in ("Parameter", "Result"):
             op.set_friendly_name(PREFIX + b.name(op))
-    model = ov.Model(results, fp.get_parameters(), "ovq_analyze")
-    layout = {"sums": sum_len, "mins": len(mins), "has_minmax": bool(mins)}
+    layout = {"sums": sum_len, "mins": len(mins), "has_minmax": bool(mins), "outputs": [], "first_output": len(results)}
+    params = list(fp.get_parameters())
+    if gate_param is not None:
+        # the FP model's real outputs, for the impact runs
+        for k, res in enumerate(fp.get_results()):
+            if res.get_output_element_type(0).is_real():
+                layout["outputs"].append(len(results))
+                results.append(res)
+        params.append(gate_param)
+    model = ov.Model(results, params, "ovq_analyze")
     return model, plans, fq_plans, unmatched, layout
 
 
@@ -803,6 +862,7 @@ def analyze(
     *,
     subset_size: int | None = 300,
     seed: int = 0,
+    impact_samples: int = 2,
     progress: bool | None = None,
     requests: int | None = None,
 ) -> LayerErrorTable:
@@ -824,6 +884,12 @@ def analyze(
             name, or ``ovq.Dataset``).
         subset_size: Samples to use (a seeded draw when the data is larger; ``None``: all).
         seed: Seed of that draw.
+        impact_samples: Also measure, on this many of the samples (the first ones), the
+            error at the **model output** when only the layer is quantized: the FP model
+            runs once more per sample and layer with the layer's output switched to its
+            shadow (one compiled model: a gate vector is an extra input). This ranks layers
+            by what they do to the output (``output_nmse``; the table's default order);
+            0 skips it (then the local ``nmse`` ranks).
         progress: Progress bar (``None``: on a terminal only).
         requests: Infer requests in flight (default: OpenVINO's optimal number plus one).
 
@@ -854,7 +920,10 @@ def analyze(
     if first is None:
         raise CalibrationDataError("the analysis dataset is empty")
     first_arrays = spec.arrays(first, 0)
-    model, plans, fq_plans, unmatched, layout = _build(fp, q)
+    model, plans, fq_plans, unmatched, layout = _build(fp, q, gates=impact_samples > 0)
+    gated = [i for i, p in enumerate(plans) if p.gated]
+    if impact_samples > 0 and not (gated and layout["outputs"]):
+        impact_samples = 0  # no real-valued output, or no layer output the FP path can switch to
     weights = _weight_stats(plans)
     t_compile = time.perf_counter()
     try:
@@ -871,6 +940,12 @@ def analyze(
     mins = np.full(layout["mins"], np.inf)
     maxs = np.full(layout["mins"], -np.inf)
     errors: list[BaseException] = []
+    outputs = layout["outputs"]
+    baselines: dict[int, list[np.ndarray]] = {}  # impact samples: the FP outputs (no gate open)
+    kept_inputs: list[list[np.ndarray]] = []
+    out_err = np.zeros((len(plans), len(outputs)), np.float64)  # Σ over impact samples of ‖o_L − o‖²
+    out_power = np.zeros(len(outputs), np.float64)  # Σ over impact samples of ‖o‖²
+    no_gates = np.zeros(len(plans), np.float32)
 
     def done(request: Any, index: int) -> None:
         try:
@@ -879,36 +954,66 @@ def analyze(
             if layout["has_minmax"]:
                 lo = np.array(request.get_output_tensor(1).data).reshape(-1)
                 hi = np.array(request.get_output_tensor(2).data).reshape(-1)
+            base = None
+            if index < impact_samples:
+                base = [np.array(request.get_output_tensor(k).data, np.float64) for k in outputs]
             with lock:
                 sums.__iadd__(s)
                 if lo is not None:
                     np.minimum(mins, lo, out=mins)
                     np.maximum(maxs, hi, out=maxs)
+                if base is not None:
+                    baselines[index] = base
+                    out_power.__iadd__([float(np.sum(b * b)) for b in base])
         except BaseException as exc:  # re-raised on the calling thread
             with lock:
                 errors.append(exc)
 
+    def impact_done(request: Any, job: tuple[int, int]) -> None:
+        index, layer = job
+        try:
+            got = [float(np.sum((np.asarray(request.get_output_tensor(k).data, np.float64) - b) ** 2))
+                   for k, b in zip(outputs, baselines[index], strict=True)]
+            with lock:
+                out_err[layer] += got
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+
+    def inputs_of(arrays: list[np.ndarray], gates: np.ndarray | None) -> list[np.ndarray]:
+        return arrays if not impact_samples else [*arrays, gates]
+
     jobs = requests or max(1, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))) + 1
     queue = ov.AsyncInferQueue(compiled, jobs)
     queue.set_callback(done)
-    bar = _progress_bar(samples.count, progress, "analyze")
+    total = (samples.count or 0) + impact_samples * len(gated) if samples.count is not None else None
+    bar = _progress_bar(total, progress, "analyze")
     count = 0
+    t_impact = None
     try:
         for index, sample in enumerate(itertools.chain([first], stream)):
             if errors:
                 break
             arrays = first_arrays if index == 0 else spec.arrays(sample, index)
-            try:
-                queue.start_async(arrays, userdata=index)
-            except RuntimeError as exc:
-                raise InferenceError(f"OpenVINO cannot run the analysis model on sample {index}: "
-                                     f"{_first_line(exc)}") from None
+            if index < impact_samples:
+                kept_inputs.append(arrays)
+            _start(queue, inputs_of(arrays, no_gates), index)
             count += 1
             bar.update(1)
-        try:
-            queue.wait_all()
-        except RuntimeError as exc:
-            raise InferenceError(f"OpenVINO failed running the analysis model: {_first_line(exc)}") from None
+        _wait(queue)
+        if impact_samples and not errors:
+            # the impact runs: the first samples again, once per layer with its gate open
+            t_impact = time.perf_counter()
+            queue.set_callback(impact_done)
+            for index, arrays in enumerate(kept_inputs):
+                for layer in gated:
+                    if errors:
+                        break
+                    one_hot = no_gates.copy()
+                    one_hot[layer] = 1.0
+                    _start(queue, inputs_of(arrays, one_hot), (index, layer))
+                    bar.update(1)
+            _wait(queue)
     finally:
         bar.close()
         del queue, compiled
@@ -917,7 +1022,11 @@ def analyze(
     if count == 0:
         raise CalibrationDataError("the analysis dataset is empty")
     t_end = time.perf_counter()
-    timings = {"build": t_compile - t_start, "compile": t_infer - t_compile, "infer": t_end - t_infer}
+    timings = {"build": t_compile - t_start, "compile": t_infer - t_compile,
+               "infer": (t_impact or t_end) - t_infer}
+    if t_impact is not None:
+        timings["impact"] = t_end - t_impact
+    impact_count = len(kept_inputs) if impact_samples else 0
 
     rows = []
     for plan in plans:
@@ -937,6 +1046,12 @@ def analyze(
             inputs.append(_input_error(fq_name, e, sums, mins, maxs))
         w = weights.get(PREFIX + name, {})
         first = inputs[0] if inputs else None
+        output_nmse = None
+        if impact_count and plan.gated:
+            k = plans.index(plan)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                per_output = [_ratio(float(e), float(p)) for e, p in zip(out_err[k], out_power, strict=True)]
+            output_nmse = float(np.mean(per_output))
         rows.append(LayerError(
             name=name, type=plan.node.get_type_name(), nmse=nmse, sqnr_db=_db(nmse), worst_channel_nmse=worst,
             saturation=max((i.saturation for i in inputs), default=0.0),
@@ -944,9 +1059,25 @@ def analyze(
             act_levels=first.levels if first else None,
             weight_levels=w.get("levels"), weight_granularity=w.get("granularity"), weight_dtype=w.get("dtype"),
             weight_nmse=w.get("nmse"), runtime_precision=precisions.get(name), with_bias=plan.with_bias,
-            inputs=inputs))
+            inputs=inputs, output_nmse=output_nmse, output_sqnr_db=None if output_nmse is None else _db(output_nmse)))
     return LayerErrorTable(rows=rows, unmatched=unmatched, samples=count, seconds=time.perf_counter() - t_start,
-                           fp_model=fp_desc, int8_model=q_desc, timings=timings)
+                           fp_model=fp_desc, int8_model=q_desc, timings=timings, impact_samples=impact_count)
+
+
+def _start(queue: Any, inputs: list[np.ndarray], userdata: Any) -> None:
+    try:
+        queue.start_async(inputs, userdata=userdata)
+    except RuntimeError as exc:
+        where = userdata if isinstance(userdata, int) else userdata[0]
+        raise InferenceError(f"OpenVINO cannot run the analysis model on sample {where}: "
+                             f"{_first_line(exc)}") from None
+
+
+def _wait(queue: Any) -> None:
+    try:
+        queue.wait_all()
+    except RuntimeError as exc:
+        raise InferenceError(f"OpenVINO failed running the analysis model: {_first_line(exc)}") from None
 
 
 def _ratio(err: float, power: float) -> float:

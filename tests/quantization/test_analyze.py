@@ -100,8 +100,11 @@ def test_every_quantized_layer_is_analysed(table):
     assert conv1.runtime_precision is not None
     inp = conv1.inputs[0]
     assert inp.seen_min < 0 < inp.seen_max and inp.nmse > 0
-    # rows are worst first
-    assert [r.nmse for r in table] == sorted((r.nmse for r in table), reverse=True)
+    # rows are worst first by the output error with only that layer quantized (2 samples)
+    assert table.impact_samples == 2 and table.rank_by == "output_nmse"
+    assert all(r.output_nmse is not None and 0 < r.output_nmse < 1e-2 for r in table)
+    assert [r.output_nmse for r in table] == sorted((r.output_nmse for r in table), reverse=True)
+    assert [r.nmse for r in table.worst(by="nmse")] == sorted((r.nmse for r in table), reverse=True)
 
 
 def test_error_matches_a_model_with_that_layer_alone_quantized(fp_model, int8_model, table):
@@ -127,10 +130,40 @@ def test_error_matches_a_model_with_that_layer_alone_quantized(fp_model, int8_mo
     assert table["conv2"].nmse == pytest.approx(err / power, rel=1e-3)
 
 
+def test_output_impact_matches_the_model_with_that_layer_alone_quantized(fp_model, int8_model, table):
+    """output_nmse of conv2: the FP model's output with conv2 alone quantized, on the first 2 samples."""
+    q = {op.get_friendly_name(): op for op in int8_model.clone().get_ops()}
+    fp = fp_model.clone()
+    f = {op.get_friendly_name(): op for op in fp.get_ops()}
+    fq = q["conv2"].input_value(0).get_node()
+    fq_new = ops.fake_quantize(f["conv1/relu"].output(0), *[fq.input_value(k) for k in range(1, 5)],
+                               fq.get_attributes()["levels"])
+    conv = ops.convolution(fq_new, q["conv2"].input_value(1), [1, 1], [1, 1], [1, 1], [1, 1])
+    y_q = ops.add(conv, q["conv2/bias"].input_value(1))
+    f["conv2/relu"].set_argument(0, y_q.output(0))
+    core = ov.Core()
+    only = core.compile_model(ov.Model(fp.get_results(), fp.get_parameters()), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    ref = core.compile_model(fp_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    err = power = 0.0
+    for s in DATA[:2]:
+        a, b = only(s)[0].astype(np.float64), ref(s)[0].astype(np.float64)
+        err += ((a - b) ** 2).sum()
+        power += (b ** 2).sum()
+    assert table["conv2"].output_nmse == pytest.approx(err / power, rel=1e-3)
+
+
+def test_without_impact_runs_the_local_error_ranks(fp_model, int8_model):
+    table = analyze(fp_model, int8_model, DATA, progress=False, subset_size=6, impact_samples=0)
+    assert table.impact_samples == 0 and table.rank_by == "nmse" and "impact" not in table.timings
+    assert all(r.output_nmse is None for r in table)
+    assert [r.nmse for r in table] == sorted((r.nmse for r in table), reverse=True)
+
+
 def test_planted_bad_weight_range_is_ranked_worst(fp_model, fq_weights_model):
     bad = _squeeze_weight_range(fq_weights_model, "conv2", 0.15)
     table = analyze(fp_model, bad, DATA, progress=False, subset_size=8)
     assert table.worst(1)[0].name == "conv2"
+    assert table.worst(1, by="nmse")[0].name == "conv2"
     assert table.worst(1, by="weight_nmse")[0].name == "conv2"
     assert table["conv2"].weight_dtype == "f32"  # FakeQuantize on float weights
     assert table["conv2"].sqnr_db < table["conv1"].sqnr_db - 10
@@ -146,6 +179,7 @@ def test_planted_narrow_activation_range_shows_saturation(fp_model, int8_model):
     assert table.worst(1, by="saturation")[0].name == "conv3"
     assert table["conv3"].saturation > 0.05
     assert table.worst(1)[0].name == "conv3"
+    assert table.worst(1, by="nmse")[0].name == "conv3"
 
 
 def test_ir_files_from_disk_without_ovq_metadata(tmp_path, fp_model, int8_model, fq_weights_model, table):
@@ -206,7 +240,7 @@ def test_json_round_trip(tmp_path, table):
 def test_format_and_worst(table):
     text = table.format(2)
     lines = text.splitlines()
-    assert lines[0].split()[:4] == ["#", "layer", "type", "SQNR"]
+    assert lines[0].split()[:5] == ["#", "layer", "type", "out", "SQNR"]
     assert len(lines) == 4 and "2 of" in lines[-1]
     assert [r.name for r in table.worst(2)] == table.names()[:2]
     with pytest.raises(ValueError):
