@@ -455,13 +455,17 @@ class _Builder:
         return False
 
     def layers(self) -> list[Any]:
-        """Every op of the INT8 model with a quantized input (the quantized layers)."""
+        """Every op of the INT8 model with a quantized input (the quantized layers): not the
+        transparent ops between a FakeQuantize and a layer, but those reading a quantized
+        constant (an embedding Gather from an int8 table)."""
         out = []
         for op in self.q_ops:
             t = op.get_type_name()
-            if t in ("FakeQuantize", "Result") or t in TRANSPARENT_TYPES or self.is_const(op):
+            if t in ("FakeQuantize", "Result") or self.is_const(op):
                 continue
             act, wts = self.quantized_inputs(op)
+            if t in TRANSPARENT_TYPES and not wts:
+                continue  # on the way to a layer; but a Gather from a quantized table is one
             if act or wts:
                 out.append(op)
         return out
@@ -750,15 +754,9 @@ def _build(fp: Any, q: Any, *, gates: bool = False
 
 
 def _weight_stats(plans: Sequence[_LayerPlan]) -> dict[str, dict[str, Any]]:
-    """Levels, granularity and NMSE of each layer's quantized weights (one constant-folded
-    model holding every layer's FP and dequantized weights)."""
-    import openvino as ov
-    import openvino.opset13 as ops
-
-    from ovq.ir.bridge import core
-
+    """Levels, granularity and NMSE of each layer's quantized weights (their constant
+    subgraphs evaluated in numpy; the FakeQuantize by ovq's bit-exact kernel)."""
     out: dict[str, dict[str, Any]] = {}
-    results, owners = [], []
     for plan in plans:
         if not plan.weight_ports:
             continue
@@ -767,26 +765,59 @@ def _weight_stats(plans: Sequence[_LayerPlan]) -> dict[str, dict[str, Any]]:
         info = _describe_weights(wq.get_node())
         out[plan.node.get_friendly_name()] = info
         wf = plan.fp_node.input_value(port)
-        if not _fp_is_const(wf.get_node()) or wf.get_partial_shape() != wq.get_partial_shape():
+        if not _fp_is_const(wf.get_node()):
             continue
-        for w in (wq, wf):
-            results.append(ops.result(w if w.get_element_type() == ov.Type.f32 else ops.convert(w, "f32")))
+        wq_v, wf_v = _const_value(wq), _const_value(wf)
+        if wq_v is None or wf_v is None or wq_v.shape != wf_v.shape:
+            continue
         in_axis = None
         if plan.node.get_type_name() == "MatMul":
             in_axis = -1 if plan.node.get_attributes().get("transpose_b") else -2
-        owners.append((plan.node.get_friendly_name(), in_axis))
-    if results:
-        try:
-            compiled = core().compile_model(ov.Model(results, [], "ovq_analyze_weights"), "CPU",
-                                            {"INFERENCE_PRECISION_HINT": "f32"})
-            values = compiled.create_infer_request().infer({})
-            arrays = [values[compiled.output(k)] for k in range(len(results))]
-        except RuntimeError:
-            arrays = []
-        for k, (name, in_axis) in enumerate(owners[: len(arrays) // 2]):
-            wq_v, wf_v = arrays[2 * k].astype(np.float64), arrays[2 * k + 1].astype(np.float64)
-            out[name]["nmse"] = _weight_nmse(wq_v, wf_v, in_axis)
+        info["nmse"] = _weight_nmse(wq_v, wf_v, in_axis)
     return out
+
+
+def _const_value(out: Any, depth: int = 0) -> np.ndarray | None:
+    """The value of constant subgraph output ``out`` (float32), or None for an op this
+    small evaluator does not know (Constant, Convert, the four arithmetic ops,
+    FakeQuantize, Reshape, Transpose, Squeeze, Unsqueeze)."""
+    node = out.get_node()
+    t = node.get_type_name()
+    if t == "Constant":
+        try:
+            return np.asarray(node.get_data(), np.float32)
+        except (RuntimeError, TypeError, ValueError):  # i4/u4/nf4 tables: not as numpy
+            return None
+    if depth > 12:
+        return None
+    args = [_const_value(i, depth + 1) if t not in ("Reshape", "Transpose", "Squeeze", "Unsqueeze") or k == 0
+            else _int_const(i) for k, i in enumerate(node.input_values())]
+    if any(a is None for a in args):
+        return None
+    x = args[0]
+    try:
+        if t == "Convert":
+            return x.astype(np.float32)
+        if t in ("Multiply", "Add", "Subtract", "Divide"):
+            op = {"Multiply": np.multiply, "Add": np.add, "Subtract": np.subtract, "Divide": np.divide}[t]
+            return op(x, args[1]).astype(np.float32)
+        if t == "FakeQuantize":
+            from ovq.kernels import get_kernels
+
+            return np.asarray(get_kernels().fake_quantize(x, *args[1:], int(node.get_attributes()["levels"])),
+                              np.float32)
+        if t in ("Reshape", "Squeeze", "Unsqueeze"):
+            return x.reshape(tuple(out.get_partial_shape().to_shape()))
+        if t == "Transpose":
+            return np.transpose(x, args[1].astype(np.int64))
+    except (ValueError, RuntimeError, TypeError, OvqError):
+        return None
+    return None
+
+
+def _int_const(out: Any) -> np.ndarray | None:
+    node = out.get_node()
+    return np.asarray(node.get_data()) if node.get_type_name() == "Constant" else None
 
 
 def _weight_nmse(wq: np.ndarray, wf: np.ndarray, in_axis: int | None) -> float:
@@ -794,16 +825,18 @@ def _weight_nmse(wq: np.ndarray, wf: np.ndarray, in_axis: int | None) -> float:
     weights were rescaled per input channel (SmoothQuant moves a scale ``s`` from the
     activation into the weights: ``w_q ≈ s · w``), ``w`` is first rescaled by the
     least-squares ``s`` of each input channel, so that only the quantization error counts."""
-    power = float(np.sum(wf * wf))
-    err = float(np.sum((wq - wf) ** 2))
-    nmse = _ratio(err, power)
+    def sq(a: np.ndarray) -> float:
+        flat = a.reshape(-1)
+        return float(np.dot(flat, flat))
+
+    nmse = _ratio(sq(wq - wf), sq(wf))
     if in_axis is not None and nmse > 1e-2 and wf.ndim >= 2:
         axes = tuple(a for a in range(wf.ndim) if a != in_axis % wf.ndim)
         with np.errstate(divide="ignore", invalid="ignore"):
             num, den = np.sum(wq * wf, axis=axes, keepdims=True), np.sum(wf * wf, axis=axes, keepdims=True)
-            scale = np.where(den > 0, num / np.where(den > 0, den, 1), 1.0)
+            scale = np.where(den > 0, num / np.where(den > 0, den, 1), 1.0).astype(np.float32)
         scaled = wf * scale
-        nmse = min(nmse, _ratio(float(np.sum((wq - scaled) ** 2)), float(np.sum(scaled * scaled))))
+        nmse = min(nmse, _ratio(sq(wq - scaled), sq(scaled)))
     return nmse
 
 
