@@ -68,14 +68,18 @@ def _eval_inputs(name: str) -> list:
 
 def _outputs(model, inputs) -> list[np.ndarray]:
     """The model's first real output that is not a Softmax (resnet_like: its logits, not its
-    probabilities, which saturate) on every input."""
+    probabilities, which saturate) on every input; MiniLM's padding positions zeroed
+    (as analyze does: nothing downstream reads them)."""
     from ovq.ir.bridge import core
 
     compiled = core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     pick = next((k for k, r in enumerate(model.get_results())
                  if r.input_value(0).get_node().get_type_name() != "Softmax"), 0)
     req = compiled.create_infer_request()
-    return [np.array(req.infer(x)[compiled.output(pick)], np.float64) for x in inputs]
+    from ovq.quantization.analyze import _masked
+
+    return [_masked(np.array(req.infer(x)[compiled.output(pick)], np.float64),
+                    x.get("attention_mask") if isinstance(x, dict) else None) for x in inputs]
 
 
 def _nmse(ref: list[np.ndarray], got: list[np.ndarray]) -> float:

@@ -222,6 +222,23 @@ def test_hand_built_fake_quantize_model():
     assert row.weight_granularity == "per-channel"
 
 
+def test_padding_positions_are_not_counted_at_the_output():
+    from ovq.quantization.analyze import _attention_mask_input, _masked
+
+    out = np.arange(24, dtype=np.float64).reshape(1, 4, 6)
+    mask = np.array([[1, 1, 0, 0]])
+    masked = _masked(out, mask)
+    assert np.all(masked[0, :2] == out[0, :2]) and np.all(masked[0, 2:] == 0)
+    assert _masked(out[:, 0], mask) is not None and np.all(_masked(out[:, 0], mask) == out[:, 0])  # [1, 6]: kept
+    ids = ops.parameter([1, 4], np.int64, name="input_ids")
+    ids.output(0).set_names({"input_ids"})
+    am = ops.parameter([1, 4], np.int64, name="attention_mask")
+    am.output(0).set_names({"attention_mask"})
+    model = ov.Model([ops.add(ids, am)], [ids, am])
+    assert _attention_mask_input(model) == 1
+    assert _attention_mask_input(_cnn()) is None
+
+
 def test_json_round_trip(tmp_path, table):
     text = table.to_json(tmp_path / "t.json")
     assert json.loads(text)["format"] == "ovq.layer_errors/1"
