@@ -866,12 +866,13 @@ def _describe_weights(node: Any, depth: int = 0) -> dict[str, Any]:
 
 
 def _runtime_precisions(compiled: Any) -> dict[str, str]:
-    """Runtime precision of each shadow layer, by INT8 layer name (from the runtime model)."""
-    out: dict[str, str] = {}
+    """Runtime precision of each shadow layer, by INT8 layer name (from the runtime model;
+    a compute node that holds the layer wins over a fused one that lists it too)."""
+    best: dict[str, tuple[int, str]] = {}
     try:
         runtime = compiled.get_runtime_model()
     except RuntimeError:
-        return out
+        return {}
     for op in runtime.get_ops():
         rt = op.get_rt_info()
         try:
@@ -882,10 +883,20 @@ def _runtime_precisions(compiled: Any) -> dict[str, str]:
             continue
         if layer_type in ("Reorder", "Input", "Output", "Const"):
             continue
+        rank = 0 if layer_type in _COMPUTE_RUNTIME_TYPES else 1
         for name in names.split(","):
-            if name.startswith(PREFIX):
-                out.setdefault(name[len(PREFIX):], precision)
-    return out
+            if not name.startswith(PREFIX):
+                continue
+            name = name[len(PREFIX):]
+            if "/Dequantization" in name:  # LPT names a layer it moved a dequantization across so
+                name = name[:name.rindex("/Dequantization")]
+            if name not in best or rank < best[name][0]:
+                best[name] = (rank, precision)
+    return {name: precision for name, (_, precision) in best.items()}
+
+
+_COMPUTE_RUNTIME_TYPES = {"Convolution", "GroupConvolution", "Deconvolution", "FullyConnected",
+                          "FullyConnectedCompressed", "MatMul", "Eltwise", "Pooling", "Gather", "RNNSeq", "RNNCell"}
 
 
 def analyze(
