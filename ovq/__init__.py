@@ -16,6 +16,7 @@ from ovq.quantization.accuracy_control import (
     DropType,
     quantize_with_accuracy_control,
 )
+from ovq.quantization.analyze import LayerErrorTable, analyze
 from ovq.quantization.dataset import Dataset
 from ovq.quantization.ignored_scope import IgnoredScope
 from ovq.quantization.quantize import ModelType, QuantizationPreset, QuantizeReport, TargetDevice, quantize
@@ -31,6 +32,8 @@ __all__ = [
     "CalibrationDataError",
     "Dataset",
     "IgnoredScope",
+    "LayerErrorTable",
+    "analyze",
     "ModelType",
     "QuantizationPreset",
     "QuantizeReport",

@@ -190,6 +190,31 @@ def quantize(model: Path | None, output: Path | None, data: Path | None, config:
     run_quantize_job(job, echo=click.echo)
 
 
+@cli.command()
+@click.argument("fp_model", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("int8_model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data", required=True, type=click.Path(path_type=Path),
+              help="Samples: a folder of images, a .npy/.npz file, or a folder of them (as ovq quantize).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the whole table as JSON here.")
+@click.option("--top", type=int, default=20, show_default=True, help="Layers to print, worst first (0: all).")
+@click.option("--subset-size", type=int, default=300, show_default=True, help="Samples to stream.")
+@click.option("--input-shape", default=None, help="Completes dynamic input dims, e.g. '1,3,224,224'.")
+@click.option("--layout", default=None, help="Images: the input layout, e.g. 'nchw' or 'nhwc'.")
+@click.option("--mean-values", default=None, help="Images: subtracted per channel, e.g. '[123.675,116.28,103.53]'.")
+@click.option("--scale-values", default=None, help="Images: divisors per channel, e.g. '[58.395,57.12,57.375]'.")
+@click.option("--reverse-input-channels", is_flag=True, help="Images: feed BGR instead of RGB.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample draw.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def analyze(fp_model: Path, int8_model: Path, data: Path, json_out: Path | None, top: int, subset_size: int,
+            seed: int, quiet: bool, **data_options: object) -> None:
+    """Per-layer quantization error of INT8_MODEL against FP_MODEL (SQNR, saturation, ranges)."""
+    from ovq.quantization.analyze import run_analyze_cli
+
+    run_analyze_cli(fp_model, int8_model, data, json_out=json_out, top=top or None, subset_size=subset_size,
+                    seed=seed, progress=False if quiet else None, data_options=data_options, echo=click.echo)
+
+
 @cli.group()
 def hw() -> None:
     """Hardware descriptors: list, show and validate targets."""

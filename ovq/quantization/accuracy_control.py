@@ -212,15 +212,17 @@ _EMPTY = object()
 def rank_layers(fp_model: Any, int8_model: Any, samples: Iterable[Any], layers: Sequence[str], *,
                 progress: bool | None = None) -> list[str]:
     """``layers`` (quantized compute ops) ordered by the error their quantization adds,
-    worst first, from one streamed pass of ``samples`` (:func:`ovq.analyze`); layers the
-    analysis does not cover keep their order at the end."""
+    worst first, from one streamed pass of ``samples`` (:func:`ovq.analyze`: the model
+    output's error with only that layer quantized, measured on a few samples, then the
+    layer's own output error); layers the analysis does not cover keep their order at the
+    end."""
     from ovq.quantization.analyze import analyze
 
-    table = analyze(fp_model, int8_model, samples, progress=progress)
-    scores = {row.name: row.rank_score for row in table.rows}
+    table = analyze(fp_model, int8_model, samples, subset_size=None, progress=progress)
     wanted = set(layers)
-    ranked = [name for name, _s in sorted(scores.items(), key=lambda kv: -kv[1]) if name in wanted]
-    return ranked + [name for name in layers if name not in set(ranked)]
+    ranked = [row.name for row in table.worst() if row.name in wanted]
+    seen = set(ranked)
+    return ranked + [name for name in layers if name not in seen]
 
 
 def quantize_with_accuracy_control(
