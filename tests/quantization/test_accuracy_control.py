@@ -139,3 +139,17 @@ def test_nncf_style_tuple_metric_and_relative_drop():
                                                    lambda c, d: (1.0 + fn(c, d), [0.0]), max_drop=0.5,
                                                    drop_type=ovq.DropType.RELATIVE, return_report=True)
     assert report.fp_metric == pytest.approx(1.0) and report.drop_type == "relative" and report.met
+
+
+def test_a_planted_bad_layer_is_ranked_first_and_reverted_alone():
+    m = _chain(bad=2)
+    fn = _metric(m)
+    int8 = ovq.quantize(m, _samples(16, 1))
+    compiled = ov.compile_model(int8, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    val = _samples(4, 2)
+    quantized_error = -fn(compiled, val)
+    _, report = ovq.quantize_with_accuracy_control(m, _samples(16, 1), val, fn, max_drop=quantized_error / 4,
+                                                   return_report=True)
+    assert report.ranking[0] == "conv2"
+    assert report.met and report.float_layers == ["conv2"]
+    assert report.calls <= 2 + 1 + 2  # FP, INT8, all in float, then a bisection over 4 layers
