@@ -24,10 +24,12 @@ ISA, on the same calibration samples:
 Every saved model (``compress_to_fp16=False``) is then evaluated, next to the FP32
 model, in one subprocess per ISA whose environment sets ``ONEDNN_MAX_CPU_ISA`` (oneDNN
 fixes the ISA at its first query, so one process per ISA), compiled on CPU with
-``INFERENCE_PRECISION_HINT=f32``. The runtime audit (``ovq.quantization.runtime_audit``)
-of each model under that ISA gives its INT8 layer count, its layers left in float, and
-the ``primitiveType`` of its first INT8 convolution (or, with none, its first INT8
-layer), which shows which kernel family ran (``jit_avx2_I8``, ``brgconv_avx512_core_vnni_I8``...).
+``INFERENCE_PRECISION_HINT=f32``. The runtime audit of each model under that ISA (as
+``ovq.quantization.runtime_audit``, read once the evaluation has run, so that layers with
+dynamic shapes name their kernel) gives its INT8 layer count, its layers left in float,
+and the ``primitiveType`` of its first INT8 convolution (else first INT8 layer), shown
+next to the FP32 model's: the kernel family that ran (``jit_avx2_I8``, ``jit_sse42_I8``;
+oneDNN's ``jit_gemm`` names no ISA, the FP32 kernel beside it does).
 An ISA above what the CPU has would silently fall back to the highest one it has, so
 such ISAs are listed as unavailable and not run.
 
@@ -240,18 +242,48 @@ def quantize_child(tool: str, name: str, out: str, result_path: str) -> None:
 # ------------------------------------------------------------------ evaluation child
 
 
-def _kernel(entries) -> str:
-    """primitiveType of the first INT8 convolution, else of the first INT8 layer."""
-    int8 = [e for e in entries if e.int8]
-    conv = [e for e in int8 if "Convolution" in e.layer_type]
-    return (conv or int8)[0].primitive_type if int8 else "-"
+def _audit(compiled, model):
+    """``runtime_audit``'s report, read from ``compiled`` after it has run: layers with a
+    dynamic shape name their kernel (``primitiveType``) only once they have executed,
+    ``undef`` before."""
+    from ovq.quantization.audit import AUDITED_LAYER_TYPES, MATMUL_LIKE_IR_TYPES, AuditEntry, AuditReport
+
+    matmul_like = {op.get_friendly_name() for op in model.get_ops() if op.get_type_name() in MATMUL_LIKE_IR_TYPES}
+    entries = []
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+
+        def rt(key: str) -> str:
+            try:
+                return str(info[key].astype(str))
+            except (KeyError, RuntimeError, IndexError):
+                return ""
+
+        layer_type = rt("layerType")
+        originals = tuple(x for x in rt("originalLayersNames").split(",") if x)
+        if layer_type in AUDITED_LAYER_TYPES or (layer_type == "Subgraph" and not matmul_like.isdisjoint(originals)):
+            entries.append(AuditEntry(op.get_friendly_name(), layer_type, rt("runtimePrecision"),
+                                      rt("primitiveType"), originals))
+    return AuditReport(entries)
+
+
+def _kernel(entries, int8: bool = True) -> str:
+    """primitiveType of the first (INT8) convolution, else of the first (INT8) layer."""
+    chosen = [e for e in entries if e.int8 or not int8]
+    conv = [e for e in chosen if "Convolution" in e.layer_type]
+    return (conv or chosen)[0].primitive_type if chosen else "-"
+
+
+def _error_line(exc: Exception) -> str:
+    """The most specific line of an OpenVINO error (its last non-empty one)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def evaluate_child(spec_path: str, result_path: str) -> None:
     """Evaluate the FP32 and every quantized model of the spec under this process's ISA."""
     import openvino as ov
 
-    from ovq.quantization import runtime_audit
     from ovq.runtime import compile_model
     from ovq.testing.assets import asset_path
 
@@ -262,14 +294,22 @@ def evaluate_child(spec_path: str, result_path: str) -> None:
     for name, paths in spec.items():
         fp_model = core.read_model(str(asset_path(name)))
         batches, metric = bq.evaluation(name)
-        fp_out = bq._run(compile_model(fp_model), batches)
-        fp_audit = runtime_audit(fp_model)
-        conv = [e for e in fp_audit.entries if "Convolution" in e.layer_type] or fp_audit.entries
-        row = {"fp32_kernel": conv[0].primitive_type if conv else "-"}
+        try:
+            fp = compile_model(fp_model)
+            fp_out = bq._run(fp, batches)
+        except RuntimeError as exc:  # the plugin may not run every model under every ISA
+            rows[name] = {"error": "FP32: " + _error_line(exc)}
+            continue
+        row = {"fp32_kernel": _kernel(_audit(fp, fp_model).entries, int8=False)}
         for tool, path in paths.items():
             model = core.read_model(path)
-            res = metric(fp_out, bq._run(compile_model(model), batches))
-            audit = runtime_audit(model)
+            try:
+                compiled = compile_model(model)
+                res = metric(fp_out, bq._run(compiled, batches))
+            except RuntimeError as exc:
+                row[tool] = {"error": _error_line(exc)}
+                continue
+            audit = _audit(compiled, model)
             res.update(int8=audit.int8_count, layers=len(audit.entries), float_layers=len(audit.fallbacks),
                        kernel=_kernel(audit.entries),
                        kernels=dict(Counter(e.primitive_type for e in audit.entries if e.int8)))
@@ -296,15 +336,19 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _ok(res: dict | None) -> bool:
+    return res is not None and "error" not in res
+
+
 def defaults_goal(name: str, row: dict) -> str:
     o, n = row.get("ovq"), row.get("nncf")
-    if o is None:
-        return "-"
+    if not _ok(o):
+        return "- (the ovq model did not run)"
     if name == "digits":
         ok, text = o["acc_int8"] >= o["acc_fp32"], f"acc {o['acc_int8']:.4f} vs FP32 {o['acc_fp32']:.4f}"
     elif name == "resnet_like":
-        if n is None:
-            return "- (no NNCF row)"
+        if not _ok(n):
+            return "- (the NNCF model did not run)"
         ok, text = o["sqnr_db"] >= n["sqnr_db"], f"SQNR {o['sqnr_db']:.2f} vs NNCF {n['sqnr_db']:.2f} dB"
     elif name == "efficientnet_lite0":
         ok, text = o["agreement"] >= 0.90, f"{o['agreement']:.4f} vs >= 0.90"
@@ -429,22 +473,33 @@ def main() -> None:
         print(f"note: {note}")
     print()
     shown = [t for t in ("nncf", "ovq", "nncf-ac", "ovq-ac") if t in tools]
-    head = f"{'model':<19} {'ISA':<17} {'INT8 kernel (ovq | nncf)':<34} {'metric':<16} {'FP32':>7} " + \
+    head = f"{'model':<19} {'ISA':<17} {'kernel: INT8 (ovq) | FP32':<38} {'metric':<16} {'FP32':>7} " + \
         " ".join(f"{t:>8}" for t in shown) + "  INT8 layers " + "|".join(shown) + "  goal (defaults)"
     print(head)
     table = []
     for name in args.models:
         for isa in isas:
             row = evals[isa][name]
-            kern = f"{row['ovq']['kernel']} | {row['nncf']['kernel']}"
+            if "error" in row:
+                print(f"{name:<19} {isa:<17} evaluation failed: {row['error']}")
+                table.append({"model": name, "isa": isa, "error": row["error"]})
+                continue
+            kern = f"{row['ovq'].get('kernel', 'error')} | {row['fp32_kernel']}"
+            if _ok(row["nncf"]) and row["nncf"]["kernel"] != row["ovq"].get("kernel"):
+                kern += f" (NNCF {row['nncf']['kernel']})"
+            ok = [t for t in shown if _ok(row[t])]
             for k, (key, label, ref) in enumerate(METRICS[name]):
-                fp = row["ovq"][ref] if isinstance(ref, str) else ref
-                vals = " ".join(f"{_fmt(row[t][key]):>8}" for t in shown)
+                fp = (row[ok[0]][ref] if ok else None) if isinstance(ref, str) else ref
+                vals = " ".join(f"{_fmt(row[t][key]) if t in ok else 'error':>8}" for t in shown)
                 first = k == 0
-                layers = "|".join(f"{row[t]['int8']}/{row[t]['layers']}" for t in shown) if first else ""
+                layers = "|".join(f"{row[t]['int8']}/{row[t]['layers']}" if t in ok else "error"
+                                  for t in shown) if first else ""
                 goal = defaults_goal(name, row) if first else ""
-                print(f"{name if first else '':<19} {isa if first else '':<17} {kern if first else '':<34} "
+                print(f"{name if first else '':<19} {isa if first else '':<17} {kern if first else '':<38} "
                       f"{label:<16} {_fmt(fp):>7} {vals}  {layers:<{12 + len('|'.join(shown))}} {goal}")
+            for t in shown:
+                if t not in ok:
+                    print(f"{'':<19} {'':<17} {t} model failed: {row[t]['error']}")
             table.append({"model": name, "isa": isa, "fp32_kernel": row["fp32_kernel"],
                           **{t: row[t] for t in shown}, "goal_defaults": defaults_goal(name, row)})
     ac_rows = []
@@ -457,6 +512,12 @@ def main() -> None:
         for name in args.models:
             for isa in isas:
                 row = evals[isa][name]
+                failed = row.get("error") or next((row[t]["error"] for t in AC_TOOLS if t in tools
+                                                   and not _ok(row[t])), None)
+                if failed:
+                    print(f"{name:<19} {isa:<17} evaluation failed: {failed}")
+                    ac_rows.append({"model": name, "isa": isa, "error": failed})
+                    continue
                 n = row["nncf-ac"]
                 calls_n = quant[(name, "nncf-ac")]["validation_calls"]
                 if "ovq-ac" in tools:
