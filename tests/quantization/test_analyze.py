@@ -199,7 +199,7 @@ def test_ir_files_from_disk_without_ovq_metadata(tmp_path, fp_model, int8_model,
 
 def test_hand_built_fake_quantize_model():
     """A model quantized by hand, NNCF style: FQ on the activation and on the float weights."""
-    x = ops.parameter([1, 16], np.float32, name="x")
+    x = ops.parameter([-1, 16], np.float32, name="x")  # a dynamic batch
     wv = RNG.standard_normal((16, 8)).astype(np.float32)
 
     def build(quantized: bool) -> ov.Model:
@@ -320,18 +320,17 @@ def test_efficientnet_lite0():
     except AssetUnavailable as exc:
         pytest.skip(str(exc))
     fp = ov.Core().read_model(str(path))
-    calib = [np.array(crops[i:i + 1]) for i in range(100)]
-    q = ovq.quantize(fp, calib, subset_size=100, progress=False)
+    calib = [np.array(crops[i:i + 1]) for i in range(40)]
+    q = ovq.quantize(fp, calib, subset_size=40, progress=False)
     t0 = time.perf_counter()
-    table = analyze(fp, q, calib, subset_size=50, progress=False)
+    table = analyze(fp, q, calib, subset_size=20, impact_samples=1, progress=False)
     seconds = time.perf_counter() - t0
-    assert seconds < 120
-    assert table.unmatched == []
+    assert seconds < 300  # about 40 s on an idle 2-core machine
+    assert table.unmatched == [] and table.rank_by == "output_nmse"
     convs = [op for op in q.get_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")]
     analysed = {r.name for r in table if r.type in ("Convolution", "GroupConvolution")}
     assert len(analysed) == len(convs)
-    assert all(10 < r.sqnr_db < 80 for r in table)
-    # the first conv has 3 input channels and takes the raw image: the worst 8-bit layer
-    worst = table.worst(5)
-    assert any(r.type in ("Convolution", "GroupConvolution", "MatMul") for r in worst)
+    assert all(10 < r.sqnr_db < 80 and r.output_nmse is not None for r in table)
     assert sum(r.runtime_precision in ("u8", "i8") for r in table) >= len(convs) // 2
+    # the layer whose quantization hurts the output most on its own is a conv (not the pooling)
+    assert table.worst(1)[0].type in ("Convolution", "GroupConvolution")
