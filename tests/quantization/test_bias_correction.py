@@ -105,3 +105,122 @@ def test_bias_shift_rules():
     assert not shift_ratio(shift, [0.0, 1.0, 1.0]) < FULL_THRESHOLD  # zero bias: never
     assert shift_ratio(np.zeros(3), [0.0, 1.0, 1.0]) == np.inf  # 0/0 too
     assert shift_ratio(shift, [0.4, 1.0, 1.0]) < FULL_THRESHOLD
+
+
+# ---------------------------------------------------------------- full correction
+
+
+def _chain(depth: int = 6, channels: int = 8, seed: int = 3):
+    """1x1 conv + bias (+ ReLU) ``depth`` times. One weight of 1.0 per output channel
+    among weights of about 0.05 makes the 8-bit grid coarse, so every layer has a
+    weight-quantization mean error that propagates to the next."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    rng = np.random.default_rng(seed)
+    x = ops.parameter([1, channels, 6, 6], np.float32, name="x")
+    h = x
+    for i in range(depth):
+        w = (rng.standard_normal((channels, channels, 1, 1)) * 0.05).astype(np.float32)
+        w[np.arange(channels), rng.integers(0, channels, channels)] = 1.0
+        h = ops.convolution(h, ops.constant(w), [1, 1], [0, 0], [0, 0], [1, 1])
+        h.set_friendly_name(f"conv{i}")
+        h = ops.add(h, ops.constant(rng.uniform(0.2, 0.5, (1, channels, 1, 1)).astype(np.float32)))
+        h.set_friendly_name(f"conv{i}/bias")
+        if i < depth - 1:
+            h = ops.relu(h)
+            h.set_friendly_name(f"relu{i}")
+    return ov.Model([h], [x], "chain")
+
+
+def _chain_samples(n: int = 40) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [(rng.random((1, 8, 6, 6)) * 2 + 1).astype(np.float32) for _ in range(n)]
+
+
+def _channel_means(model, samples, names: list[str], config: dict | None = None) -> list[np.ndarray]:
+    """Per-channel means of the named ops' outputs over ``samples`` (f32 hint)."""
+    import openvino as ov
+
+    by_name = {o.get_friendly_name(): o for o in model.get_ops()}
+    probe = ov.Model([by_name[n].output(0) for n in names], model.get_parameters(), "probe")
+    compiled = ov.Core().compile_model(probe, "CPU", {**F32, **(config or {})})
+    request = compiled.create_infer_request()
+    outs = [request.infer([s]) for s in samples]
+    return [np.mean([np.asarray(o[port], np.float64).mean(axis=(0, 2, 3)) for o in outs], axis=0)
+            for port in compiled.outputs]
+
+
+def test_full_correction_goes_layer_by_layer():
+    # The full correction used to correct every layer at once from one run of the quantized
+    # model (twice): an error a layer inherits was corrected in the layer and again in
+    # its corrected predecessors, and this 6-layer chain ended further from its FP output
+    # mean (0.24) than with no correction (0.15). overflow_fix="enable" keeps every product
+    # clear of the int16 saturation of CPUs without VNNI, so this holds on any CPU.
+    import ovq
+
+    model, samples = _chain(), _chain_samples()
+    fp = _channel_means(model, samples, ["conv5/bias"])[0]
+    err = {}
+    for mode in (None, True, False):
+        q = ovq.quantize(model, samples, fast_bias_correction=mode, overflow_fix="enable", progress=False)
+        err[mode] = np.abs(_channel_means(q, samples, ["conv5/bias"])[0] - fp).max()
+    assert err[None] > 0.05, err  # measured 0.147 (fast 0.0001, full 0.0025)
+    assert err[False] < err[None] / 20, err
+
+
+def test_full_correction_matches_fp_means_with_quantized_weights():
+    # The definition (NNCF's BiasCorrection): with the quantized weights, activation
+    # FakeQuantize ops bypassed and every earlier layer corrected, each corrected layer's
+    # output mean over the correction's samples is the FP one.
+    import openvino as ov
+
+    import ovq
+
+    model, samples = _chain(), _chain_samples(20)
+    q, report = ovq.quantize(model, samples, fast_bias_correction=False, compress_weights=False, progress=False,
+                             subset_size=100, return_report=True)
+    assert report.bias_corrected == 6
+    kept = samples[: max(int(0.2 * len(samples)), 1)]
+    for op in q.get_ops():  # activation FQs read a non-constant input
+        if op.get_type_name() == "FakeQuantize" and op.input_value(0).get_node().get_type_name() != "Constant":
+            for reader in list(op.output(0).get_target_inputs()):
+                reader.replace_source_output(op.input_value(0))
+    q = ov.Model(q.get_results(), q.get_parameters(), "weights_only")
+    names = [f"conv{i}/bias" for i in range(6)]
+    for name, a, b in zip(names, _channel_means(model, kept, names), _channel_means(q, kept, names), strict=True):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-5 * np.abs(a).max(), err_msg=name)
+
+
+def test_full_correction_does_not_depend_on_int8_kernels():
+    # u8 inputs near 255 and 8-bit weights near 127 in adjacent input channels: without
+    # VNNI, the CPU's u8 x s8 convolution saturates their pair sums in int16. The full
+    # correction used to measure the quantized model on those kernels and moved the bias
+    # by the saturation error. Measured on the quantized weights in f32, the shift of a
+    # single 1x1 layer is exactly the fast correction's ΔW · mean(x).
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    import ovq
+    from ovq.kernels import get_kernels
+
+    rng = np.random.default_rng(5)
+    w = (0.95 + 0.05 * rng.random((4, 8, 1, 1))).astype(np.float32)
+    w[1] *= -1
+    bias = np.array([0.5, -0.4, 0.3, 0.2], np.float32)
+    samples = [(rng.random((1, 8, 4, 4)) * 0.5 + 3.5).astype(np.float32) for _ in range(20)]
+    x = ops.parameter([1, 8, 4, 4], np.float32, name="x")
+    conv = ops.convolution(x, ops.constant(w), [1, 1], [0, 0], [0, 0], [1, 1])
+    conv.set_friendly_name("conv")
+    add = ops.add(conv, ops.constant(bias.reshape(1, 4, 1, 1)))
+    add.set_friendly_name("conv/bias")
+    model = ov.Model([add], [x], "saturating_conv")
+    q = ovq.quantize(model, samples, fast_bias_correction=False, compress_weights=False, overflow_fix="disable",
+                     progress=False)
+    fq = next(o for o in q.get_ops() if o.get_friendly_name() == "conv/fq_weights_1")
+    il, ih = (fq.input_value(i).get_node().get_data() for i in (1, 2))
+    wq = get_kernels().fake_quantize(w, il, ih, il, ih, 255, flavor="node")
+    kept = samples[: max(int(0.2 * len(samples)), 1)]
+    expected = bias + (w - wq)[:, :, 0, 0].astype(np.float64) @ np.mean([s.mean(axis=(0, 2, 3)) for s in kept], axis=0)
+    got = next(o for o in q.get_ops() if o.get_friendly_name() == "conv/bias").input_value(1).get_node().get_data()
+    np.testing.assert_allclose(got.reshape(-1), expected, rtol=1e-5, atol=1e-5)
