@@ -8,7 +8,6 @@ import pytest
 from ovq.kernels import available_backends, get_kernels
 
 
-
 def backend_params(names) -> list:
     """``names`` as pytest params, numba's marked ``slow``: on a fresh install its kernels
     JIT-compile on first use, about 3 min of CPU for these tests (cached on disk after)."""

@@ -84,7 +84,7 @@ def _run(env_value: str, code: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "numba"])
+@pytest.mark.parametrize("backend", backend_params(["numpy", "numba"]))
 def test_forced_fallback_subprocess(backend):
     code = ("import numpy as np, ovq.kernels as K; k = K.get_kernels();"
             "print(k.backend, float(K.minmax(np.array([-3.0, 1.0], np.float32))[0]))")
