@@ -67,6 +67,9 @@ from pathlib import Path
 
 import numpy as np
 
+# The test assets live with the tests (tests/ovq_testing), not in the installed ovq.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 MODELS = ["digits", "resnet_like", "efficientnet_lite0", "minilm"]
 DEFAULT_ISAS = ["AVX2", "AVX2_VNNI", "AVX512_CORE_VNNI", "AVX512_CORE_AMX"]
 TOOLS = ["nncf", "ovq"]
@@ -140,7 +143,7 @@ def validation_items(name: str) -> list[tuple]:
     import openvino as ov
 
     from ovq.runtime import compile_model
-    from ovq.testing import assets
+    from ovq_testing import assets
 
     if name == "digits":
         x, labels = assets.digits_data("test")
@@ -166,7 +169,7 @@ def _first_output(req, compiled, x) -> np.ndarray:
 
 def _reference(name: str, out: np.ndarray, x):
     if name == "minilm":
-        from ovq.testing.assets import mean_pool_normalize
+        from ovq_testing.assets import mean_pool_normalize
 
         return mean_pool_normalize(out, x["attention_mask"])[0]
     return int(out.argmax())
@@ -199,7 +202,7 @@ def quantize_child(tool: str, name: str, out: str, result_path: str) -> None:
     """Quantize ``name`` with ``tool``; save the model to ``out`` and a JSON result."""
     import openvino as ov
 
-    from ovq.testing.assets import asset_path
+    from ovq_testing.assets import asset_path
 
     model = ov.Core().read_model(str(asset_path(name)))
     samples = _bench_quantize().calibration(name)
@@ -287,7 +290,7 @@ def evaluate_child(spec_path: str, result_path: str) -> None:
     import openvino as ov
 
     from ovq.runtime import compile_model
-    from ovq.testing.assets import asset_path
+    from ovq_testing.assets import asset_path
 
     bq = _bench_quantize()
     spec = json.loads(Path(spec_path).read_text())

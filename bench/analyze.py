@@ -36,6 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
+# The test assets live with the tests (tests/ovq_testing), not in the installed ovq.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 
@@ -43,7 +46,7 @@ def _models(name: str):
     import openvino as ov
 
     import ovq
-    from ovq.testing.assets import asset_path
+    from ovq_testing.assets import asset_path
     from quantize import calibration
 
     fp = ov.Core().read_model(str(asset_path(name)))
@@ -53,7 +56,7 @@ def _models(name: str):
 
 
 def _eval_inputs(name: str) -> list:
-    from ovq.testing import assets
+    from ovq_testing import assets
 
     if name == "resnet_like":
         return [[x] for x in assets.random_inputs(n=50, seed=2)]

@@ -312,7 +312,7 @@ def test_cli(tmp_path, fp_model, int8_model):
 
 @pytest.mark.zoo
 def test_efficientnet_lite0():
-    from ovq.testing.assets import AssetUnavailable, asset_path, efficientnet_crops
+    from ovq_testing.assets import AssetUnavailable, asset_path, efficientnet_crops
 
     try:
         path = asset_path("efficientnet_lite0")
