@@ -9,8 +9,9 @@ namespace py = pybind11;
 
 PYBIND11_MODULE(_native, m) {
     m.doc() = "ovq native kernels (statistics, weight quantization, bias correction)";
-    m.attr("ABI_VERSION") = 2;
+    m.attr("ABI_VERSION") = 3;
     ovq::register_info(m);
     ovq::register_reduce(m);
     ovq::register_quant(m);
+    ovq::register_saturation(m);
 }

@@ -234,3 +234,22 @@ class Kernels:
         with np.errstate(divide="ignore", invalid="ignore"):
             sqnr = np.where(sse == 0, np.inf, 10.0 * np.log10(ssx / sse))
         return sse / n, sqnr
+
+    # --------------------------------------------------------------- saturation
+    def pair_saturation(self, a, w):
+        """INT8 pair saturation of ``a @ w.T`` on x86 without VNNI (see
+        :func:`ovq.kernels.reference.pair_saturation`): per row of ``w``, the sum over
+        rows of ``a`` of the squared error and the number of saturating pairs.
+
+        ``a``: rows × K uint8 activation codes; ``w``: outs × K int8 weight codes; K even.
+        """
+        a, w = np.asarray(a), np.asarray(w)
+        if a.ndim != 2 or w.ndim != 2:
+            raise KernelError(f"pair_saturation needs 2-D operands, got {a.ndim}-D and {w.ndim}-D")
+        if a.dtype != np.uint8 or w.dtype != np.int8:
+            raise KernelError(f"pair_saturation needs uint8 activations and int8 weights, got {a.dtype} and {w.dtype}")
+        if a.shape[1] != w.shape[1]:
+            raise KernelError(f"pair_saturation: {a.shape[1]} activation columns vs {w.shape[1]} weight columns")
+        if a.shape[1] % 2:
+            raise KernelError("pair_saturation needs an even number of columns (pad with a zero column)")
+        return self._m.pair_saturation(a, w)

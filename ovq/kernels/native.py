@@ -177,3 +177,7 @@ def dequantize(q, scale, zero_point, axis=None):
     _native.dequantize(p.flats[0], _ITYPES[q.dtype], p.koffs[0], p.rstrides[0], p.flats[1],
                        p.koffs[1], p.rstrides[1], p.rshape, s, z)
     return out
+
+
+def pair_saturation(a, w):
+    return _native.pair_saturation(np.ascontiguousarray(a, np.uint8), np.ascontiguousarray(w, np.int8))

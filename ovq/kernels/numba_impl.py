@@ -1192,3 +1192,34 @@ def dequantize(q, scale, zero_point, axis=None):
     _deq_k(p.flats[0], p.koffs[0], p.rstrides[0], p.flats[1], p.koffs[1], p.rstrides[1],
            p.rshape, _splits(p.rshape, p.k), s, z, numba.get_num_threads())
     return out
+
+
+# ------------------------------------------------------------ INT8 pair saturation
+
+
+@_pjit
+def _pair_saturation(a, w, err_sq, saturated):
+    rows, k = a.shape
+    for o in numba.prange(w.shape[0]):
+        sq = 0.0
+        cnt = 0
+        for p in range(rows):
+            e = 0
+            for j in range(0, k, 2):
+                s = np.int32(a[p, j]) * np.int32(w[o, j]) + np.int32(a[p, j + 1]) * np.int32(w[o, j + 1])
+                c = min(max(s, -32768), 32767)
+                e += s - c
+                cnt += s != c
+            sq += float(e) * float(e)
+        err_sq[o] = sq
+        saturated[o] = cnt
+
+
+def pair_saturation(a, w):
+    a = np.ascontiguousarray(a, np.uint8)
+    w = np.ascontiguousarray(w, np.int8)
+    err_sq = np.zeros(w.shape[0], np.float64)
+    saturated = np.zeros(w.shape[0], np.int64)
+    if a.shape[0] and w.shape[0] and a.shape[1]:
+        _pair_saturation(a, w, err_sq, saturated)
+    return err_sq, saturated

@@ -322,3 +322,25 @@ def quantization_error(x: np.ndarray, y: np.ndarray, axis: tuple[int, ...] = (),
     d = rx.astype(np.float64) - ry.astype(np.float64)
     x64 = rx.astype(np.float64)
     return (d * d).sum(axis=1).reshape(kshape), (x64 * x64).sum(axis=1).reshape(kshape)
+
+
+def pair_saturation(a: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """INT8 pair saturation of ``a @ w.T`` as x86 INT8 kernels without VNNI compute it.
+
+    ``a`` (rows × K, uint8 activation codes) and ``w`` (outs × K, int8 weight codes), K
+    even. Such kernels (``vpmaddubsw``) add the products of columns ``2j`` and ``2j + 1``
+    into a saturating int16 before summing in int32. Per weight row ``o``:
+
+    * ``err_sq[o]`` = Σ over rows of (exact dot product - the saturated one)², float64;
+    * ``saturated[o]`` = the number of (row, pair) sums outside [-32768, 32767], int64.
+    """
+    a64 = a.astype(np.int64).reshape(a.shape[0], -1, 2)
+    w64 = w.astype(np.int64).reshape(w.shape[0], -1, 2)
+    err_sq = np.zeros(w.shape[0], np.float64)
+    saturated = np.zeros(w.shape[0], np.int64)
+    for o in range(w.shape[0]):
+        s = (a64 * w64[o]).sum(axis=2)  # rows × pairs, exact
+        d = s - np.clip(s, -32768, 32767)
+        err_sq[o] = float((d.sum(axis=1).astype(np.float64) ** 2).sum())
+        saturated[o] = int(np.count_nonzero(d))
+    return err_sq, saturated

@@ -219,6 +219,37 @@ def _ints(text: str | None) -> list[int]:
     return [int(v) for v in (text or "").replace(" ", "").split(",") if v]
 
 
+def conv_windows(in_spatial: Sequence[int], kernel: Sequence[int],
+                 attrs: Mapping[str, str]) -> list[tuple[int, int, int, int]]:
+    """Per spatial axis of a convolution, ``(stride, dilation, pad_begin, outputs)``.
+
+    Output ``o`` reads input position ``o·stride + t·dilation − pad_begin`` with tap
+    ``t``. ``attrs`` are the IR attributes (``strides``, ``dilations``, ``pads_begin``,
+    ``pads_end``, ``auto_pad``; missing ones take the defaults); ``same_upper`` puts the
+    odd padding element at the end, ``same_lower`` at the beginning.
+    """
+    nd = len(in_spatial)
+    strides = _ints(attrs.get("strides")) or [1] * nd
+    dilations = _ints(attrs.get("dilations")) or [1] * nd
+    pads_begin = _ints(attrs.get("pads_begin")) or [0] * nd
+    pads_end = _ints(attrs.get("pads_end")) or [0] * nd
+    auto_pad = (attrs.get("auto_pad") or "explicit").lower()
+    out = []
+    for d in range(nd):
+        size, stride, dilation, k = int(in_spatial[d]), strides[d], dilations[d], int(kernel[d])
+        span = dilation * (k - 1) + 1
+        if auto_pad == "valid":
+            begin = end = 0
+        elif auto_pad in ("same_upper", "same_lower"):
+            total = max((-(-size // stride) - 1) * stride + span - size, 0)
+            begin = total // 2 if auto_pad == "same_upper" else total - total // 2
+            end = total - begin
+        else:  # explicit, notset
+            begin, end = pads_begin[d], pads_end[d]
+        out.append((stride, dilation, begin, (size + begin + end - span) // stride + 1))
+    return out
+
+
 def tap_fractions(in_spatial: Sequence[int], kernel: Sequence[int], attrs: Mapping[str, str]) -> np.ndarray:
     """Per kernel tap, the fraction of a convolution's outputs at which the tap reads the input.
 
@@ -236,29 +267,10 @@ def tap_fractions(in_spatial: Sequence[int], kernel: Sequence[int], attrs: Mappi
     Returns:
         An array of shape ``kernel`` with values in ``[0, 1]``.
     """
-    nd = len(in_spatial)
-    strides = _ints(attrs.get("strides")) or [1] * nd
-    dilations = _ints(attrs.get("dilations")) or [1] * nd
-    pads_begin = _ints(attrs.get("pads_begin")) or [0] * nd
-    pads_end = _ints(attrs.get("pads_end")) or [0] * nd
-    auto_pad = (attrs.get("auto_pad") or "explicit").lower()
     frac = np.ones((), np.float64)
-    for d in range(nd):
-        size, stride, dilation, k = int(in_spatial[d]), strides[d], dilations[d], int(kernel[d])
-        span = dilation * (k - 1) + 1
-        if auto_pad == "valid":
-            begin = end = 0
-        elif auto_pad in ("same_upper", "same_lower"):
-            # output size ceil(I / stride); the odd padding element goes to the end
-            # (same_upper) or the beginning (same_lower)
-            total = max((-(-size // stride) - 1) * stride + span - size, 0)
-            begin = total // 2 if auto_pad == "same_upper" else total - total // 2
-            end = total - begin
-        else:  # explicit, notset
-            begin, end = pads_begin[d], pads_end[d]
-        outputs = (size + begin + end - span) // stride + 1
-        pos = np.arange(outputs)[:, None] * stride + np.arange(k)[None, :] * dilation - begin
-        frac = np.multiply.outer(frac, ((pos >= 0) & (pos < size)).mean(0))
+    for size, k, (stride, dilation, begin, outputs) in zip(in_spatial, kernel, conv_windows(in_spatial, kernel, attrs)):
+        pos = np.arange(outputs)[:, None] * stride + np.arange(int(k))[None, :] * dilation - begin
+        frac = np.multiply.outer(frac, ((pos >= 0) & (pos < int(size))).mean(0))
     return frac
 
 

@@ -10,7 +10,8 @@
 ``smooth_quant``          SmoothQuant scales moved from activations into MatMul
                           weights (:mod:`.smooth_quant`; transformers)
 ``ranges``                activation ranges from the statistics (:mod:`.ranges`)
-``overflow_fix``          7-bit effective weights where 8-bit products could saturate
+``overflow_fix``          7-bit effective weights where 8-bit products saturate
+                          (``auto``: measured per output channel, :mod:`.saturation`)
 ``bias_correction``       fast (analytic) or full bias correction (:mod:`.bias_correction`)
 ``compress``              weight FakeQuantize ops folded into integer constants
                           (:mod:`.compress`)
@@ -35,6 +36,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+
+import numpy as np
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -54,7 +57,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ovq.quantization")
 
-OVERFLOW_FIX = ("disable", "first_layer", "enable")
+OVERFLOW_FIX = ("auto", "disable", "first_layer", "enable")
 NONNEGATIVE_OPS = {"ReLU", "Relu", "Sigmoid", "SoftMax", "Softmax", "Abs", "Exp", "SoftPlus", "Sqrt"}
 REPORT_KEY = "ovq.quantize_report"
 """``graph.meta`` key of the :class:`QuantizeReport` of the last run."""
@@ -100,7 +103,7 @@ class QuantizeOptions:
     compress_weights: bool = True
     activations_range: str = "mean_minmax"
     outlier_prob: float = 1e-4
-    overflow_fix: str = "first_layer"
+    overflow_fix: str = "auto"
     smooth_quant: float | str | None = None
     """The resolved alpha, ``"search"``, or None (off)."""
     seed: int = 0
@@ -119,7 +122,7 @@ class QuantizeOptions:
         """
         from ovq.quantization.ranges import check_estimator
 
-        overflow_fix = overflow_fix or "first_layer"
+        overflow_fix = _value(overflow_fix) or "auto"
         if overflow_fix not in OVERFLOW_FIX:
             raise OptionError(f"unknown overflow_fix {overflow_fix!r}; choose one of {', '.join(OVERFLOW_FIX)}")
         outlier_prob = options.get("outlier_prob", 1e-4)
@@ -198,6 +201,11 @@ class Phase:
     def observations(self, state: QuantizeState) -> list[Observation]:
         """What the statistics pass must measure for this phase (called after placement)."""
         return []
+
+    def samples_needed(self, state: QuantizeState) -> int:
+        """How many of the first calibration samples the statistics pass must keep for
+        this phase (called after :meth:`observations`)."""
+        return 0
 
     def run(self, state: QuantizeState) -> None:
         """Do the phase's work on ``state``."""
@@ -346,13 +354,15 @@ def _first_layers(graph: Graph, weighted: set[int]) -> set[int]:
 
 
 class OverflowFixPhase(Phase):
-    """Give 8-bit weights of the first (``first_layer``) or all (``enable``) layers a
-    doubled range: 7-bit effective weights.
+    """Give 8-bit weights a doubled range (7-bit effective weights) where u8×s8 pair sums
+    would saturate the 16-bit intermediates of x86 INT8 kernels without VNNI.
 
-    Matches weight quantizers of Convolution-like and MatMul ops (``first_layer``: plain
-    Convolutions reachable from an input without passing another one, as NNCF); u8×s8
-    products then cannot saturate the 16-bit intermediates of CPU INT8 kernels without
-    VNNI. 16-bit weights (GNA) are left alone.
+    ``auto`` (default): the output channels where the measured saturation error exceeds
+    the extra rounding error of 7-bit weights (:mod:`.saturation`, on the first
+    :data:`~.saturation.PROBE_SAMPLES` calibration samples); decisions in
+    ``QuantizeReport.overflow_decisions``. ``first_layer``: the first plain Convolution on
+    each path from an input, as NNCF. ``enable``: every Convolution-like and MatMul
+    weight. 16-bit weights (GNA) are left alone.
     """
 
     name = "overflow_fix"
@@ -360,11 +370,19 @@ class OverflowFixPhase(Phase):
     def enabled(self, state: QuantizeState) -> bool:
         return state.options.overflow_fix != "disable"
 
+    def samples_needed(self, state: QuantizeState) -> int:
+        from ovq.quantization.saturation import PROBE_SAMPLES
+
+        return PROBE_SAMPLES if state.options.overflow_fix == "auto" else 0
+
     def run(self, state: QuantizeState) -> None:
         from ovq.quantization.placement import WEIGHTED
         from ovq.quantization.ranges import halve_weight_range
 
         graph = state.graph
+        if state.options.overflow_fix == "auto":
+            self._auto(state)
+            return
         # only multiply-accumulate layers can saturate (an embedding table's Gather cannot)
         owners: dict[int, tuple[Quantizer, int]] = {}
         for q in state.weights():
@@ -378,6 +396,34 @@ class OverflowFixPhase(Phase):
             first = _first_layers(graph, {op for _q, op in owners.values()})
             owners = {fq: (q, op) for fq, (q, op) in owners.items() if op in first}
         state.report.overflow_fixed = sum(halve_weight_range(graph, q) for q, _op in owners.values())
+
+    def _auto(self, state: QuantizeState) -> None:
+        from ovq.kernels import get_kernels
+        from ovq.quantization import saturation as sat
+        from ovq.quantization.ranges import halve_weight_range
+
+        graph = state.graph
+        layers = sat.find_layers(graph, state.weights(), state.activations(), state.sources)
+        samples = (state.kept_samples or [])[:sat.PROBE_SAMPLES]
+        if not layers or not samples:
+            return
+        probed = sat.probe_activations(state.fp_model, layers, samples)
+        smoothing = {fq: r for r in state.smoothed for fq in r.group.fqs}
+        kernels = get_kernels()
+        decisions = []
+        for layer in layers:
+            xs = probed[layer.source]
+            smoothed = smoothing.get(layer.activation.node)
+            if smoothed is not None:  # the FakeQuantize reads the activation divided by the scales
+                shape = [1] * xs[0].ndim
+                shape[smoothed.group.act_axis] = -1
+                xs = [x / smoothed.scales.reshape(shape).astype(np.float32) for x in xs]
+            decision, mask = sat.analyse_layer(layer, graph, xs, kernels)
+            decisions.append(decision)
+            if mask.any():
+                halve_weight_range(graph, layer.weight, mask)
+        state.report.overflow_decisions = decisions
+        state.report.overflow_fixed = sum(d.halved > 0 for d in decisions)
 
 
 class BiasCorrectionPhase(Phase):
@@ -400,13 +446,18 @@ class BiasCorrectionPhase(Phase):
             return bc.observations_for(state.graph, state.bias_layers)
         return []
 
+    def samples_needed(self, state: QuantizeState) -> int:
+        if not (state.options.full_bias_correction and state.bias_layers):
+            return 0
+        return _full_correction_samples(state)
+
     def run(self, state: QuantizeState) -> None:
         from ovq.quantization import bias_correction as bc
 
         if state.options.fast_bias_correction:
             decisions = bc.fast_bias_correction(state.graph, state.bias_layers, state.stats)
         elif state.bias_layers and state.kept_samples is not None:
-            kept = state.kept_samples
+            kept = state.kept_samples[:_full_correction_samples(state)]
             decisions = bc.full_bias_correction(state.graph, state.fp_model, state.bias_layers,
                                                 Subset(kept, None, len(kept)), progress=state.options.progress)
         else:
@@ -446,11 +497,18 @@ class _Keep(Iterable):
             yield item
 
 
+def _full_correction_samples(state: QuantizeState) -> int:
+    """Samples the full bias correction re-runs: the first fifth of the subset."""
+    count = state.subset.count if state.subset.count is not None else (state.options.subset_size or 300)
+    return max(int(0.2 * count), 1)
+
+
 class StatisticsPhase(Phase):
     """One streamed pass of the calibration subset through an instrumented FP model,
     measuring every observation the later phases asked for (:mod:`.statistics`).
 
-    With the full bias correction, the first fifth of the samples is kept for it.
+    The first samples are kept for the phases that ask for them
+    (:meth:`Phase.samples_needed`: the full bias correction, the saturation analysis).
     """
 
     name = "statistics"
@@ -468,14 +526,13 @@ class StatisticsPhase(Phase):
                     observations[o.key] = o
         stream: Any = state.subset
         keep = None
-        opts = state.options
-        if opts.full_bias_correction and state.bias_layers:
-            count = state.subset.count if state.subset.count is not None else (opts.subset_size or 300)
-            keep = _Keep(state.subset, max(int(0.2 * count), 1))
+        wanted = max((p.samples_needed(state) for p in self.later if p.enabled(state)), default=0)
+        if wanted:
+            keep = _Keep(state.subset, wanted)
             stream = Subset(keep, None, state.subset.count)
         state.graph.drop_constant_pages()  # weights read so far: leave RSS room for the compile
         state.stats, state.collection = collect_statistics(state.fp_model, list(observations.values()), stream,
-                                                           progress=opts.progress)
+                                                           progress=state.options.progress)
         state.report.samples, state.report.requests = state.collection.samples, state.collection.requests
         if keep is not None:
             state.kept_samples = keep.kept

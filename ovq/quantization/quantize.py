@@ -126,12 +126,14 @@ def quantize(
             ``False`` keeps FakeQuantize on FP32 weights.
         activations_range: ``mean_minmax`` (default), ``minmax`` or ``quantile``.
         outlier_prob: Outlier probability for ``activations_range="quantile"``.
-        overflow_fix: ``first_layer`` (default, as NNCF: the first plain Convolution on
-            each path from an input; MatMuls never), ``enable`` (all Convolution-like
-            and MatMul layers) or ``disable``: 8-bit weight FQs get a doubled range (7-bit effective weights),
-            so u8×s8 products cannot saturate the 16-bit intermediates some CPU INT8
-            kernels use. EfficientNet-Lite0 (its first conv has 3 input channels) agrees
-            with FP32 top-1 on 0.85 of images with it, 0.69 without.
+        overflow_fix: 7-bit effective weights (an 8-bit weight FQ with a doubled range)
+            where u8×s8 pair sums would saturate the 16-bit intermediates of x86 INT8
+            kernels without VNNI (AVX2, AVX-512 without VNNI). ``auto`` (default):
+            measured per output channel on the first calibration samples, halved only
+            where saturation costs more than the coarser grid (``report.overflow_decisions``);
+            ``first_layer`` (NNCF's default: the first plain Convolution on each path
+            from an input), ``enable`` (every Convolution-like and MatMul layer) or
+            ``disable``. See docs/accuracy.md for the figures per CPU.
         smooth_quant: SmoothQuant for MatMuls. ``None`` (default): NNCF's alpha 0.95
             for ``model_type="transformer"``, off otherwise. ``"search"``: each group's
             alpha from (0.5, 0.6, 0.7, 0.8, 0.9, 0.95), the one whose quantized

@@ -275,18 +275,26 @@ def set_activation_ranges(graph: Graph, quantizers: Iterable[Quantizer], stats: 
     return len(quantizers)
 
 
-def halve_weight_range(graph: Graph, quantizer: Quantizer) -> bool:
-    """The overflow fix on one weight quantizer: bounds × :func:`half_range_factor`.
+def halve_weight_range(graph: Graph, quantizer: Quantizer, channels: np.ndarray | None = None) -> bool:
+    """The overflow fix on one weight quantizer: bounds × :func:`half_range_factor`, on
+    every output channel or on those ``channels`` marks (a boolean mask in the order of
+    the flattened per-channel bounds; a per-tensor range is halved if any is marked).
 
     16-bit weights (GNA) cannot saturate an 8-bit multiply and are left alone.
     Returns whether the range changed.
     """
     levels = quantizer.levels
-    if levels > 256:
+    if levels > 256 or (channels is not None and not np.any(channels)):
         return False
     f = half_range_factor(levels)
     fq = quantizer.node
-    lo = np.asarray(graph.const_value(graph.producer(fq, 1)[0]), np.float32) * f
-    hi = np.asarray(graph.const_value(graph.producer(fq, 2)[0]), np.float32) * f
-    set_fq_range(graph, quantizer, lo, hi)
+    lo = np.asarray(graph.const_value(graph.producer(fq, 1)[0]), np.float32)
+    hi = np.asarray(graph.const_value(graph.producer(fq, 2)[0]), np.float32)
+    factor: np.ndarray | float = f
+    if channels is not None and lo.size > 1:
+        mask = np.asarray(channels, bool)
+        if mask.size != lo.size:
+            raise GraphError(f"{graph.op(fq).name}: {mask.size} channel flags for {lo.size} channel ranges")
+        factor = np.where(mask.reshape(lo.shape), np.float32(f), np.float32(1.0))
+    set_fq_range(graph, quantizer, lo * factor, hi * factor)
     return True

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ovq.quantization.saturation import SaturationDecision
 
 
 @dataclass
@@ -18,7 +22,8 @@ class QuantizeReport:
     smooth_alphas: list[float] = field(default_factory=list)  # per smoothed group
     bias_corrected: int = 0
     bias_skipped: list[tuple[str, float]] = field(default_factory=list)
-    overflow_fixed: int = 0
+    overflow_fixed: int = 0  # weight quantizers given 7-bit weights (on some or all channels)
+    overflow_decisions: list[SaturationDecision] = field(default_factory=list)  # overflow_fix="auto"
     compressed: int = 0
     weight_bytes_before: int = 0
     weight_bytes_after: int = 0
@@ -40,6 +45,13 @@ class QuantizeReport:
             f"bias correction: {self.bias_corrected} layers corrected, {len(self.bias_skipped)} left (shift too large "
             f"or zero bias)",
         ]
+        if self.overflow_decisions:
+            hit = [d for d in self.overflow_decisions if d.saturated]
+            halved = sum(d.halved for d in self.overflow_decisions)
+            lines.append(f"saturation (x86 without VNNI): {len(hit)} of {len(self.overflow_decisions)} layers saturate; "
+                         f"7-bit weights on {halved} channels of {self.overflow_fixed} layers")
+        elif self.overflow_fixed:
+            lines.append(f"overflow fix: 7-bit weights on {self.overflow_fixed} layers")
         if self.compressed:
             lines.append(f"weights: {self.compressed} tensors to integers, {self.weight_bytes_before / 2**20:.2f} MiB -> "
                          f"{self.weight_bytes_after / 2**20:.2f} MiB")

@@ -238,7 +238,7 @@ def test_overflow_fix_doubles_first_layer_weight_range():
     model = _conv_model(relu_in=True)
     samples = [RNG.standard_normal((1, 2, 4, 4)).astype(np.float32)]
     plain = ovq.quantize(model, samples, compress_weights=False, overflow_fix="disable")
-    fixed = ovq.quantize(model, samples, compress_weights=False)  # first_layer is the default
+    fixed = ovq.quantize(model, samples, compress_weights=False, overflow_fix="first_layer")
     lo_p, hi_p = _fq_range(plain, "conv/fq_weights_1")
     lo_f, hi_f = _fq_range(fixed, "conv/fq_weights_1")
     assert hi_f == pytest.approx(2 * hi_p) and lo_f == pytest.approx(2 * lo_p)

@@ -14,6 +14,8 @@ void register_info(pybind11::module_& m);
 void register_reduce(pybind11::module_& m);
 // FakeQuantize emulation, quantize, dequantize.
 void register_quant(pybind11::module_& m);
+// INT8 pair saturation (u8 x s8 products summed into int16 pairs).
+void register_saturation(pybind11::module_& m);
 
 namespace bind {
 

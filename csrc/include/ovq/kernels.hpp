@@ -71,4 +71,11 @@ bool quantize(DType dt, const Operand& x, IType it, const Operand& out, const Bo
 void dequantize(IType it, const Operand& q, const Operand& out, const Box& box,
                 const float* scale, const float* zp, bool per_k);
 
+// ---- INT8 pair saturation (saturation.cpp)
+// a: rows x k u8 codes, w: outs x k s8 codes, k even, both C-contiguous. Per weight row o:
+// err_sq[o] = Σ over rows of (Σ over pairs (2j, 2j+1) of exact - int16-saturated pair sum)²,
+// saturated[o] = number of pairs whose exact sum leaves int16.
+void pair_saturation(const uint8_t* a, int64_t rows, const int8_t* w, int64_t outs, int64_t k,
+                     double* err_sq, int64_t* saturated);
+
 }  // namespace ovq

@@ -1,0 +1,289 @@
+"""Saturation-aware weights: which output channels lose accuracy to int16 pair saturation
+on x86 CPUs without VNNI, and which of them to give 7-bit weights (``overflow_fix="auto"``).
+
+Without VNNI, oneDNN's INT8 convolutions and matrix multiplications add the u8·s8
+products of input channels ``(2j, 2j + 1)`` (same output channel, same kernel tap) into a
+saturating int16 (``vpmaddubsw``); VNNI and AMX accumulate in int32. A model is quantized
+once and runs on any CPU, so ``auto`` measures, on a few calibration samples, what
+saturation would cost each output channel and what 7-bit weights would cost it instead,
+and halves the weight range of exactly the channels where saturation costs more:
+
+* saturation error of channel ``o``: Σ over sampled output positions of (exact integer
+  dot product − the pair-saturated one)², from the :meth:`~ovq.kernels.api.Kernels.pair_saturation`
+  kernel on the u8 activation codes and s8 weight codes;
+* halving cost: Σ of (output error with 7-bit weights)² − (with 8-bit weights)², the
+  extra rounding error of the coarser grid, from float matrix products of the same codes.
+
+Both are in units of (activation step × weight step) of that channel, so they compare
+directly. The integer codes are the CPU's: an activation code is its level index on the
+FakeQuantize grid (a signed range runs as u8 with a zero point too).
+
+Matches: Convolution; GroupConvolution with more than one input channel per group
+(depthwise convolutions are computed exactly: no pairs); MatMul with a constant 2-D
+weight. Each needs an 8-bit symmetric weight FakeQuantize and an 8-bit activation
+FakeQuantize on its data input. Emits: one :class:`SaturationDecision` per analysed layer
+and the halved weight ranges (:func:`ovq.quantization.ranges.halve_weight_range`).
+Preserves: every other range, the graph's structure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ovq.ir.graph import Graph
+from ovq.quantization.records import Quantizer
+
+PROBE_SAMPLES = 2
+"""Calibration samples whose activations the analysis reads (the first ones)."""
+
+MAX_ROWS = 2048
+"""Output positions (convolutions) or rows (MatMul) sampled per layer."""
+
+_SEED = 0x5A7
+
+
+@dataclass(frozen=True)
+class SaturationLayer:
+    """One layer the analysis looks at."""
+
+    op: int
+    name: str
+    kind: str  # "conv", "group_conv" or "matmul"
+    weight: Quantizer
+    activation: Quantizer
+    source: tuple[str, int]  # FP producer (op name, output) of the activation FakeQuantize
+
+
+@dataclass(frozen=True)
+class SaturationDecision:
+    """What the analysis measured on one layer and what it decided.
+
+    Attributes:
+        layer: The layer's name.
+        pair_sums: (position, pair) sums analysed, over all output channels.
+        saturated: How many of them leave int16.
+        channels: Output channels.
+        halved: Output channels given 7-bit weights.
+        saturation_nmse: Σ saturation error² / Σ output², over all channels.
+        residual_nmse: The same after the decision (halved channels no longer saturate;
+            their extra rounding error counted instead).
+    """
+
+    layer: str
+    pair_sums: int
+    saturated: int
+    channels: int
+    halved: int
+    saturation_nmse: float
+    residual_nmse: float
+
+    @property
+    def share(self) -> float:
+        """Fraction of pair sums that saturate."""
+        return self.saturated / self.pair_sums if self.pair_sums else 0.0
+
+
+def find_layers(graph: Graph, weights: Iterable[Quantizer], activations: Iterable[Quantizer],
+                sources: Mapping[str, Hashable]) -> list[SaturationLayer]:
+    """The layers whose INT8 kernels could saturate (see the module docstring)."""
+    act_by_node = {q.node: q for q in activations}
+    layers = []
+    for w in weights:
+        if w.levels > 256 or not w.config.symmetric:
+            continue
+        users = graph.consumers(w.node, 0)
+        if len(users) != 1 or users[0][1] != 1:
+            continue
+        op = users[0][0]
+        o = graph.op(op)
+        src = graph.producer(op, 0)
+        a = act_by_node.get(src[0]) if src is not None else None
+        if a is None or a.levels > 256 or a.name not in sources:
+            continue
+        if o.type == "Convolution":
+            kind = "conv"
+        elif o.type == "GroupConvolution":
+            shape = graph.const_value(graph.producer(w.node, 0)[0]).shape
+            if len(shape) < 3 or shape[2] < 2:
+                continue  # depthwise: computed exactly
+            kind = "group_conv"
+        elif o.type == "MatMul":
+            attrs = o.attrs or {}
+            if attrs.get("transpose_a") == "true" or graph.const_value(graph.producer(w.node, 0)[0]).ndim != 2:
+                continue
+            kind = "matmul"
+        else:
+            continue
+        key = sources[a.name]
+        layers.append(SaturationLayer(op, o.name, kind, w, a, (str(key[0]), int(key[1]))))
+    return layers
+
+
+def probe_activations(fp_model: Any, layers: Sequence[SaturationLayer], samples: Sequence[Any]
+                      ) -> dict[tuple[str, int], list[np.ndarray]]:
+    """The FP tensors the layers' activation FakeQuantize ops read, for ``samples``:
+    one compile of ``fp_model`` with those tensors as outputs (at f32), one inference per
+    sample."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from ovq.quantization.dataset import InputSpec
+    from ovq.runtime import compile_model
+
+    wanted = sorted({layer.source for layer in layers})
+    by_name = {op.get_friendly_name(): op for op in fp_model.get_ops()}
+    results = [ops.result(by_name[name].output(port)) for name, port in wanted]
+    probe = ov.Model(results, fp_model.get_parameters(), "ovq_saturation_probe")
+    compiled = compile_model(probe)
+    request = compiled.create_infer_request()
+    spec = InputSpec(fp_model)
+    out: dict[tuple[str, int], list[np.ndarray]] = {key: [] for key in wanted}
+    for index, sample in enumerate(samples):
+        got = request.infer(spec.arrays(sample, index))
+        for k, key in enumerate(wanted):
+            out[key].append(np.array(got[compiled.output(k)], np.float32))
+    return out
+
+
+def _activation_codes(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """u8 level indices of ``x`` on the grid ``[lo, hi]`` (per-tensor, or per channel on
+    the last axis of ``x``) and the code of 0.0 per channel (one value per tensor)."""
+    lo = np.asarray(lo, np.float64).reshape(-1)
+    hi = np.asarray(hi, np.float64).reshape(-1)
+    step = (hi - lo) / (levels - 1)
+    codes = np.rint((np.clip(x, lo, hi) - lo) / step)
+    return codes.astype(np.uint8), np.rint(-lo / step)
+
+
+def _weight_grids(w: np.ndarray, q: Quantizer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``w`` in weight steps (clipped to the range), its 8-bit codes and its codes on the
+    halved (7-bit) grid in 8-bit steps, all shaped like ``w``."""
+    lo = np.asarray(q.low, np.float64)
+    hi = np.asarray(q.high, np.float64)
+    if lo.size > 1:
+        lo, hi = lo.reshape(lo.shape + (1,) * (w.ndim - lo.ndim)), hi.reshape(hi.shape + (1,) * (w.ndim - hi.ndim))
+    step = (hi - lo) / (q.levels - 1)
+    u = np.clip(w.astype(np.float64), lo, hi) / step
+    base = np.rint(lo / step)
+    code8 = np.rint(u - base) + base
+    code7 = 2.0 * np.rint(u / 2.0)
+    return u, code8, code7
+
+
+def _pad_even(m: np.ndarray) -> np.ndarray:
+    """``m`` with a zero last column appended when it has an odd number of columns."""
+    if m.shape[-1] % 2 == 0:
+        return m
+    return np.concatenate([m, np.zeros(m.shape[:-1] + (1,), m.dtype)], axis=-1)
+
+
+def _conv_patches(x: np.ndarray, kernel: Sequence[int], attrs: Mapping[str, str], rng: np.random.Generator,
+                  rows: int) -> np.ndarray:
+    """Sampled input patches of a convolution, ``(positions, taps, channels)`` float,
+    zero outside the input (the padding)."""
+    from ovq.quantization.bias_correction import conv_windows
+
+    n, c = x.shape[:2]
+    spatial = x.shape[2:]
+    windows = conv_windows(spatial, kernel, attrs)
+    pad = []
+    for size, k, (stride, dilation, begin, outputs) in zip(spatial, kernel, windows):
+        last = (outputs - 1) * stride + (int(k) - 1) * dilation - begin
+        pad.append((begin, max(0, last - (int(size) - 1))))
+    xp = np.pad(x, [(0, 0), (0, 0), *pad])
+    padded = xp.shape[2:]
+    total = int(np.prod([w[3] for w in windows]))
+    per_sample = max(1, min(total, rows // max(n, 1)))
+    # linear index of each (position, tap) in the padded spatial block
+    taps = np.stack(np.meshgrid(*[np.arange(int(k)) for k in kernel], indexing="ij"), -1).reshape(-1, len(kernel))
+    strides_pad = np.array([int(np.prod(padded[d + 1:])) for d in range(len(padded))], np.int64)
+    out = []
+    flat = xp.reshape(n, c, -1)
+    for i in range(n):
+        pos = rng.choice(total, per_sample, replace=False) if per_sample < total else np.arange(total)
+        coords = np.stack(np.unravel_index(pos, [w[3] for w in windows]), -1)  # (P, nd)
+        steps = np.array([w[0] for w in windows]), np.array([w[1] for w in windows])
+        idx = (coords[:, None, :] * steps[0] + taps[None, :, :] * steps[1]) @ strides_pad  # (P, T)
+        out.append(np.moveaxis(flat[i][:, idx], 0, -1))  # (P, T, C)
+    return np.concatenate(out)
+
+
+Operands = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _layer_operands(layer: SaturationLayer, graph: Graph, xs: Sequence[np.ndarray],
+                    rng: np.random.Generator) -> list[Operands]:
+    """Per group of output channels (one unless grouped): activation codes ``A`` (rows ×
+    K, uint8), the code of 0.0 per column, and the weights in weight steps, as 8-bit codes
+    and as 7-bit codes in 8-bit steps (channels × K); K in the kernels' pair order (tap
+    major, input channels minor, padded to even)."""
+    w = np.asarray(graph.const_value(graph.producer(layer.weight.node, 0)[0]), np.float32)
+    u, c8, c7 = _weight_grids(w, layer.weight)
+    a_q = layer.activation
+    lo, hi = np.asarray(a_q.low).reshape(-1), np.asarray(a_q.high).reshape(-1)
+    if layer.kind == "matmul":
+        x = np.concatenate([v.reshape(-1, v.shape[-1]) for v in xs])
+        if x.shape[0] > MAX_ROWS:
+            x = x[np.sort(rng.choice(x.shape[0], MAX_ROWS, replace=False))]
+        codes, zero = _activation_codes(x, lo, hi, a_q.levels)
+        if (graph.op(layer.op).attrs or {}).get("transpose_b") != "true":
+            u, c8, c7 = u.T, c8.T, c7.T
+        zero = np.broadcast_to(zero, (x.shape[1],))
+        return [(_pad_even(codes), _pad_even(zero), *(_pad_even(m) for m in (u, c8, c7)))]
+    attrs = graph.op(layer.op).attrs or {}
+    x = np.concatenate(xs)
+    if layer.kind == "conv":
+        parts = [(x, u, c8, c7, lo, hi)]
+    else:
+        cg = w.shape[2]
+        per_channel = lo.size > 1
+        parts = [(x[:, k * cg:(k + 1) * cg], u[k], c8[k], c7[k],
+                  lo[k * cg:(k + 1) * cg] if per_channel else lo, hi[k * cg:(k + 1) * cg] if per_channel else hi)
+                 for k in range(w.shape[0])]
+    out = []
+    for xg, ug, c8g, c7g, lo_g, hi_g in parts:
+        cin = ug.shape[1]
+        patches = _conv_patches(xg, ug.shape[2:], attrs, rng, MAX_ROWS)  # (P, T, C), 0.0 in the padding
+        codes, zero = _activation_codes(patches, lo_g, hi_g, a_q.levels)
+        zero = np.broadcast_to(zero, (patches.shape[1], cin))
+
+        def tap_major(m: np.ndarray, cin: int = cin) -> np.ndarray:  # (O, C, *k) -> (O, T, C)
+            return np.moveaxis(m.reshape(m.shape[0], cin, -1), 1, 2)
+
+        out.append((_pad_even(codes).reshape(codes.shape[0], -1), _pad_even(zero).reshape(-1),
+                    *(_pad_even(tap_major(m)).reshape(m.shape[0], -1) for m in (ug, c8g, c7g))))
+    return out
+
+
+def analyse_layer(layer: SaturationLayer, graph: Graph, xs: Sequence[np.ndarray], kernels: Any
+                  ) -> tuple[SaturationDecision, np.ndarray]:
+    """Measure ``layer`` on its probed FP inputs ``xs``; return the decision and the
+    per-output-channel mask of channels to halve (flattened in weight order)."""
+    rng = np.random.default_rng(_SEED)
+    sat_err, halve_cost, signal, counts, pairs, masks = [], [], [], [], 0, []
+    for a, zeros, u, c8, c7 in _layer_operands(layer, graph, xs, rng):
+        err_sq, saturated = kernels.pair_saturation(np.ascontiguousarray(a), np.ascontiguousarray(c8, np.int8))
+        centred = a.astype(np.float32) - zeros.astype(np.float32)
+        out = centred @ u.astype(np.float32).T
+        cost = np.zeros_like(err_sq)
+        hot = np.nonzero(saturated)[0]
+        if hot.size:
+            e8 = centred @ (u[hot] - c8[hot]).astype(np.float32).T
+            e7 = centred @ (u[hot] - c7[hot]).astype(np.float32).T
+            cost[hot] = (e7.astype(np.float64) ** 2).sum(0) - (e8.astype(np.float64) ** 2).sum(0)
+        sat_err.append(err_sq)
+        halve_cost.append(cost)
+        signal.append((out.astype(np.float64) ** 2).sum(0))
+        counts.append(saturated)
+        pairs += a.shape[0] * (a.shape[1] // 2) * c8.shape[0]
+        masks.append((saturated > 0) & (err_sq > cost))
+    err, cost, sig, cnt, mask = (np.concatenate(v) for v in (sat_err, halve_cost, signal, counts, masks))
+    total = float(sig.sum()) or 1.0
+    residual = float(np.where(mask, cost, err).sum())
+    decision = SaturationDecision(layer.name, int(pairs), int(cnt.sum()), int(mask.size), int(mask.sum()),
+                                  float(err.sum()) / total, max(residual, 0.0) / total)
+    return decision, mask
