@@ -150,6 +150,10 @@ def preprocess(model: Path, output: Path, mean_values: str | None, scale_values:
 @click.option("--smooth-quant", default=None, metavar="ALPHA|search|off",
               help="SmoothQuant for MatMuls: an alpha (0.95 is the default with --model-type transformer), "
                    "'search' (an alpha per layer group, slower, more accurate) or 'off' (the default otherwise).")
+@click.option("--overflow-fix", type=click.Choice(["auto", "first_layer", "enable", "disable"]), default=None,
+              help="7-bit weights against int16 saturation on x86 CPUs without VNNI: auto (default: the output "
+                   "channels where measured saturation costs more than the coarser grid), first_layer (NNCF's "
+                   "default), enable (all layers) or disable.")
 @click.option("--input-shape", default=None, help="Completes dynamic input dims, e.g. '1,3,224,224'.")
 @click.option("--layout", default=None, help="Images: the input layout, e.g. 'nchw' or 'nhwc'.")
 @click.option("--mean-values", default=None, help="Images: subtracted per channel, e.g. '[123.675,116.28,103.53]'.")

@@ -52,7 +52,9 @@ _ENGINE_RUNTIME_KEYS = ("device", "stat_requests_number", "eval_requests_number"
 _COMPRESSION_KEYS = ("target_device", "model_type", "algorithms")
 _COMPRESSION_RUNTIME_KEYS = ("dump_intermediate_model", "inplace_statistics", "inplase_statistics")
 _PARAMS = ("preset", "stat_subset_size", "use_fast_bias", "model_type", "ignored", "shuffle_data", "seed",
-           "target_device")
+           "target_device", "saturation_fix")
+# POT's saturation_fix values as ovq's overflow_fix
+_SATURATION_FIX = {"first_layer": "first_layer", "all": "enable", "no": "disable"}
 _ALGORITHM = "DefaultQuantization"
 _ACCURACY_AWARE = "AccuracyAwareQuantization"
 # AccuracyAwareQuantization parameters ovq honours (besides DefaultQuantization's) ...
@@ -107,6 +109,9 @@ class PotJob:
             ``source.subset(job.subset_size, shuffle=True)`` on the loaded data.
         seed: Seed of that random pick (``seed``, default 0; passed to the loader by
             :meth:`data_options`).
+        overflow_fix: ``saturation_fix`` as ovq's ``overflow_fix`` (``all`` is
+            ``enable``, ``no`` is ``disable``), or None when not given: ovq's default,
+            ``auto``, applies (POT's own default was ``first_layer``).
     """
 
     config: Path
@@ -125,6 +130,7 @@ class PotJob:
     reverse_input_channels: bool = True
     shuffle_data: bool = False
     seed: int = 0
+    overflow_fix: str | None = None
     accuracy_control: AccuracyAwareSettings | None = None
 
     def quantize_options(self) -> dict[str, Any]:
@@ -132,7 +138,7 @@ class PotJob:
         return {
             "target_device": self.target_device, "preset": self.preset, "subset_size": self.subset_size,
             "fast_bias_correction": self.fast_bias_correction, "model_type": self.model_type,
-            "ignored_scope": self.ignored_scope,
+            "ignored_scope": self.ignored_scope, "overflow_fix": self.overflow_fix,
         }
 
     def data_options(self) -> dict[str, Any]:
@@ -279,6 +285,11 @@ def _read_compression(r: _Reader, raw: Any) -> dict[str, Any]:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise PotConfigError(f"{r.cfg}: {where}.seed: expected an integer, got {seed!r}")
         out["seed"] = seed
+    fix = params.get("saturation_fix")
+    if fix is not None:
+        if fix not in _SATURATION_FIX:
+            raise PotConfigError(f"{r.cfg}: {where}.saturation_fix: {fix!r} is not one of {', '.join(_SATURATION_FIX)}")
+        out["overflow_fix"] = _SATURATION_FIX[fix]
     if "ignored" in params:
         out["ignored_scope"] = _ignored(r, params["ignored"], f"{where}.ignored")
     return out

@@ -37,6 +37,7 @@ class QuantizeJob:
     ignored_scope: Any = None
     compress_weights: bool = True
     smooth_quant: float | bool | str | None = None
+    overflow_fix: str | None = None
     seed: int = 0
     data_options: dict[str, Any] | None = None
     audit: bool = True
@@ -120,7 +121,7 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
         graph, data, fp_model=fp_model, target_device=job.target_device, preset=job.preset,
         subset_size=job.subset_size, fast_bias_correction=job.fast_bias_correction, model_type=job.model_type,
             ignored_scope=job.ignored_scope, compress_weights=job.compress_weights, smooth_quant=job.smooth_quant,
-            seed=job.seed, progress=job.progress, ctx=ctx)
+            overflow_fix=job.overflow_fix, seed=job.seed, progress=job.progress, ctx=ctx)
     report.phases = {"read": t_read, **({"pipeline": t_pipeline} if job.pipeline else {}), **report.phases}
     t0 = time.perf_counter()
     save_model(graph, job.output)
@@ -188,8 +189,8 @@ def _with_accuracy_control(job: QuantizeJob, graph: Any, fp_model: Any, data: An
         graph, data, list(validation), fn, max_drop=settings.max_drop, drop_type=settings.drop_type,
         target_device=job.target_device, preset=job.preset, subset_size=job.subset_size,
         fast_bias_correction=job.fast_bias_correction, model_type=job.model_type, ignored_scope=job.ignored_scope,
-        compress_weights=job.compress_weights, smooth_quant=job.smooth_quant, seed=job.seed,
-        max_num_iterations=settings.max_iterations, ranking_subset_size=settings.ranking_subset_size,
+        compress_weights=job.compress_weights, smooth_quant=job.smooth_quant, overflow_fix=job.overflow_fix,
+        seed=job.seed, max_num_iterations=settings.max_iterations, ranking_subset_size=settings.ranking_subset_size,
         progress=job.progress, return_report=True)
     echo(ac.format())
     return q, ac.quantize
@@ -211,7 +212,7 @@ def job_from_options(model: Path | None, output: Path | None, data: Path | None,
             data = pot.data_source
             data_options.update({k: v for k, v in pot.data_options().items() if v is not None})
     for key in ("target_device", "preset", "subset_size", "fast_bias_correction", "model_type", "ignored_scope",
-                "compress_weights", "seed"):
+                "compress_weights", "seed", "overflow_fix"):
         if given.get(key) is not None:
             settings[key] = given[key]
     if given.get("smooth_quant") is not None:

@@ -62,7 +62,7 @@ def test_simplified_config_resolves_paths_against_its_folder(job_dir, monkeypatc
                          subset_size=300, model_name="net")
     assert job.quantize_options() == {
         "target_device": "CPU", "preset": "performance", "subset_size": 300, "fast_bias_correction": True,
-        "model_type": None, "ignored_scope": None,
+        "model_type": None, "ignored_scope": None, "overflow_fix": None,
     }
     assert job.data_options() == {"layout": None, "reverse_input_channels": True, "central_fraction": None, "seed": 0}
 
@@ -85,6 +85,14 @@ def test_every_supported_field(job_dir, tmp_path):
     assert (job.shuffle_data, job.seed, job.model_type) == (True, 7, "transformer")
     assert job.ignored_scope == {"names": ["MatMul_1", "Add_2"], "types": ["Softmax", "Add"]}
     assert job.data_options()["seed"] == 7
+
+
+@pytest.mark.parametrize("pot,ovq_value", [("first_layer", "first_layer"), ("all", "enable"), ("no", "disable")])
+def test_saturation_fix_maps_onto_overflow_fix(job_dir, pot, ovq_value):
+    job = read_pot_config(write(job_dir, edited(params={"saturation_fix": pot})))
+    assert job.overflow_fix == ovq_value and job.quantize_options()["overflow_fix"] == ovq_value
+    with error(r"saturation_fix: 'some' is not one of first_layer, all, no"):
+        read_pot_config(write(job_dir, edited(params={"saturation_fix": "some"})))
 
 
 def test_defaults_and_optional_sections(job_dir):

@@ -130,6 +130,15 @@ def test_smooth_quant_option(calib, tmp_path):
     assert not (tmp_path / "bad.xml").exists()
 
 
+def test_overflow_fix_option(calib, tmp_path):
+    out = tmp_path / "q.xml"
+    proc = run("quantize", demo_model_path(), "-o", out, "--data", calib, "--subset-size", 20, "--no-audit")
+    assert "saturation (x86 without VNNI):" in proc.stdout  # auto, the default, reports its measurement
+    proc = run("quantize", demo_model_path(), "-o", out, "--data", calib, "--subset-size", 20, "--no-audit",
+               "--overflow-fix", "enable")
+    assert "saturation (x86" not in proc.stdout and "overflow fix: 7-bit weights on" in proc.stdout
+
+
 def test_parse_smooth_quant():
     from ovq.errors import OptionError
     from ovq.quantization.quantize_cli import parse_smooth_quant
