@@ -414,6 +414,8 @@ class OverflowFixPhase(Phase):
         for layer in layers:
             xs = probed[layer.source]
             smoothed = smoothing.get(layer.activation.node)
+            if smoothed is not None and not layer.direct:
+                continue  # the probed tensor is past a Reshape: where the scales apply is unknown
             if smoothed is not None:  # the FakeQuantize reads the activation divided by the scales
                 shape = [1] * xs[0].ndim
                 shape[smoothed.group.act_axis] = -1

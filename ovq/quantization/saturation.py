@@ -48,6 +48,10 @@ SIGNAL_ROWS = 256
 
 _SEED = 0x5A7
 
+MOVING_OPS = {"Reshape", "Squeeze", "Unsqueeze", "Transpose", "Gather", "StridedSlice", "Slice"}
+"""Ops that only move or select values: a layer behind them multiplies the codes of the
+activation FakeQuantize before them."""
+
 
 @dataclass(frozen=True)
 class SaturationLayer:
@@ -58,7 +62,8 @@ class SaturationLayer:
     kind: str  # "conv", "group_conv" or "matmul"
     weight: Quantizer
     activation: Quantizer
-    source: tuple[str, int]  # FP producer (op name, output) of the activation FakeQuantize
+    source: tuple[str, int]  # the FP tensor the layer reads, as (op name, output)
+    direct: bool = True  # the activation FakeQuantize feeds the layer itself (not through a Reshape...)
 
 
 @dataclass(frozen=True)
@@ -104,9 +109,16 @@ def find_layers(graph: Graph, weights: Iterable[Quantizer], activations: Iterabl
         op = users[0][0]
         o = graph.op(op)
         src = graph.producer(op, 0)
-        a = act_by_node.get(src[0]) if src is not None else None
+        if src is None:
+            continue
+        node, direct = src, True
+        while node is not None and node[0] not in act_by_node and graph.op(node[0]).type in MOVING_OPS:
+            node, direct = graph.producer(node[0], 0), False
+        a = act_by_node.get(node[0]) if node is not None else None
         if a is None or a.levels > 256 or a.name not in sources:
             continue
+        if not direct and np.asarray(a.low).size > 1:
+            continue  # a per-channel range moved by a Reshape or Transpose: channels no longer known
         if o.type == "Convolution":
             kind = "conv"
         elif o.type == "GroupConvolution":
@@ -121,8 +133,8 @@ def find_layers(graph: Graph, weights: Iterable[Quantizer], activations: Iterabl
             kind = "matmul"
         else:
             continue
-        key = sources[a.name]
-        layers.append(SaturationLayer(op, o.name, kind, w, a, (str(key[0]), int(key[1]))))
+        key = sources[a.name] if direct else (graph.op(src[0]).name, src[1])
+        layers.append(SaturationLayer(op, o.name, kind, w, a, (str(key[0]), int(key[1])), direct))
     return layers
 
 
