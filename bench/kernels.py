@@ -58,6 +58,8 @@ def main() -> None:
     il, ih = np.float32(-1.0), np.float32(1.0)
     wh = np.maximum(np.abs(w).max(axis=1), 1e-6).astype(np.float32)  # symmetric per-row range
     wl = -wh
+    sat_a = rng.integers(0, 256, (2048, 1152), dtype=np.uint8)  # an EfficientNet-Lite0 1x1 layer
+    sat_w = rng.integers(-127, 128, (192, 1152)).astype(np.int8)
     cases = [
         ("minmax per-channel act", lambda k: k.minmax(act, 1), gb(act), None),
         ("minmax per-tensor act", lambda k: k.minmax(act), gb(act), None),
@@ -73,10 +75,14 @@ def main() -> None:
         ("quantize weights int8 per-row", lambda k: k.quantize(w, wl, wh, 255, 0, offset=-127),
          gb(w), None),
         ("dequantize weights per-row", None, gb(w), None),
+        # "GB/s" here: G u8 x s8 products examined per second (1 byte each)
+        ("pair_saturation 2048x1152 x 192 (G prod/s)", lambda k: k.pair_saturation(sat_a, sat_w),
+         sat_a.shape[0] * sat_a.shape[1] * sat_w.shape[0] / 1e9, None),
     ]
     q8 = ks["numpy"]._m.quantize(w, wl, wh, 255, 0, offset=-127)
     scale = ((wh - wl) / 254).astype(np.float32)
-    cases[-1] = ("dequantize weights per-row", lambda k: k.dequantize(q8, scale, 0, 0), gb(q8), None)
+    at = next(i for i, c in enumerate(cases) if c[0] == "dequantize weights per-row")
+    cases[at] = ("dequantize weights per-row", lambda k: k.dequantize(q8, scale, 0, 0), gb(q8), None)
 
     hdr = f"{'kernel':38s}" + "".join(f"{b + ' GB/s':>14s}" for b in backends)
     hdr += f"{'nat/numpy':>10s}{'nat/numba':>10s}{'%bw':>6s}"
