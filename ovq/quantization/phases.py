@@ -156,8 +156,10 @@ class QuantizeState:
         sources: Per activation quantizer name, the key of its statistics.
         stats: Statistics by observation key.
         collection: What the statistics pass did.
-        kept_samples: Samples kept for the full bias correction.
+        kept_samples: The first samples, kept for the phases that asked for them.
         smoothed: What SmoothQuant did per group.
+        probed: FP tensors of the kept samples by (op name, output), read by the
+            saturation analysis (kept for :meth:`QuantizeSession.requantize`).
     """
 
     graph: Graph
@@ -174,6 +176,7 @@ class QuantizeState:
     collection: CollectionReport | None = None
     kept_samples: list[Any] | None = None
     smoothed: list[Smoothed] = field(default_factory=list)
+    probed: dict[tuple[str, int], list[np.ndarray]] = field(default_factory=dict)
 
     def activations(self) -> list[Quantizer]:
         """Live activation and output quantizers."""
@@ -407,7 +410,10 @@ class OverflowFixPhase(Phase):
         samples = (state.kept_samples or [])[:sat.PROBE_SAMPLES]
         if not layers or not samples:
             return
-        probed = sat.probe_activations(state.fp_model, layers, samples)
+        missing = [layer for layer in layers if layer.source not in state.probed]
+        if missing:  # once per session: a requantize analyses a subset of the same layers
+            state.probed.update(sat.probe_activations(state.fp_model, missing, samples))
+        probed = state.probed
         smoothing = {fq: r for r in state.smoothed for fq in r.group.fqs}
         kernels = get_kernels()
         decisions = []
@@ -621,7 +627,7 @@ class QuantizeSession:
                 groups.append(dataclasses.replace(g, fqs=fqs, members=members))
         state = QuantizeState(graph, base.fp_model, base.subset, base.options, report, base.plan, table, groups,
                               [b for b in base.bias_layers if b.weight_fq in live], dict(base.sources), dict(stats),
-                              base.collection, base.kept_samples)
+                              base.collection, base.kept_samples, probed=base.probed)
         start = [p.name for p in self.phases].index("statistics") + 1
         for phase in self.phases[start:]:
             self._run_phase(phase, state)
