@@ -216,6 +216,13 @@ class TestIgnoredScope:
         assert self.quantized({"types": ["Convolution"]}) == set()
         assert self.quantized(IgnoredScope(patterns=[r"conv\d"])) == set()
 
+    def test_pattern_is_a_prefix_match_as_nncf(self):
+        # NNCF 3.4 filters node names with re.compile(p).match: "conv" ignores conv1 and conv2
+        assert self.quantized(IgnoredScope(patterns=["conv"])) == set()
+        assert self.quantized(IgnoredScope(patterns=["conv2"])) == {"conv1/fq_weights_1", "input/fq_output_0"}
+        assert self.quantized(IgnoredScope(patterns=["onv2"])) == self.quantized(None)  # no search
+        assert self.quantized(IgnoredScope(patterns=["conv$"])) == self.quantized(None)  # $ anchors the end
+
     def test_subgraph(self):
         scope = IgnoredScope(subgraphs=[(["relu1"], ["conv2"])])
         assert self.quantized(scope) == {"conv1/fq_weights_1", "input/fq_output_0"}
@@ -254,3 +261,4 @@ def test_returns_same_kind_and_pass_registered():
     assert not any(op.get_type_name() == "FakeQuantize" for op in m.get_ops())
     g = ovq.run_pipeline(ovq.Graph.from_ov(m), "place-fake-quantize{target=cpu;preset=mixed}")
     assert len(g.nodes_of_type("FakeQuantize")) == 4
+
