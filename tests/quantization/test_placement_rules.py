@@ -262,3 +262,22 @@ def test_returns_same_kind_and_pass_registered():
     g = ovq.run_pipeline(ovq.Graph.from_ov(m), "place-fake-quantize{target=cpu;preset=mixed}")
     assert len(g.nodes_of_type("FakeQuantize")) == 4
 
+
+def test_a_shared_weight_gets_one_fake_quantize_and_one_compressed_constant():
+    from models import shared_weight
+
+    from ovq.runtime import compile_model, infer
+
+    fp = shared_weight()
+    g = place_fake_quantize(ovq.Graph.from_ov(fp))
+    weight_fqs = [n for name, n in fqs(g).items() if "fq_weights" in name]
+    assert len(weight_fqs) == 1 and sorted(fq_consumers(g, weight_fqs[0])) == ["conv1", "conv2"]
+    xs = samples([1, 4, 8, 8], n=6)
+    q, report = ovq.quantize(fp, xs, return_report=True)
+    assert report.weight_fqs == 1 and report.compressed == 1 and report.quantized_ops == 2
+    assert report.bias_corrected + len(report.bias_skipped) == 2  # each reader's bias is considered
+    assert sum(op.get_type_name() == "Constant" and op.get_element_type().get_type_name() == "i8"
+               for op in q.get_ops()) == 1
+    assert runtime_audit(q).int8_count == 2
+    ref, got = infer(compile_model(fp), [xs[0]])[0], infer(compile_model(q), [xs[0]])[0]
+    assert np.abs(got - ref).max() < 0.05 * np.abs(ref).max()
