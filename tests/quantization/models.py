@@ -193,3 +193,44 @@ def shared_weight(seed: int = 0) -> ov.Model:
     c2.set_friendly_name("conv2")
     out = ops.add(c2, ops.constant((rng.standard_normal((1, 4, 1, 1)) * 0.1).astype(np.float32)))
     return ov.Model([out.output(0)], [x], "shared_weight")
+
+
+def tflite_like(seed: int = 0) -> ov.Model:
+    """Weights stored as constant subgraphs, as TFLite/ONNX frontends emit them.
+
+    conv1: ``Const(OHWI) -> Transpose``; conv2: ``Const(f16, OHWI) -> Convert -> Transpose``
+    (TFLite Dequantize of FP16 weights); dw: ``Const -> Reshape`` into a GroupConvolution;
+    fc: ``Const(f16) -> Convert -> Transpose`` into a MatMul; a ``ShapeOf -> Reshape`` on the
+    activation path (not a weight path: kept as given). Biases follow every layer.
+    """
+    rng = np.random.default_rng(seed)
+
+    def wt(*shape):
+        return (rng.standard_normal(shape) * 0.3).astype(np.float32)
+
+    def bias(c, shape=(1, -1, 1, 1)):
+        return ops.constant(wt(c).reshape(shape) * 0.3)
+
+    ohwi_to_oihw = ops.constant(np.array([0, 3, 1, 2], np.int64))
+    x = param([1, 4, 8, 8], "x")
+    w1 = ops.transpose(ops.constant(wt(8, 3, 3, 4)), ohwi_to_oihw)
+    w1.set_friendly_name("conv1/weights_transpose")
+    c1 = ops.convolution(x, w1, [1, 1], [1, 1], [1, 1], [1, 1])
+    c1.set_friendly_name("conv1")
+    r1 = relu(ops.add(c1, bias(8)), "relu1")
+    w2 = ops.transpose(ops.convert(ops.constant(wt(8, 3, 3, 8).astype(np.float16)), "f32"), ohwi_to_oihw)
+    c2 = ops.convolution(r1, w2, [1, 1], [1, 1], [1, 1], [1, 1])
+    c2.set_friendly_name("conv2")
+    r2 = relu(ops.add(c2, bias(8)), "relu2")
+    wd = ops.reshape(ops.constant(wt(8, 9)), ops.constant(np.array([8, 1, 1, 3, 3], np.int64)), False)
+    dw = ops.group_convolution(r2, wd, [1, 1], [1, 1], [1, 1], [1, 1])
+    dw.set_friendly_name("dw")
+    r3 = relu(ops.add(dw, bias(8)), "relu3")
+    gap = ops.reduce_mean(r3, ops.constant(np.array([2, 3], np.int64)), False)
+    flat = ops.reshape(gap, ops.shape_of(gap), False)  # a shape subgraph on the activation path
+    wf = ops.transpose(ops.convert(ops.constant(wt(5, 8).astype(np.float16)), "f32"),
+                       ops.constant(np.array([1, 0], np.int64)))
+    fc = ops.matmul(flat, wf, False, False)
+    fc.set_friendly_name("fc")
+    out = ops.add(fc, ops.constant(wt(1, 5) * 0.3))
+    return ov.Model([out.output(0)], [x], "tflite_like")

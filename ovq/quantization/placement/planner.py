@@ -144,7 +144,46 @@ class _Planner:
             for o in range(len(self.g.op(n).outputs)):
                 self._place_tensor(n, o)
         self._canonicalize_groups()
+        self._explain_float()
         return self.plan
+
+    def _explain_float(self) -> None:
+        """Give every compute layer (Conv-like, MatMul, recurrent) left float a reason in
+        ``plan.skipped``, if the request step did not already record one; also the ones
+        inside sub-graph bodies (If/Loop/TensorIterator), which placement does not enter."""
+        plan, view, g = self.plan, self.view, self.g
+        placed = set(plan.quantized_ops) | {w.op for w in plan.weights} | {n for n, _i in self.edge_reqs}
+        explained = {name for name, _why in plan.skipped}
+        by_pattern = {name: pattern for pattern, names in plan.ignored_patterns.items() for name in names}
+        for n in view.order:
+            op = g.op(n)
+            t = view.type(n)
+            if op.bodies:
+                self._explain_bodies(op.name, t, op.bodies)
+            if t not in WEIGHTED and t not in RECURRENT_PORTS or n in placed or op.name in explained or view.const[n]:
+                continue
+            if n in self.ignored:
+                why = ("ignored for model_type transformer" if self.model_type == "transformer"
+                       and t in TRANSFORMER_IGNORED else "ignored scope")
+            elif op.name in by_pattern:
+                why = f"ignored pattern {by_pattern[op.name]}"
+            elif n in self.fused:
+                why = "feeds NMS/TopK post-processing"
+            elif self.hw.rule_for(hw_type(view, self.hw, n)) is None:
+                why = f"no {hw_type(view, self.hw, n)} rule in the {self.hw.target} descriptor"
+            else:
+                why = "descriptor rule quantizes no activation input"
+            plan.skipped.append((op.name, why))
+
+    def _explain_bodies(self, prefix: str, op_type: str, bodies: dict[str, Graph]) -> None:
+        """``plan.skipped`` entries for compute layers inside the bodies of sub-graph op ``prefix``."""
+        for tag, body in bodies.items():
+            for _n, inner in body.ops():
+                if inner.ov_type in WEIGHTED or inner.ov_type in RECURRENT_PORTS:
+                    self.plan.skipped.append((f"{prefix}/{inner.name}",
+                                              f"inside the {tag} of {op_type}, not quantized"))
+                if inner.bodies:
+                    self._explain_bodies(f"{prefix}/{inner.name}", inner.ov_type, inner.bodies)
 
     def _skip(self, n: int, why: str) -> None:
         """Record that ``n`` stays float and why."""
