@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import openvino.opset13 as ops
 from models import param, tflite_like
 
@@ -60,3 +61,27 @@ def test_compressed_int8_weights_are_not_expanded_and_say_why():
     assert report.weights_folded == []
     assert report.skipped == [("conv", "weights are a constant subgraph that is not folded "
                                        "(already quantized or compressed)")]
+
+
+@pytest.mark.zoo
+@pytest.mark.parametrize(("name", "layers"), [("squeezenet", 26), ("shufflenet", 50)])
+def test_onnx_light_zoo_weights_from_broadcast_run_int8(name, layers):
+    """The onnx package's light zoo stores every weight as ConstantOfShape -> Broadcast:
+    without weight-path folding no layer is quantized (0/26, 0/50 measured)."""
+    import os
+
+    import openvino as ov
+
+    onnx = pytest.importorskip("onnx")
+    path = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light", f"light_{name}.onnx")
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is not in this onnx package")
+    fp = ov.Core().read_model(path)
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((1, 3, 224, 224)).astype(np.float32) for _ in range(3)]
+    q, report = ovq.quantize(fp, xs, return_report=True)
+    assert len(report.weights_folded) == layers and report.skipped == []
+    audit = runtime_audit(q)
+    assert audit.int8_count == layers and not audit.fallbacks, audit.format()
+    ref, got = infer(compile_model(fp), [xs[0]])[0], infer(compile_model(q), [xs[0]])[0]
+    assert np.linalg.norm(got - ref) < 0.05 * np.linalg.norm(ref)
