@@ -101,5 +101,5 @@ def apply_plan(graph: Graph, plan: PlacementPlan) -> QuantizerTable:
         node = _insert_fq(graph, name, (a.producer, a.out_index), a.consumers, a.config.levels, lo, hi)
         axes = () if a.per_channel_axis is None else (a.per_channel_axis,)
         table.add(Quantizer(name, node, Role(a.group), a.config, tuple(a.consumers), axes, a.unified,
-                            range_include=a.range_include))
+                            range_include=a.range_include, hidden_state=a.hidden_state))
     return table
