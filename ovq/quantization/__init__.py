@@ -66,7 +66,11 @@ def quantize_graph(
     strict: bool = False,
 ) -> PlacementPlan:
     """Plan and insert FakeQuantize ops into ``graph`` in place; with samples, set the
-    activation ranges from their global min/max (:func:`fill_ranges_minmax`)."""
+    activation ranges from their global min/max (:func:`fill_ranges_minmax`). Constant
+    subgraphs feeding weights are folded first (:mod:`.placement.weight_paths`)."""
+    from ovq.quantization.placement.weight_paths import fold_weight_paths
+
+    fold_weight_paths(graph)
     graph.infer_shapes()
     plan = plan_placement(graph, target, preset=preset, model_type=model_type, ignored_scope=ignored_scope,
                           strict=strict)

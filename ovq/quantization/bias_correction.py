@@ -126,37 +126,41 @@ def find_bias_layers(graph: Graph, weight_fqs: Iterable[int], activation_fqs: se
     for fq in weight_fqs:
         if fq not in graph:
             continue
-        users = graph.consumers(fq, 0)
-        if len(users) != 1:
-            continue
-        op, windex = users[0]
-        kind = graph.op(op).type
-        if kind in CONV_TYPES and windex == 1:
-            axis, data_index, mean_axis = 1, 0, 1
-        elif kind == "MatMul" and windex == 1:
-            attrs = graph.op(op).attrs or {}
-            axis, data_index = -1, 0
-            mean_axis = -2 if attrs.get("transpose_a") == "true" else -1
-        else:
-            continue
-        outs = graph.consumers(op, 0)
-        if len(outs) != 1 or graph.op(outs[0][0]).type != "Add":
-            continue
-        add, port = outs[0]
-        bias_src = graph.producer(add, 1 - port)
-        if bias_src is None or graph.op(bias_src[0]).type != "Const":
-            continue
-        c = _channels(graph, op, axis)
-        bias = graph.const_value(bias_src[0])
-        if c is None or not _bias_aligned(bias.shape, c, len(graph.op(op).outputs[0].shape), axis):
-            continue
-        src = graph.producer(op, data_index)
-        if src is None:
-            continue
-        if src[0] in activation_fqs:
-            src = graph.producer(src[0], 0)
-        layers.append(BiasLayer(op, graph.op(op).name, add, 1 - port, fq, windex, src, mean_axis))
+        for op, windex in graph.consumers(fq, 0):  # a shared weight: each reader has its own bias
+            layer = _bias_layer(graph, fq, op, windex, activation_fqs)
+            if layer is not None:
+                layers.append(layer)
     return layers
+
+
+def _bias_layer(graph: Graph, fq: int, op: int, windex: int, activation_fqs: set[int]) -> BiasLayer | None:
+    """``op`` reading weight FQ ``fq`` on input ``windex`` as a correctable layer, or None."""
+    kind = graph.op(op).type
+    if kind in CONV_TYPES and windex == 1:
+        axis, data_index, mean_axis = 1, 0, 1
+    elif kind == "MatMul" and windex == 1:
+        attrs = graph.op(op).attrs or {}
+        axis, data_index = -1, 0
+        mean_axis = -2 if attrs.get("transpose_a") == "true" else -1
+    else:
+        return None
+    outs = graph.consumers(op, 0)
+    if len(outs) != 1 or graph.op(outs[0][0]).type != "Add":
+        return None
+    add, port = outs[0]
+    bias_src = graph.producer(add, 1 - port)
+    if bias_src is None or graph.op(bias_src[0]).type != "Const":
+        return None
+    c = _channels(graph, op, axis)
+    bias = graph.const_value(bias_src[0])
+    if c is None or not _bias_aligned(bias.shape, c, len(graph.op(op).outputs[0].shape), axis):
+        return None
+    src = graph.producer(op, data_index)
+    if src is None:
+        return None
+    if src[0] in activation_fqs:
+        src = graph.producer(src[0], 0)
+    return BiasLayer(op, graph.op(op).name, add, 1 - port, fq, windex, src, mean_axis)
 
 
 MEAN_STRIDE = 2

@@ -221,4 +221,5 @@ class InputSpec:
             arr = arr.astype(spec.dtype)
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise CalibrationDataError(f"{where}: input '{spec.display}' holds NaN or Inf")
-        return np.ascontiguousarray(arr)
+        # np.ascontiguousarray would turn a 0-d (scalar) input into shape [1]
+        return arr if arr.flags.c_contiguous else arr.copy(order="C")

@@ -62,7 +62,9 @@ class IgnoredScope:
     Attributes:
         names: Exact friendly names.
         types: Op types (IR or OpenVINO spelling: ``Relu`` or ``ReLU``).
-        patterns: Regular expressions matched (``re.fullmatch``) against friendly names.
+        patterns: Regular expressions matched at the start of friendly names (``re.match``, as
+            NNCF's ``IgnoredScope``: ``conv2`` also matches ``conv2/bias``; end a pattern with
+            ``$`` for a whole-name match).
         subgraphs: :class:`Subgraph` entries (or ``(inputs, outputs)`` pairs).
     """
 
@@ -117,7 +119,7 @@ class IgnoredScope:
             hits.update(nodes)
         for pattern in self.patterns:
             rx = re.compile(pattern)
-            nodes = [n for name, ns in by_name.items() if rx.fullmatch(name) for n in ns]
+            nodes = [n for name, ns in by_name.items() if rx.match(name) for n in ns]
             if not nodes:
                 unmatched.append(f"pattern {pattern!r}")
             hits.update(nodes)

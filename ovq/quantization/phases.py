@@ -218,9 +218,12 @@ class Phase:
 class PlacementPhase(Phase):
     """Insert FakeQuantize ops where the target's descriptor allows.
 
+    First folds the constant subgraphs that feed weights (Transpose/Convert/Reshape/
+    Broadcast of Consts, :mod:`.placement.weight_paths`), so such layers can be quantized.
     Emits one FakeQuantize per quantizer of the plan and its :class:`Quantizer` record;
-    weight ranges are final, activation ranges placeholders. Preserves the FP function
-    up to quantization, every output and tensor name.
+    weight ranges are final, activation ranges placeholders; the report names every
+    compute layer left in floating point with its reason. Preserves the FP function up to
+    quantization, every output and tensor name.
     """
 
     name = "placement"
@@ -228,7 +231,10 @@ class PlacementPhase(Phase):
     def run(self, state: QuantizeState) -> None:
         from ovq.quantization.placement import apply_plan, plan_placement
 
+        from ovq.quantization.placement.weight_paths import fold_weight_paths
+
         graph, opts = state.graph, state.options
+        folding = fold_weight_paths(graph)
         graph.infer_shapes()
         if state.fp_model is None:
             state.fp_model = graph.to_ov()
@@ -237,6 +243,7 @@ class PlacementPhase(Phase):
         state.quantizers = apply_plan(graph, state.plan)
         graph.meta[QUANTIZED_OPS_KEY] = [graph.op(n).name for n in state.plan.quantized_ops]
         report = state.report
+        report.weights_folded = folding.ops
         report.skipped = list(state.plan.skipped)
         report.quantized_ops = len(state.plan.quantized_ops)
         report.activation_fqs, report.weight_fqs = len(state.activations()), len(state.weights())

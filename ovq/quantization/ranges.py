@@ -198,9 +198,18 @@ def per_channel_fq_range(stats: TensorStats, config: QConfig) -> tuple[np.ndarra
     return asymmetric_bounds(mn.copy(), mx.copy(), config.levels)
 
 
-def include(obs: ObservedRange, interval: tuple[float, float] | None, mode: str) -> ObservedRange:
-    """Widen ``obs`` to cover ``interval`` (a quantizer's ``range_include``, e.g. LSTM/GRU
-    hidden states in (-1, 1) that share the input's scale)."""
+def include(obs: ObservedRange, interval: tuple[float, float] | None, mode: str, *,
+            signed: bool = False) -> ObservedRange:
+    """Widen ``obs`` to cover ``interval`` (a quantizer's ``range_include``); with
+    ``signed`` (a recurrent X/H range that also carries the hidden state, whose values are
+    as often negative as positive) make it signed: symmetric ranges use the signed grid,
+    asymmetric ones reach as far below zero as above."""
+    if signed:
+        if mode == "symmetric":
+            obs = ObservedRange(obs.low, obs.high, True)
+        else:
+            reach = max(abs(obs.low), abs(obs.high))
+            obs = ObservedRange(min(obs.low, -reach), max(obs.high, reach), True)
     if not interval:
         return obs
     lo, hi = float(interval[0]), float(interval[1])
@@ -263,7 +272,7 @@ def set_activation_ranges(graph: Graph, quantizers: Iterable[Quantizer], stats: 
     quantizers = list(quantizers)
     per_tensor = [q for q in quantizers if q.per_channel_axis is None]
     observed = {q.name: include(observed_range(stats[sources[q.name]], mode=q.mode, estimator=estimator),
-                                q.range_include, q.mode)
+                                q.range_include, q.mode, signed=q.hidden_state)
                 for q in per_tensor}
     observed = unify(observed, {q.name: q.unified for q in per_tensor})
     for q in quantizers:

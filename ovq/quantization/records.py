@@ -76,6 +76,8 @@ class Quantizer:
         weight_op: For weights, the name of the op the weights belong to.
         range_include: An interval the activation range must cover before unification
             (recurrent X/H groups: the hidden state lives in (-1, 1)).
+        hidden_state: The range also carries a recurrent hidden state (LSTM/GRU X/H
+            groups: the plugin requantizes every h_t in (-1, 1) with it): it is signed.
         low: The range's lower bound once known (``input_low == output_low``).
         high: The range's upper bound once known.
     """
@@ -89,6 +91,7 @@ class Quantizer:
     unified: int | None = None
     weight_op: str | None = None
     range_include: tuple[float, float] | None = None
+    hidden_state: bool = False
     low: np.ndarray | None = field(default=None, repr=False)
     high: np.ndarray | None = field(default=None, repr=False)
 

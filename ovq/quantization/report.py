@@ -18,6 +18,9 @@ class QuantizeReport:
     weight_fqs: int = 0
     quantized_ops: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    """``(op name, reason)`` for every compute layer (Conv-like, MatMul, recurrent) left float."""
+    weights_folded: list[str] = field(default_factory=list)
+    """Ops whose weights were a constant subgraph (Transpose/Convert/... of Consts), folded to a Const."""
     smoothed: int = 0
     smooth_alphas: list[float] = field(default_factory=list)  # per smoothed group
     bias_corrected: int = 0
@@ -52,6 +55,9 @@ class QuantizeReport:
                          f"7-bit weights on {halved} channels of {self.overflow_fixed} layers")
         elif self.overflow_fixed:
             lines.append(f"overflow fix: 7-bit weights on {self.overflow_fixed} layers")
+        if self.weights_folded:
+            lines.append(f"weight paths: {len(self.weights_folded)} layers had weights computed from constants, "
+                         f"folded to constants")
         if self.compressed:
             lines.append(f"weights: {self.compressed} tensors to integers, {self.weight_bytes_before / 2**20:.2f} MiB -> "
                          f"{self.weight_bytes_after / 2**20:.2f} MiB")

@@ -587,7 +587,8 @@ def instrument(model: Any, observations: Sequence[Observation], *,
         s.outputs = {role: len(packs) + j for role, j in s.outputs.items()}
     packing.model_outputs = len(packs) + len(extras)
     results = packs + extras + list(model.get_results())
-    return ov.Model(results, model.get_parameters(), "ovq_statistics"), slots, packing
+    # the Assign sinks stay: without them a ReadValue has no sibling and the model does not compile
+    return ov.Model(results, model.get_sinks(), model.get_parameters(), "ovq_statistics"), slots, packing
 
 
 def _progress_bar(total: int | None, enabled: bool | None, desc: str):
@@ -737,6 +738,7 @@ class _Pass:
             if fixed is not None:
                 self.model, self.shapes = fixed, static
         self.queue: Any = None
+        self.stateful = bool(model.get_sinks())
         self.per_sample: dict[int, list[dict[str, np.ndarray]]] = {}
         self._build(rows=True)
         if self.shapes is not None:
@@ -864,6 +866,9 @@ class _Pass:
         except BaseException as exc:  # re-raised on the calling thread
             with shared.lock:
                 shared.errors.append(exc)
+        finally:
+            if self.stateful:  # every sample starts from the initial state (as NNCF's engine)
+                request.reset_state()
 
     def gather(self, count: int) -> dict[Hashable, TensorStats]:
         """The statistics of this pass's ``count`` samples."""
@@ -944,8 +949,8 @@ def _locate_non_finite(model: Any, observations: Sequence[Observation], index: i
     order = {op.get_friendly_name(): k for k, op in enumerate(model.get_ordered_ops())}
     seen = sorted({(o.op_name, o.out_index) for o in observations}, key=lambda t: order.get(t[0], 0))
     results = [ops.result(by_name[name].output(out)) for name, out in seen]
-    compiled = core().compile_model(ov.Model(results, model.get_parameters(), "ovq_nan_probe"), "CPU",
-                                    {"INFERENCE_PRECISION_HINT": "f32"})
+    probe = ov.Model(results, model.get_sinks(), model.get_parameters(), "ovq_nan_probe")
+    compiled = core().compile_model(probe, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     outs = compiled.create_infer_request().infer(arrays)
     for k, (name, out) in enumerate(seen):
         if not np.all(np.isfinite(outs[compiled.output(k)])):

@@ -48,9 +48,14 @@ class FoldConstantsPass(Pass):
     fold_fp16: bool = True
 
     def run(self, graph, ctx: PassContext) -> None:
-        folded = self._probe(graph)
+        self.fold(graph)
+
+    def fold(self, graph, within: set[int] | None = None) -> int:
+        """Fold the constant subgraphs of ``graph`` (only nodes in ``within`` when given);
+        return how many outputs became Consts."""
+        folded = self._probe(graph, within)
         if not folded:
-            return
+            return 0
         protected = self._protected(graph)
         folded_nodes = {node for node, _ in folded}
         replaced = 0
@@ -69,6 +74,7 @@ class FoldConstantsPass(Pass):
         if replaced:
             graph.remove_dead_nodes()
             log.info("fold-constants: replaced %d outputs by constants", replaced)
+        return replaced
 
     def _protected(self, graph) -> set[int]:
         """Nodes whose folding would undo quantization or compression."""
@@ -87,7 +93,7 @@ class FoldConstantsPass(Pass):
                 guard |= nx.descendants(graph.nx, node)
         return guard
 
-    def _probe(self, graph) -> dict[tuple[int, int], np.ndarray]:
+    def _probe(self, graph, within: set[int] | None = None) -> dict[tuple[int, int], np.ndarray]:
         """Run OpenVINO's ConstantFolding on the foldable region; map (node, output) to values.
 
         The probe model holds only ops whose inputs are all constant (transitively), the
@@ -98,6 +104,9 @@ class FoldConstantsPass(Pass):
         from openvino import passes
 
         foldable, shape_inputs = self._foldable(graph)
+        if within is not None:
+            foldable &= within
+            shape_inputs = {n: src for n, src in shape_inputs.items() if n in foldable}
         frontier = [
             (node, k)
             for node in foldable

@@ -130,3 +130,107 @@ def seven_bit_weights(g) -> None:
             for port in range(1, 5):
                 const = g.producer(q.node, port)[0]
                 g.set_const_value(const, g.const_value(const) * 2)
+
+
+def stateful(seed: int = 0) -> ov.Model:
+    """``x + ReadValue(state) -> Conv``, with ``Assign(state)`` as a sink (a stateful model)."""
+    from openvino.op.util import Variable, VariableInfo
+
+    rng = np.random.default_rng(seed)
+    x = param([1, 4, 8, 8], "x")
+    info = VariableInfo()
+    info.data_shape, info.data_type, info.variable_id = ov.PartialShape([1, 4, 8, 8]), ov.Type.f32, "state"
+    var = Variable(info)
+    state = ops.read_value(ops.constant(np.full([1, 4, 8, 8], 0.5, np.float32)), var)
+    state.set_friendly_name("state")
+    s = ops.add(x, state)
+    s.set_friendly_name("sum")
+    c = ops.convolution(s, ops.constant((rng.standard_normal((8, 4, 3, 3)) * 0.2).astype(np.float32)),
+                        [1, 1], [1, 1], [1, 1], [1, 1])
+    c.set_friendly_name("conv")
+    assign = ops.assign(s, var)
+    return ov.Model([c.output(0)], [assign], [x], "stateful")
+
+
+def if_on_scalar(seed: int = 0) -> ov.Model:
+    """A 0-d boolean input selecting one of two convolution branches (``If``), then a conv."""
+    rng = np.random.default_rng(seed)
+
+    def body(name: str) -> ov.Model:
+        xb = ops.parameter([1, 4, 8, 8], np.float32)
+        cb = ops.convolution(xb, ops.constant((rng.standard_normal((8, 4, 3, 3)) * 0.2).astype(np.float32)),
+                             [1, 1], [1, 1], [1, 1], [1, 1])
+        cb.set_friendly_name(name)
+        return ov.Model([ops.result(cb)], [xb], name)
+
+    x = param([1, 4, 8, 8], "x")
+    cond = ops.parameter([], ov.Type.boolean, name="cond")
+    cond.output(0).set_names({"cond"})
+    then_body, else_body = body("then_conv"), body("else_conv")
+    branch = ops.if_op(cond)
+    branch.set_friendly_name("branch")
+    branch.set_then_body(then_body)
+    branch.set_else_body(else_body)
+    branch.set_input(x.output(0), then_body.get_parameters()[0], else_body.get_parameters()[0])
+    out = branch.set_output(then_body.get_results()[0], else_body.get_results()[0])
+    r = relu(out, "relu")
+    c = ops.convolution(r, ops.constant((rng.standard_normal((8, 8, 3, 3)) * 0.2).astype(np.float32)),
+                        [1, 1], [1, 1], [1, 1], [1, 1])
+    c.set_friendly_name("after")
+    return ov.Model([c.output(0)], [x, cond], "if_on_scalar")
+
+
+def shared_weight(seed: int = 0) -> ov.Model:
+    """Two convolutions (each with a bias) reading one weight constant."""
+    rng = np.random.default_rng(seed)
+    x = param([1, 4, 8, 8], "x")
+    wc = ops.constant((rng.standard_normal((4, 4, 3, 3)) * 0.3).astype(np.float32))
+    wc.set_friendly_name("shared_w")
+    c1 = ops.convolution(x, wc, [1, 1], [1, 1], [1, 1], [1, 1])
+    c1.set_friendly_name("conv1")
+    r = relu(ops.add(c1, ops.constant((rng.standard_normal((1, 4, 1, 1)) * 0.1).astype(np.float32))), "relu1")
+    c2 = ops.convolution(r, wc, [1, 1], [1, 1], [1, 1], [1, 1])
+    c2.set_friendly_name("conv2")
+    out = ops.add(c2, ops.constant((rng.standard_normal((1, 4, 1, 1)) * 0.1).astype(np.float32)))
+    return ov.Model([out.output(0)], [x], "shared_weight")
+
+
+def tflite_like(seed: int = 0) -> ov.Model:
+    """Weights stored as constant subgraphs, as TFLite/ONNX frontends emit them.
+
+    conv1: ``Const(OHWI) -> Transpose``; conv2: ``Const(f16, OHWI) -> Convert -> Transpose``
+    (TFLite Dequantize of FP16 weights); dw: ``Const -> Reshape`` into a GroupConvolution;
+    fc: ``Const(f16) -> Convert -> Transpose`` into a MatMul; a ``ShapeOf -> Reshape`` on the
+    activation path (not a weight path: kept as given). Biases follow every layer.
+    """
+    rng = np.random.default_rng(seed)
+
+    def wt(*shape):
+        return (rng.standard_normal(shape) * 0.3).astype(np.float32)
+
+    def bias(c, shape=(1, -1, 1, 1)):
+        return ops.constant(wt(c).reshape(shape) * 0.3)
+
+    ohwi_to_oihw = ops.constant(np.array([0, 3, 1, 2], np.int64))
+    x = param([1, 4, 8, 8], "x")
+    w1 = ops.transpose(ops.constant(wt(8, 3, 3, 4)), ohwi_to_oihw)
+    w1.set_friendly_name("conv1/weights_transpose")
+    c1 = ops.convolution(x, w1, [1, 1], [1, 1], [1, 1], [1, 1])
+    c1.set_friendly_name("conv1")
+    r1 = relu(ops.add(c1, bias(8)), "relu1")
+    w2 = ops.transpose(ops.convert(ops.constant(wt(8, 3, 3, 8).astype(np.float16)), "f32"), ohwi_to_oihw)
+    c2 = ops.convolution(r1, w2, [1, 1], [1, 1], [1, 1], [1, 1])
+    c2.set_friendly_name("conv2")
+    r2 = relu(ops.add(c2, bias(8)), "relu2")
+    wd = ops.reshape(ops.constant(wt(8, 9)), ops.constant(np.array([8, 1, 1, 3, 3], np.int64)), False)
+    dw = ops.group_convolution(r2, wd, [1, 1], [1, 1], [1, 1], [1, 1])
+    dw.set_friendly_name("dw")
+    r3 = relu(ops.add(dw, bias(8)), "relu3")
+    gap = ops.reduce_mean(r3, ops.constant(np.array([2, 3], np.int64)), False)
+    flat = ops.reshape(gap, ops.shape_of(gap), False)  # a shape subgraph on the activation path
+    wf = ops.transpose(ops.convert(ops.constant(wt(5, 8).astype(np.float16)), "f32"),
+                       ops.constant(np.array([1, 0], np.int64)))
+    fc = ops.matmul(flat, wf, False, False)
+    fc.set_friendly_name("fc")
+    out = ops.add(fc, ops.constant(wt(1, 5) * 0.3))
+    return ov.Model([out.output(0)], [x], "tflite_like")

@@ -216,6 +216,13 @@ class TestIgnoredScope:
         assert self.quantized({"types": ["Convolution"]}) == set()
         assert self.quantized(IgnoredScope(patterns=[r"conv\d"])) == set()
 
+    def test_pattern_is_a_prefix_match_as_nncf(self):
+        # NNCF 3.4 filters node names with re.compile(p).match: "conv" ignores conv1 and conv2
+        assert self.quantized(IgnoredScope(patterns=["conv"])) == set()
+        assert self.quantized(IgnoredScope(patterns=["conv2"])) == {"conv1/fq_weights_1", "input/fq_output_0"}
+        assert self.quantized(IgnoredScope(patterns=["onv2"])) == self.quantized(None)  # no search
+        assert self.quantized(IgnoredScope(patterns=["conv$"])) == self.quantized(None)  # $ anchors the end
+
     def test_subgraph(self):
         scope = IgnoredScope(subgraphs=[(["relu1"], ["conv2"])])
         assert self.quantized(scope) == {"conv1/fq_weights_1", "input/fq_output_0"}
@@ -254,3 +261,44 @@ def test_returns_same_kind_and_pass_registered():
     assert not any(op.get_type_name() == "FakeQuantize" for op in m.get_ops())
     g = ovq.run_pipeline(ovq.Graph.from_ov(m), "place-fake-quantize{target=cpu;preset=mixed}")
     assert len(g.nodes_of_type("FakeQuantize")) == 4
+
+
+def test_a_shared_weight_gets_one_fake_quantize_and_one_compressed_constant():
+    from models import shared_weight
+
+    from ovq.runtime import compile_model, infer
+
+    fp = shared_weight()
+    g = place_fake_quantize(ovq.Graph.from_ov(fp))
+    weight_fqs = [n for name, n in fqs(g).items() if "fq_weights" in name]
+    assert len(weight_fqs) == 1 and sorted(fq_consumers(g, weight_fqs[0])) == ["conv1", "conv2"]
+    xs = samples([1, 4, 8, 8], n=6)
+    q, report = ovq.quantize(fp, xs, overflow_fix="enable", return_report=True)
+    assert report.weight_fqs == 1 and report.compressed == 1 and report.quantized_ops == 2
+    assert report.bias_corrected + len(report.bias_skipped) == 2  # each reader's bias is considered
+    assert sum(op.get_type_name() == "Constant" and op.get_element_type().get_type_name() == "i8"
+               for op in q.get_ops()) == 1
+    assert runtime_audit(q).int8_count == 2
+    ref, got = infer(compile_model(fp), [xs[0]])[0], infer(compile_model(q), [xs[0]])[0]
+    assert np.linalg.norm(got - ref) < 0.05 * np.linalg.norm(ref)
+
+
+def test_every_compute_layer_left_float_has_a_reason(tmp_path):
+    from models import if_on_scalar
+
+    g = ovq.Graph.from_ov(simple_conv_model())
+    g.infer_shapes()
+    assert plan_placement(g, ignored_scope={"names": ["conv2"]}).skipped == [("conv2", "ignored scope")]
+    assert plan_placement(g, ignored_scope={"patterns": ["conv"]}).skipped == [("conv1", "ignored scope"),
+                                                                            ("conv2", "ignored scope")]
+    path = tmp_path / "noconv.toml"
+    path.write_text('schema_version = 1\ntarget = "noconv"\nextends = "cpu"\nremove_ops = ["Convolution"]\n')
+    reasons = dict(plan_placement(g, str(path)).skipped)
+    assert reasons == {"conv1": "no Convolution rule in the noconv descriptor",
+                       "conv2": "no Convolution rule in the noconv descriptor"}
+    g = ovq.Graph.from_ov(if_on_scalar())
+    g.infer_shapes()
+    plan = plan_placement(g)
+    assert plan.skipped == [("branch/then_conv", "inside the then_body of If, not quantized"),
+                            ("branch/else_conv", "inside the else_body of If, not quantized")]
+    assert [g.op(n).name for n in plan.quantized_ops] == ["after"]

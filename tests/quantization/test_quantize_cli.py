@@ -221,3 +221,18 @@ def test_accuracy_control_from_the_cli_with_a_metric_hook(calib, tmp_path):
     bad = run("quantize", demo_model_path(), "-o", tmp_path / "r.xml", "--data", calib, "--validate",
               f"{hook}:nope", check=False)
     assert bad.returncode == 2 and "has no function 'nope'" in bad.stderr
+
+
+def test_quantize_summary_names_folded_weight_paths_and_float_layers(tmp_path):
+    import openvino as ov
+    from models import tflite_like
+
+    model = tmp_path / "tflite_like.xml"
+    ov.save_model(tflite_like(), model, compress_to_fp16=False)
+    data = tmp_path / "calib.npy"
+    np.save(data, np.random.default_rng(0).standard_normal((8, 4, 8, 8)).astype(np.float32))
+    out = tmp_path / "q.xml"
+    proc = run("quantize", model, "-o", out, "--data", data, "--ignored-scope", "fc")
+    assert "weight paths: 4 layers had weights computed from constants" in proc.stdout  # the ignored fc too
+    assert "left in floating point: fc (ignored scope)" in proc.stdout
+    assert "INT8: 3/4 layers" in proc.stdout

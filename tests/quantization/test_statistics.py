@@ -251,3 +251,25 @@ def test_a_static_first_dim_is_not_a_batch():
     st = stats["r"]
     assert st.maxs.shape == (4,)
     np.testing.assert_allclose(st.maxs, [np.maximum(d, 0).max() for d in data], rtol=1e-6)
+
+
+def test_stateful_model_keeps_its_assign_sinks_and_quantizes():
+    """ReadValue/Assign: the instrumented model keeps the sinks (OpenVINO refuses a
+    ReadValue without its Assign) and every sample starts from the initial state."""
+    import models
+
+    import ovq
+    from ovq.quantization.audit import runtime_audit
+    from ovq.runtime import compile_model, infer
+
+    fp = models.stateful()
+    rng = np.random.default_rng(21)
+    xs = [rng.standard_normal((1, 4, 8, 8)).astype(np.float32) for _ in range(6)]
+    stats, _report = collect_statistics(fp, [Observation("sum", "sum")], select_subset(xs, None))
+    # the state is reset before every sample: sum = x + 0.5 each time, never x + earlier sums
+    assert stats["sum"].maxs == pytest.approx([float((x + 0.5).max()) for x in xs])
+    q, report = ovq.quantize(fp, xs, overflow_fix="enable", return_report=True)
+    assert report.quantized_ops == 1 and runtime_audit(q).int8_count == 1
+    assert [s.get_type_name() for s in q.get_sinks()] == ["Assign"]
+    ref, got = infer(compile_model(fp), [xs[0]])[0], infer(compile_model(q), [xs[0]])[0]
+    assert np.linalg.norm(got - ref) < 0.05 * np.linalg.norm(ref)

@@ -42,7 +42,8 @@ Rules implemented (docs/placement.md has the full list and the reasons):
 * **Recurrent ops** (LSTM/GRU/RNN sequences and cells, when the descriptor has a rule):
   X and H (ports 0, 1) and the weights W and R; ports paired in ``unified_scales``
   share one range. On LPT targets W/R get one per-tensor range (per-channel INT8 LSTM
-  miscomputes on the CPU plugin) and the X/H range covers the hidden state (-1, 1);
+  miscomputes on the CPU plugin) and the X/H range is signed (it carries the hidden
+  state, in (-1, 1)); the LSTM initial cell state C gets its own activation FQ (as NNCF);
   GRU with ``linear_before_reset`` is left float; H may be a constant (not quantized).
 * **Per-channel activations** where the picked space is per-channel (CPU
   DepthWiseConvolution ``q8_a_ch``, NPU ``q8_ch``): axis 1, only while every merged
@@ -60,8 +61,8 @@ Records: :func:`apply_plan` returns a :class:`~ovq.quantization.records.Quantize
 (also stored as ``graph.meta[META_KEY]``) with one typed
 :class:`~ovq.quantization.records.Quantizer` per inserted FakeQuantize: role, grid,
 per-channel axes, the ops it feeds, its unified-scale group (weights share one only for
-recurrent W/R), ``range_include`` for recurrent X/H groups (range estimators widen the
-observed range to contain (-1, 1) before unifying the group), and its range once known.
+recurrent W/R), ``hidden_state`` for recurrent X/H groups (their range is made signed
+before unifying the group), and its range once known.
 """
 
 from __future__ import annotations

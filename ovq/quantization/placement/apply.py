@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ovq.ir.graph import Graph, Port
-from ovq.quantization.placement.commands import PlacementPlan
+from ovq.quantization.placement.commands import PlacementPlan, QuantizeWeight
 from ovq.quantization.records import META_KEY, Quantizer, QuantizerTable, Role
 
 
@@ -56,6 +56,13 @@ def _insert_fq(graph: Graph, name: str, src: tuple[int, int], consumers: Sequenc
     return fq
 
 
+def _weight_key(w: QuantizeWeight) -> tuple:
+    """What makes two weight commands one quantizer: the same source tensor, grid, channel
+    axes, range and unified group (a weight shared by two convolutions)."""
+    lo, hi = np.asarray(w.input_low, np.float32), np.asarray(w.input_high, np.float32)
+    return (w.source, w.config, w.axes, w.unified, lo.shape, lo.tobytes(), hi.tobytes())
+
+
 def apply_plan(graph: Graph, plan: PlacementPlan) -> QuantizerTable:
     """Insert the planned FakeQuantize ops; return (and store in ``graph.meta``) their records.
 
@@ -66,12 +73,22 @@ def apply_plan(graph: Graph, plan: PlacementPlan) -> QuantizerTable:
     table = graph.meta.get(META_KEY)
     if table is None:
         table = graph.meta[META_KEY] = QuantizerTable()
+    shared: dict[tuple, Quantizer] = {}
     for w in plan.weights:
+        key = _weight_key(w)
+        q = shared.get(key)
+        if q is not None:  # the same constant with the same grid and range: one FQ for every reader
+            graph.disconnect(w.op, w.input_index)
+            graph.connect(q.node, 0, w.op, w.input_index)
+            q.consumers = (*q.consumers, (w.op, w.input_index))
+            continue
         name = _unique(graph, f"{graph.op(w.op).name}/fq_weights_{w.input_index}", taken)
         node = _insert_fq(graph, name, w.source, [(w.op, w.input_index)], w.config.levels, w.input_low, w.input_high)
-        table.add(Quantizer(name, node, Role.WEIGHTS, w.config, ((w.op, w.input_index),), w.axes, w.unified,
-                            weight_op=graph.op(w.op).name, low=np.asarray(w.input_low, np.float32),
-                            high=np.asarray(w.input_high, np.float32)))
+        q = Quantizer(name, node, Role.WEIGHTS, w.config, ((w.op, w.input_index),), w.axes, w.unified,
+                      weight_op=graph.op(w.op).name, low=np.asarray(w.input_low, np.float32),
+                      high=np.asarray(w.input_high, np.float32))
+        table.add(q)
+        shared[key] = q
     for a in plan.activations:
         name = _unique(graph, f"{graph.op(a.producer).name}/fq_output_{a.out_index}", taken)
         lo, hi = np.float32(0.0), np.float32(1.0)
@@ -84,5 +101,5 @@ def apply_plan(graph: Graph, plan: PlacementPlan) -> QuantizerTable:
         node = _insert_fq(graph, name, (a.producer, a.out_index), a.consumers, a.config.levels, lo, hi)
         axes = () if a.per_channel_axis is None else (a.per_channel_axis,)
         table.add(Quantizer(name, node, Role(a.group), a.config, tuple(a.consumers), axes, a.unified,
-                            range_include=a.range_include))
+                            range_include=a.range_include, hidden_state=a.hidden_state))
     return table

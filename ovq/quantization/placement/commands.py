@@ -34,7 +34,9 @@ class QuantizeActivation:
         unified: Id of the group of FQs sharing one range (Concat inputs, recurrent
             X/H), or None.
         per_channel_axis: Channel axis of a per-channel range, or None.
-        range_include: Interval the range must cover (recurrent X/H: (-1, 1)).
+        range_include: Interval the range must cover, or None.
+        hidden_state: The range also carries a recurrent hidden state (X/H of LSTM/GRU):
+            it must be signed, whatever the sign of the observed values.
     """
 
     producer: int
@@ -45,6 +47,7 @@ class QuantizeActivation:
     unified: int | None = None
     per_channel_axis: int | None = None
     range_include: tuple[float, float] | None = None
+    hidden_state: bool = False
 
 
 @dataclass(frozen=True, eq=False)

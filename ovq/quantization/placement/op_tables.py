@@ -69,8 +69,13 @@ RECURRENT_PORTS: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
     "GRUCell": ((0, 1), (2, 3)),
     "RNNCell": ((0, 1), (2, 3)),
 }
-"""Recurrent ops: ``((X, H), (W, R))`` input ports. C (LSTM) and the sequence lengths
-stay float; LPT quantizes ports 0 and 1."""
+"""Recurrent ops: ``((X, H), (W, R))`` input ports. LPT quantizes ports 0 and 1; the
+sequence lengths stay integer."""
+
+LSTM_CELL_STATE_PORT = 2
+"""The initial cell state C of LSTMSequence/LSTMCell: quantized with its own per-tensor
+range when it is an activation, as NNCF does (its graph builder treats every float
+non-constant input of the op as an activation to quantize)."""
 
 CPU_INT8_RECURRENT = frozenset({"LSTMSequence", "GRUSequence"})
 """Recurrent ops the CPU plugin runs in INT8 (``RNNSeq u8``, ``ref_any_I8``); they

@@ -13,7 +13,7 @@
    tensor only some consumers want quantized gets one FQ per distinct request feeding
    just those.
 3. **Groups**: unified-scale group ids are canonicalized to their union-find root; a
-   group of one is dropped; recurrent X/H groups get ``range_include=(-1, 1)``.
+   group of one is dropped; recurrent X/H groups get ``hidden_state`` (a signed range).
 
 The graph is never edited (the planner reads it through :class:`GraphView`); the rules
 and their reasons are listed in the package docstring and docs/placement.md.
@@ -36,6 +36,7 @@ from ovq.quantization.placement.op_tables import (
     ATTENTION_PORTS,
     CPU_INT8_RECURRENT,
     ELTWISE,
+    LSTM_CELL_STATE_PORT,
     LPT_PRECISION_PRESERVING,
     PER_CHANNEL_PRESERVING,
     RECURRENT_PORTS,
@@ -144,7 +145,46 @@ class _Planner:
             for o in range(len(self.g.op(n).outputs)):
                 self._place_tensor(n, o)
         self._canonicalize_groups()
+        self._explain_float()
         return self.plan
+
+    def _explain_float(self) -> None:
+        """Give every compute layer (Conv-like, MatMul, recurrent) left float a reason in
+        ``plan.skipped``, if the request step did not already record one; also the ones
+        inside sub-graph bodies (If/Loop/TensorIterator), which placement does not enter."""
+        plan, view, g = self.plan, self.view, self.g
+        placed = set(plan.quantized_ops) | {w.op for w in plan.weights} | {n for n, _i in self.edge_reqs}
+        explained = {name for name, _why in plan.skipped}
+        by_pattern = {name: pattern for pattern, names in plan.ignored_patterns.items() for name in names}
+        for n in view.order:
+            op = g.op(n)
+            t = view.type(n)
+            if op.bodies:
+                self._explain_bodies(op.name, t, op.bodies)
+            if t not in WEIGHTED and t not in RECURRENT_PORTS or n in placed or op.name in explained or view.const[n]:
+                continue
+            if n in self.ignored:
+                why = ("ignored for model_type transformer" if self.model_type == "transformer"
+                       and t in TRANSFORMER_IGNORED else "ignored scope")
+            elif op.name in by_pattern:
+                why = f"ignored pattern {by_pattern[op.name]}"
+            elif n in self.fused:
+                why = "feeds NMS/TopK post-processing"
+            elif self.hw.rule_for(hw_type(view, self.hw, n)) is None:
+                why = f"no {hw_type(view, self.hw, n)} rule in the {self.hw.target} descriptor"
+            else:
+                why = "descriptor rule quantizes no activation input"
+            plan.skipped.append((op.name, why))
+
+    def _explain_bodies(self, prefix: str, op_type: str, bodies: dict[str, Graph]) -> None:
+        """``plan.skipped`` entries for compute layers inside the bodies of sub-graph op ``prefix``."""
+        for tag, body in bodies.items():
+            for _n, inner in body.ops():
+                if inner.ov_type in WEIGHTED or inner.ov_type in RECURRENT_PORTS:
+                    self.plan.skipped.append((f"{prefix}/{inner.name}",
+                                              f"inside the {tag} of {op_type}, not quantized"))
+                if inner.bodies:
+                    self._explain_bodies(f"{prefix}/{inner.name}", inner.ov_type, inner.bodies)
 
     def _skip(self, n: int, why: str) -> None:
         """Record that ``n`` stays float and why."""
@@ -378,6 +418,10 @@ class _Planner:
         for i in act_ports:
             groups = frozenset({gid}) if i == x_port or i in act_pair else frozenset()
             self.edge_reqs[(n, i)] = Request(per_tensor(cfg), groups)
+        # LSTM initial cell state: an activation input NNCF quantizes too, with its own range
+        c_port = LSTM_CELL_STATE_PORT if t in ("LSTMSequence", "LSTMCell") else None
+        if c_port is not None and view.is_activation_input(n, c_port):
+            self.edge_reqs[(n, c_port)] = Request(per_tensor(cfg))
         return gid
 
     def _recurrent_weights(self, n: int, w_ports: tuple[int, int]) -> list[tuple[int, Edge, np.ndarray]] | None:
@@ -504,17 +548,18 @@ class _Planner:
         """Put the activation commands in insertion order with canonical group ids.
 
         Group ids were unioned after some commands were made, so each becomes its root; a
-        group left with one quantizer is dropped. Recurrent X/H groups must cover the
-        hidden-state range: the CPU plugin requantizes every h_t in (-1, 1) with the X/H
-        scale, so an unsigned range clips it (silero-vad: h error 0.69 -> 0.085 with a
-        signed range).
+        group left with one quantizer is dropped. Recurrent X/H groups get a signed range
+        (``hidden_state``): the CPU plugin requantizes every h_t, which lives in (-1, 1),
+        with the X/H scale, so an unsigned range clips its negative half (silero-vad: h
+        error 0.69 -> 0.085 with a signed range). The magnitude comes from the statistics
+        alone, as in NNCF (widening it to 1 cost 2-3 dB on small-range inputs).
         """
         find = self.groups.find
         rec_roots = {find(x) for x in self.recurrent_groups}
         activations = [
             QuantizeActivation(a.producer, a.out_index, a.consumers, a.config, a.group,
                                None if a.unified is None else find(a.unified), a.per_channel_axis,
-                               (-1.0, 1.0) if a.unified is not None and find(a.unified) in rec_roots else None)
+                               a.range_include, a.unified is not None and find(a.unified) in rec_roots)
             for a in reversed(self.plan.activations)
         ]
         counts: dict[int, int] = {}
@@ -524,6 +569,6 @@ class _Planner:
         self.plan.activations = [
             a if a.unified is None or counts[a.unified] > 1
             else QuantizeActivation(a.producer, a.out_index, a.consumers, a.config, a.group, None, a.per_channel_axis,
-                                    a.range_include)
+                                    a.range_include, a.hidden_state)
             for a in activations
         ]
