@@ -49,10 +49,15 @@ class IgnoredScopeError(OvqError):
 
 @dataclass(frozen=True)
 class Subgraph:
-    """The ops on every path from an op in ``inputs`` to an op in ``outputs`` (names)."""
+    """The ops on every path from an op in ``inputs`` to an op in ``outputs`` (names;
+    ``nncf.Subgraph``'s fields)."""
 
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(_as_list(self.inputs)))
+        object.__setattr__(self, "outputs", tuple(_as_list(self.outputs)))
 
 
 @dataclass(frozen=True)
@@ -63,13 +68,17 @@ class IgnoredScope:
         names: Exact friendly names.
         types: Op types (IR or OpenVINO spelling: ``Relu`` or ``ReLU``).
         patterns: Regular expressions matched (``re.fullmatch``) against friendly names.
-        subgraphs: :class:`Subgraph` entries (or ``(inputs, outputs)`` pairs).
+        subgraphs: :class:`Subgraph` entries (or ``(inputs, outputs)`` pairs, or objects
+            with ``inputs`` and ``outputs`` attributes such as ``nncf.Subgraph``).
+        validate: An entry that matches no op is an error (NNCF's default); ``False``
+            logs a warning instead.
     """
 
     names: tuple[str, ...] = ()
     types: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
     subgraphs: tuple[Subgraph, ...] = field(default_factory=tuple)
+    validate: bool = True
 
     def __post_init__(self) -> None:
         # Accept lists and bare (inputs, outputs) pairs for convenience.
@@ -79,8 +88,15 @@ class IgnoredScope:
         subs = []
         for s in self.subgraphs:
             if not isinstance(s, Subgraph):
-                ins, outs = s
-                s = Subgraph(tuple(_as_list(ins)), tuple(_as_list(outs)))
+                if hasattr(s, "inputs") and hasattr(s, "outputs"):
+                    s = Subgraph(s.inputs, s.outputs)
+                else:
+                    try:
+                        ins, outs = s
+                    except (TypeError, ValueError):
+                        raise IgnoredScopeError(f"ignored scope: a subgraph must be a Subgraph(inputs, outputs) or an "
+                                                f"(inputs, outputs) pair, got {s!r}") from None
+                    s = Subgraph(ins, outs)
             subs.append(s)
         object.__setattr__(self, "subgraphs", tuple(subs))
         for p in self.patterns:
@@ -97,8 +113,8 @@ class IgnoredScope:
         """Node ids of ``graph`` in the scope.
 
         Raises:
-            IgnoredScopeError: ``strict`` and some entry matches nothing (all unmatched
-                entries are named in one message).
+            IgnoredScopeError: ``validate`` or ``strict``, and some entry matches nothing
+                (all unmatched entries are named in one message).
         """
         by_name: dict[str, list[int]] = {}
         for node, op in graph.ops():
@@ -140,8 +156,8 @@ class IgnoredScope:
             hits |= nodes_in
         if unmatched:
             msg = "ignored scope entries match no op in the model: " + ", ".join(unmatched)
-            if strict:
-                raise IgnoredScopeError(f"{graph.source}: {msg}")
+            if strict or self.validate:
+                raise IgnoredScopeError(f"{graph.source}: {msg} (IgnoredScope(..., validate=False) to allow it)")
             log.warning("%s: %s", graph.source, msg)
         return hits
 
@@ -150,18 +166,29 @@ def _as_list(value: str | Iterable[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+_SCOPE_FIELDS = ("names", "types", "patterns", "subgraphs")
+
+
 def as_ignored_scope(value: IgnoredScope | dict | None) -> IgnoredScope:
-    """Coerce ``None``, a dict (``{"names": [...], "types": [...], ...}``) or a scope."""
+    """Coerce ``None``, a dict (``{"names": [...], "types": [...], ..., "validate": bool}``),
+    a scope, or an object with ``nncf.IgnoredScope``'s public attributes (``names``,
+    ``patterns``, ``types``, ``subgraphs``, ``validate``)."""
     if value is None:
         return IgnoredScope()
     if isinstance(value, IgnoredScope):
         return value
     if isinstance(value, dict):
-        unknown = set(value) - {"names", "types", "patterns", "subgraphs"}
+        unknown = set(value) - {*_SCOPE_FIELDS, "validate"}
         if unknown:
-            raise IgnoredScopeError(f"ignored scope: unknown keys {sorted(unknown)} (use names, types, patterns, subgraphs)")
-        return IgnoredScope(**{k: tuple(v) if not isinstance(v, str) else (v,) for k, v in value.items()})
-    raise IgnoredScopeError(f"ignored scope: expected an IgnoredScope or a dict, got {type(value).__name__}")
+            raise IgnoredScopeError(f"ignored scope: unknown keys {sorted(unknown)} "
+                                    "(use names, types, patterns, subgraphs, validate)")
+        fields = {k: tuple(v) if not isinstance(v, str) else (v,) for k, v in value.items() if k != "validate"}
+        return IgnoredScope(**fields, validate=bool(value.get("validate", True)))
+    if any(hasattr(value, f) for f in _SCOPE_FIELDS):
+        fields = {f: _as_list(getattr(value, f, None) or ()) for f in _SCOPE_FIELDS}
+        return IgnoredScope(**fields, validate=bool(getattr(value, "validate", True)))
+    raise IgnoredScopeError(f"ignored scope: expected an IgnoredScope (ovq's or nncf's) or a dict, "
+                            f"got {type(value).__name__}")
 
 
 # ------------------------------------------------------------------ ignored patterns

@@ -331,7 +331,7 @@ def _ignored(r: _Reader, raw: Any, where: str) -> dict[str, list[str]] | None:
         types.append(r.string(entry, here, "type", required=True))
     if not names and not types:
         return None
-    return {"names": list(names), "types": types}
+    return {"names": list(names), "types": types, "validate": False}  # POT warned about unmatched entries
 
 
 class _Reader:

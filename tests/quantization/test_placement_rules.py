@@ -220,10 +220,17 @@ class TestIgnoredScope:
         scope = IgnoredScope(subgraphs=[(["relu1"], ["conv2"])])
         assert self.quantized(scope) == {"conv1/fq_weights_1", "input/fq_output_0"}
 
-    def test_unmatched_warns_naming_it(self, caplog):
+    def test_unmatched_warns_naming_it_with_validate_false(self, caplog):
         with caplog.at_level(logging.WARNING, logger="ovq.quantization"):
-            self.quantized(IgnoredScope(names=["nope"], patterns=["zzz.*"]))
+            self.quantized(IgnoredScope(names=["nope"], patterns=["zzz.*"], validate=False))
         assert "'nope'" in caplog.text and "'zzz.*'" in caplog.text
+
+    def test_unmatched_is_an_error_by_default_as_nncf_validate(self):
+        with pytest.raises(IgnoredScopeError, match="'nope'.*validate=False"):
+            self.quantized(IgnoredScope(names=["nope"]))
+        with pytest.raises(IgnoredScopeError, match="'Erf'"):
+            self.quantized({"types": ["Erf"]})
+        assert self.quantized({"types": ["Erf"], "validate": False}) == self.quantized(None)
 
     def test_unmatched_strict_raises(self):
         with pytest.raises(IgnoredScopeError, match="'nope'") as info:
