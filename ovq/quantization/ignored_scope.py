@@ -70,6 +70,9 @@ class IgnoredScope:
         patterns: Regular expressions matched (``re.fullmatch``) against friendly names.
         subgraphs: :class:`Subgraph` entries (or ``(inputs, outputs)`` pairs, or objects
             with ``inputs`` and ``outputs`` attributes such as ``nncf.Subgraph``).
+        operations: POT's ``ignored.operations``: ``{"type": T, "attributes": {...}}``
+            entries, matching ops of type ``T`` whose IR attributes equal every given
+            value (lists compare element-wise, numbers numerically).
         validate: An entry that matches no op is an error (NNCF's default); ``False``
             logs a warning instead.
     """
@@ -78,6 +81,7 @@ class IgnoredScope:
     types: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
     subgraphs: tuple[Subgraph, ...] = field(default_factory=tuple)
+    operations: tuple[Mapping, ...] = ()
     validate: bool = True
 
     def __post_init__(self) -> None:
@@ -99,6 +103,14 @@ class IgnoredScope:
                     s = Subgraph(ins, outs)
             subs.append(s)
         object.__setattr__(self, "subgraphs", tuple(subs))
+        ops = []
+        for entry in self.operations:
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("type"), str) \
+                    or not isinstance(entry.get("attributes", {}), Mapping):
+                raise IgnoredScopeError(f"ignored scope: an operation must be {{\"type\": T, \"attributes\": {{...}}}}, "
+                                        f"got {entry!r}")
+            ops.append({"type": entry["type"], "attributes": dict(entry.get("attributes", {}))})
+        object.__setattr__(self, "operations", tuple(ops))
         for p in self.patterns:
             try:
                 re.compile(p)
@@ -107,7 +119,7 @@ class IgnoredScope:
 
     def is_empty(self) -> bool:
         """True if the scope ignores nothing."""
-        return not (self.names or self.types or self.patterns or self.subgraphs)
+        return not (self.names or self.types or self.patterns or self.subgraphs or self.operations)
 
     def resolve(self, graph: Graph, *, strict: bool = False) -> set[int]:
         """Node ids of ``graph`` in the scope.
@@ -137,6 +149,13 @@ class IgnoredScope:
             if not nodes:
                 unmatched.append(f"pattern {pattern!r}")
             hits.update(nodes)
+        for entry in self.operations:
+            attrs = entry["attributes"]
+            nodes = [n for n in graph.nodes_of_type(entry["type"])
+                     if all(_attr_equal((graph.op(n).attrs or {}).get(k), v) for k, v in attrs.items())]
+            if not nodes:
+                unmatched.append(f"operation {entry['type']!r} with {attrs}" if attrs else f"type {entry['type']!r}")
+            hits.update(nodes)
         for sub in self.subgraphs:
             missing = [n for n in (*sub.inputs, *sub.outputs) if n not in by_name]
             if missing:
@@ -162,6 +181,24 @@ class IgnoredScope:
         return hits
 
 
+def _attr_equal(ir_value: str | None, wanted: object) -> bool:
+    """An IR attribute string against a config value: ``"1,1"`` equals ``[1, 1]``,
+    ``"2.0"`` equals ``2``, ``"true"`` equals ``True``."""
+    if ir_value is None:
+        return False
+    if isinstance(wanted, (list, tuple)):
+        parts = [p.strip() for p in ir_value.split(",")] if ir_value.strip() else []
+        return len(parts) == len(wanted) and all(_attr_equal(p, w) for p, w in zip(parts, wanted, strict=True))
+    if isinstance(wanted, bool):
+        return ir_value.strip().lower() == str(wanted).lower()
+    if isinstance(wanted, (int, float)):
+        try:
+            return float(ir_value) == float(wanted)
+        except ValueError:
+            return False
+    return ir_value.strip().lower() == str(wanted).strip().lower()
+
+
 def _as_list(value: str | Iterable[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
@@ -178,10 +215,10 @@ def as_ignored_scope(value: IgnoredScope | dict | None) -> IgnoredScope:
     if isinstance(value, IgnoredScope):
         return value
     if isinstance(value, dict):
-        unknown = set(value) - {*_SCOPE_FIELDS, "validate"}
+        unknown = set(value) - {*_SCOPE_FIELDS, "operations", "validate"}
         if unknown:
             raise IgnoredScopeError(f"ignored scope: unknown keys {sorted(unknown)} "
-                                    "(use names, types, patterns, subgraphs, validate)")
+                                    "(use names, types, patterns, subgraphs, operations, validate)")
         fields = {k: tuple(v) if not isinstance(v, str) else (v,) for k, v in value.items() if k != "validate"}
         return IgnoredScope(**fields, validate=bool(value.get("validate", True)))
     if any(hasattr(value, f) for f in _SCOPE_FIELDS):
