@@ -8,8 +8,8 @@ one image file into an ``H x W x C`` array (uint8, or float32 after ``Normalize`
 OpenCV is used through ``opencv-python-headless`` (the ``pot`` extra) because POT's
 simplified engine and the Accuracy Checker's default reader decode and resize with it:
 its bilinear resize samples 2 pixels per axis without antialiasing, Pillow's filters
-over the whole footprint, which moved a ResNet input range by 3 % (243.84 vs 235.78).
-Without OpenCV the pipeline falls back to Pillow with a warning naming the difference.
+over the whole footprint when downscaling, so the pixels (and the calibrated input
+ranges) differ. Without OpenCV the pipeline falls back to Pillow with a warning naming the difference.
 """
 
 from __future__ import annotations

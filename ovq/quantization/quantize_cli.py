@@ -244,6 +244,8 @@ def job_from_options(model: Path | None, output: Path | None, data: Path | None,
         raise OptionError("no model: give MODEL or --config")
     if output is None:
         raise OptionError("no output: give -o OUT.xml")
+    if output.is_dir():
+        raise OptionError(f"-o {output}: is a folder; give OUT.xml (a folder takes <model_name>.xml from --config)")
     if data is None:
         raise OptionError("no calibration data: give --data PATH (a folder of images, .npy/.npz files) "
                           "or an engine.data_source in --config")

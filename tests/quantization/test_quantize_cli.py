@@ -212,3 +212,80 @@ def test_accuracy_control_from_the_cli_with_a_metric_hook(calib, tmp_path):
     bad = run("quantize", demo_model_path(), "-o", tmp_path / "r.xml", "--data", calib, "--validate",
               f"{hook}:nope", check=False)
     assert bad.returncode == 2 and "has no function 'nope'" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def digit_images(tmp_path_factory) -> Path:
+    """Ten 16x16 grayscale PNG digits (the demo model takes 8x8): resizing matters."""
+    pil = pytest.importorskip("PIL.Image")
+    x, _ = load_demo_data("calib")
+    folder = tmp_path_factory.mktemp("digits") / "images"
+    folder.mkdir()
+    for i in range(10):
+        big = np.kron(x[i, 0] * 255 / x.max(), np.ones((2, 2)))
+        pil.fromarray(big.astype(np.uint8)).save(folder / f"{i:03}.png")
+    return folder
+
+
+def _pot_config(folder: Path, engine: dict, params: dict | None = None, name: str = "pot.json") -> Path:
+    config = folder.parent / name
+    config.write_text(json.dumps({
+        "model": {"model_name": "digits_int8", "model": str(demo_model_path()),
+                  "weights": str(demo_model_path().with_suffix(".bin"))},
+        "engine": engine,
+        "compression": {"target_device": "CPU", "algorithms": [{
+            "name": "DefaultQuantization", "params": {"preset": "performance", "stat_subset_size": 300,
+                                                      **(params or {})}}]},
+    }))
+    return config
+
+
+def test_pot_accuracy_checker_config_end_to_end(digit_images, tmp_path):
+    pytest.importorskip("cv2")
+    engine = {"launchers": [{"framework": "dlsdk", "adapter": "classification"}], "datasets": [{
+        "name": "digits", "data_source": str(digit_images),
+        "annotation_conversion": {"converter": "imagenet", "annotation_file": "unused.txt"},
+        "preprocessing": [{"type": "resize", "size": 8}, {"type": "normalization", "std": 16}],
+        "metrics": [{"name": "accuracy@top1", "type": "accuracy"}]}]}
+    out = tmp_path / "q.xml"
+    proc = run("quantize", "--config", _pot_config(digit_images, engine), "-o", out)
+    assert "calibration samples: 10" in proc.stdout and "INT8: 5/5" in proc.stdout
+    bad = dict(engine, datasets=[dict(engine["datasets"][0], preprocessing=[{"type": "resize", "size": 6}])])
+    proc = run("quantize", "--config", _pot_config(digit_images, bad, name="bad.json"), "-o", tmp_path / "b.xml",
+               check=False)
+    assert proc.returncode == 2 and "gives a 6x6 image" in proc.stderr and not (tmp_path / "b.xml").exists()
+
+
+def test_pot_shuffle_data_and_seed_choose_the_subset(digit_images, tmp_path):
+    def bin_of(name, **params):
+        out = tmp_path / f"{name}.xml"
+        cfg = _pot_config(digit_images, {"type": "simplified", "data_source": str(digit_images)},
+                          {"stat_subset_size": 3, **params}, name=f"{name}.json")
+        proc = run("quantize", "--config", cfg, "-o", out, "--no-audit")
+        assert "calibration samples: 3" in proc.stdout
+        return out.with_suffix(".bin").read_bytes()
+
+    first_0, first_1 = bin_of("a", shuffle_data=False, seed=0), bin_of("b", shuffle_data=False, seed=1)
+    assert first_0 == first_1  # POT: without shuffling the seed changes nothing
+    shuffled_0, shuffled_1 = bin_of("c", shuffle_data=True, seed=0), bin_of("d", shuffle_data=True, seed=1)
+    assert shuffled_0 != shuffled_1 and first_0 not in (shuffled_0, shuffled_1)
+    # shuffle_data=false calibrates on the first three files: the same as a folder holding only those
+    only = tmp_path / "first3"
+    only.mkdir()
+    for f in sorted(digit_images.iterdir())[:3]:
+        (only / f.name).write_bytes(f.read_bytes())
+    assert bin_of("e", shuffle_data=False) == first_0
+    cfg = _pot_config(only, {"type": "simplified", "data_source": str(only)}, {"stat_subset_size": 3},
+                      name="first3.json")
+    run("quantize", "--config", cfg, "-o", tmp_path / "f.xml", "--no-audit")
+    assert (tmp_path / "f.bin").read_bytes() == first_0
+
+
+def test_pot_model_name_names_the_output(digit_images, tmp_path):
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    cfg = _pot_config(digit_images, {"type": "simplified", "data_source": str(digit_images)})
+    proc = run("quantize", "--config", cfg, "-o", outdir, "--no-audit")
+    written = outdir / "digits_int8.xml"
+    assert f"wrote {written}" in proc.stdout
+    assert '<net name="digits_int8"' in written.read_text()
