@@ -191,8 +191,9 @@ def _with_accuracy_control(job: QuantizeJob, graph: Any, fp_model: Any, data: An
     from ovq.quantization.data_sources import load_calibration_data
 
     if job.validate is None:
-        raise OptionError("accuracy control needs the metric: give --validate module:function "
-                          "(called as function(compiled_model, validation_data) -> float, higher is better)")
+        raise OptionError("accuracy control (AccuracyAwareQuantization) needs the metric: give --validate "
+                          "module:function (called as function(compiled_model, validation_data) -> float, higher "
+                          "is better); ovq does not evaluate the Accuracy Checker's metrics")
     fn = load_hook(job.validate)
     validation = data
     if job.validation_data is not None:

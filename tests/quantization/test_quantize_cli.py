@@ -289,3 +289,21 @@ def test_pot_model_name_names_the_output(digit_images, tmp_path):
     written = outdir / "digits_int8.xml"
     assert f"wrote {written}" in proc.stdout
     assert '<net name="digits_int8"' in written.read_text()
+
+
+def test_output_folder_needs_a_config(calib, tmp_path):
+    proc = run("quantize", demo_model_path(), "-o", tmp_path, "--data", calib, check=False)
+    assert proc.returncode == 2 and "is a folder; give OUT.xml" in proc.stderr
+
+
+def test_accuracy_aware_config_with_an_accuracy_checker_engine_asks_for_the_metric(digit_images, tmp_path):
+    engine = {"datasets": [{"data_source": str(digit_images), "preprocessing": [{"type": "resize", "size": 8}],
+                            "metrics": [{"type": "accuracy", "top_k": 1}]}]}
+    config = _pot_config(digit_images, engine, name="aaq.json")
+    doc = json.loads(config.read_text())
+    doc["compression"]["algorithms"][0]["name"] = "AccuracyAwareQuantization"
+    config.write_text(json.dumps(doc))
+    proc = run("quantize", "--config", config, "-o", tmp_path / "q.xml", check=False)
+    assert proc.returncode == 2
+    assert "AccuracyAwareQuantization) needs the metric: give --validate" in proc.stderr
+    assert "Accuracy Checker's metrics" in proc.stderr and not (tmp_path / "q.xml").exists()
