@@ -307,3 +307,18 @@ def test_accuracy_aware_config_with_an_accuracy_checker_engine_asks_for_the_metr
     assert proc.returncode == 2
     assert "AccuracyAwareQuantization) needs the metric: give --validate" in proc.stderr
     assert "Accuracy Checker's metrics" in proc.stderr and not (tmp_path / "q.xml").exists()
+
+
+def test_pot_preset_accuracy_runs_as_mixed_on_cpu(digit_images, tmp_path):
+    """POT wrote asymmetric 256-level weights for "accuracy"; the CPU plugin runs INT8 only
+    with symmetric weights, so the CPU descriptor runs it as "mixed" (docs/quantize-data.md)."""
+    def fq_levels(name: str, preset: str) -> list[str]:
+        cfg = _pot_config(digit_images, {"type": "simplified", "data_source": str(digit_images)},
+                          {"preset": preset}, name=f"{name}.json")
+        out = tmp_path / f"{name}.xml"
+        run("quantize", "--config", cfg, "-o", out, "--no-audit", "--no-compress-weights")
+        return out.read_text(), out.with_suffix(".bin").read_bytes()
+
+    accuracy, mixed = fq_levels("acc", "accuracy"), fq_levels("mix", "mixed")
+    assert accuracy == mixed
+    assert 'levels="255"' in accuracy[0]  # symmetric weights (asymmetric ones would have 256 levels)
