@@ -16,15 +16,42 @@ from ovq.quantization.accuracy_control import (
     DropType,
     quantize_with_accuracy_control,
 )
+from ovq.quantization.advanced_parameters import (
+    AdvancedAccuracyRestorerParameters,
+    AdvancedBiasCorrectionParameters,
+    AdvancedQuantizationParameters,
+    AdvancedSmoothQuantParameters,
+    AggregatorType,
+    OverflowFix,
+    QuantizationMode,
+    QuantizationParameters,
+    RangeEstimatorParameters,
+    RangeEstimatorParametersSet,
+    StatisticsCollectorParameters,
+    StatisticsType,
+)
 from ovq.quantization.analyze import LayerErrorTable, analyze
 from ovq.quantization.dataset import Dataset
-from ovq.quantization.ignored_scope import IgnoredScope
+from ovq.quantization.ignored_scope import IgnoredScope, Subgraph
 from ovq.quantization.quantize import ModelType, QuantizationPreset, QuantizeReport, TargetDevice, quantize
 
 # The one version source: pyproject.toml reads it (scikit-build-core regex provider).
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdvancedAccuracyRestorerParameters",
+    "AdvancedBiasCorrectionParameters",
+    "AdvancedQuantizationParameters",
+    "AdvancedSmoothQuantParameters",
+    "AggregatorType",
+    "OverflowFix",
+    "QuantizationMode",
+    "QuantizationParameters",
+    "RangeEstimatorParameters",
+    "RangeEstimatorParametersSet",
+    "StatisticsCollectorParameters",
+    "StatisticsType",
+    "Subgraph",
     "AccuracyControlReport",
     "AccuracyControlWarning",
     "BackendError",

@@ -132,11 +132,13 @@ def preprocess(model: Path, output: Path, mean_values: str | None, scale_values:
 
 @cli.command()
 @click.argument("model", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Output IR .xml.")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Output IR .xml (with --config, an existing folder gets <model_name>.xml as POT wrote).")
 @click.option("--data", type=click.Path(path_type=Path),
               help="Calibration data: a folder of images, a .npy/.npz file, or a folder of them.")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
-              help="A POT-style JSON config (model / engine / compression with DefaultQuantization).")
+              help="A POT JSON config (model / engine: simplified or Accuracy Checker / compression with "
+                   "DefaultQuantization or AccuracyAwareQuantization).")
 @click.option("--target-device", default=None, help="ANY (default), CPU, GPU, NPU, CPU_SPR, GNA, GNA3 or a descriptor file.")
 @click.option("--preset", type=click.Choice(["performance", "mixed"], case_sensitive=False), default=None,
               help="performance: symmetric activations; mixed: asymmetric (default for transformers).")

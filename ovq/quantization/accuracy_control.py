@@ -194,8 +194,9 @@ class _Transformed:
 
 def _validation_data(validation_dataset: Any) -> Any:
     """What ``validation_fn`` is given: the dataset's transformed items, re-iterable."""
-    from ovq.quantization.dataset import Dataset
+    from ovq.quantization.dataset import Dataset, as_dataset
 
+    validation_dataset = as_dataset(validation_dataset)
     data = _Transformed(validation_dataset) if isinstance(validation_dataset, Dataset) else validation_dataset
     if not isinstance(validation_dataset, Dataset):
         if not isinstance(data, Iterable) or iter(data) is data:
@@ -243,6 +244,8 @@ def quantize_with_accuracy_control(
     ranking_subset_size: int | None = None,
     progress: bool | None = None,
     return_report: bool = False,
+    advanced_quantization_parameters: Any = None,
+    advanced_accuracy_restorer_parameters: Any = None,
     **quantize_options: Any,
 ) -> Any:
     """Quantize ``model`` and keep the fewest layers in float that bring the metric within
@@ -264,6 +267,12 @@ def quantize_with_accuracy_control(
         ranking_subset_size: Calibration samples the ranking pass uses (default: the
             calibration subset, at most 300).
         return_report: Return ``(model, AccuracyControlReport)``.
+        advanced_quantization_parameters: NNCF's ``AdvancedQuantizationParameters`` (or
+            ovq's), as ``advanced_parameters`` of :func:`ovq.quantize`.
+        advanced_accuracy_restorer_parameters: NNCF's
+            ``AdvancedAccuracyRestorerParameters`` (or ovq's): ``max_num_iterations`` and
+            ``ranking_subset_size`` map onto the arguments above; other fields only at
+            their defaults.
         **quantize_options: Any other :func:`ovq.quantize` option (``overflow_fix``,
             ``activations_range``, ``smooth_quant``, ...).
 
@@ -280,6 +289,23 @@ def quantize_with_accuracy_control(
     from ovq.quantization.phases import QuantizeOptions, QuantizeSession
     from ovq.quantization.records import QUANTIZED_OPS_KEY
 
+    from ovq.quantization.advanced_parameters import accuracy_options_from, merge_options, quantize_options_from
+    from ovq.quantization.quantize import ADVANCED_DEFAULTS
+
+    if advanced_quantization_parameters is not None:
+        explicit = {"fast_bias_correction": fast_bias_correction, "preset": preset, **quantize_options}
+        merged = merge_options(explicit, ADVANCED_DEFAULTS,
+                               quantize_options_from(advanced_quantization_parameters, model_type=model_type,
+                                                     where="advanced_quantization_parameters"),
+                               "advanced_quantization_parameters")
+        fast_bias_correction, preset = merged.pop("fast_bias_correction"), merged.pop("preset")
+        quantize_options = merged
+    restorer = accuracy_options_from(advanced_accuracy_restorer_parameters)
+    if restorer:
+        merged = merge_options({"max_num_iterations": max_num_iterations, "ranking_subset_size": ranking_subset_size},
+                               {"max_num_iterations": None, "ranking_subset_size": None}, restorer,
+                               "advanced_accuracy_restorer_parameters")
+        max_num_iterations, ranking_subset_size = merged["max_num_iterations"], merged["ranking_subset_size"]
     drop_type = getattr(drop_type, "value", drop_type)
     if isinstance(drop_type, str):
         drop_type = drop_type.lower()

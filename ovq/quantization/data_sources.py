@@ -29,6 +29,8 @@ a range check); any other pairing is an error. Errors are
 
 from __future__ import annotations
 
+import dataclasses
+
 import glob
 import logging
 import os
@@ -46,6 +48,8 @@ from ovq.preprocess import PreprocessingError, parse_layout, parse_mo_layouts, p
 
 if TYPE_CHECKING:
     from types import ModuleType
+
+    from ovq.quantization.image_pipeline import ImagePipeline
 
 __all__ = [
     "ARRAY_SUFFIXES",
@@ -239,6 +243,7 @@ def load_calibration_data(
     reverse_input_channels: bool = False,
     central_fraction: float | None = None,
     seed: int = 0,
+    image_pipeline: ImagePipeline | None = None,
 ) -> CalibrationSource:
     """Open calibration data for a model; nothing is read until a sample is indexed.
 
@@ -262,6 +267,10 @@ def load_calibration_data(
         central_fraction: Images only: keep this central fraction of each side
             (``0 < f <= 1``) before resizing, as POT's ``central_fraction``.
         seed: Seed of :meth:`CalibrationSource.subset` with ``shuffle=True``.
+        image_pipeline: Images only: decode and preprocess with this
+            :class:`~ovq.quantization.image_pipeline.ImagePipeline` (a POT config's
+            engine) instead of the options above, which must then be unset; the result
+            must have the input's height, width and channels.
 
     Raises:
         CalibrationDataError: the path does not exist, holds nothing usable, mixes
@@ -304,8 +313,13 @@ def load_calibration_data(
             f"({', '.join(map(repr, names))}): give .npz files keyed by input name"
         )
     _pillow(text)
+    if image_pipeline is not None and central_fraction is not None:
+        raise CalibrationDataError(f"{text}: central_fraction cannot be combined with an image pipeline "
+                                   "(give it a Crop step)")
     recipe = _image_recipe(inputs[0], layout, mean_values, scale_values, reverse_input_channels,
                            central_fraction)
+    if image_pipeline is not None:
+        recipe = dataclasses.replace(recipe, pipeline=image_pipeline)
     return CalibrationSource(inputs, [_ImageEntry(f, recipe) for f in files], origin=text, seed=seed)
 
 
@@ -591,18 +605,10 @@ class _ImageRecipe:
     scale: np.ndarray | None
     reverse: bool
     central_fraction: float | None
+    pipeline: ImagePipeline | None = None
 
     def load(self, path: Path) -> np.ndarray:
-        image_mod = _pillow(str(path))
-        try:
-            with image_mod.open(path) as img:
-                img = img.convert("L" if self.channels == 1 else "RGB")
-                if self.central_fraction is not None:
-                    img = _center_crop(img, self.central_fraction)
-                img = img.resize((self.width, self.height), image_mod.Resampling.BILINEAR)
-                pixels = np.asarray(img)
-        except (OSError, ValueError, image_mod.DecompressionBombError) as exc:
-            raise CalibrationDataError(f"{path}: cannot read the image: {exc}") from None
+        pixels = self._from_pipeline(path) if self.pipeline is not None else self._from_pillow(path)
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
         if self.reverse:
@@ -616,7 +622,35 @@ class _ImageRecipe:
                 data = data / self.scale
         elif self.input.dtype.kind == "f":
             data = pixels.astype(self.input.dtype)
-        # Pixels are H, W, C; put them in the layout's order, then add the batch axis.
+        elif data.dtype.kind == "f":
+            raise CalibrationDataError(f"{path}: normalization gives float data but input {self.input.name!r} "
+                                       f"is {self.input.dtype}")
+        return self._arrange(data)
+
+    def _from_pillow(self, path: Path) -> np.ndarray:
+        image_mod = _pillow(str(path))
+        try:
+            with image_mod.open(path) as img:
+                img = img.convert("L" if self.channels == 1 else "RGB")
+                if self.central_fraction is not None:
+                    img = _center_crop(img, self.central_fraction)
+                img = img.resize((self.width, self.height), image_mod.Resampling.BILINEAR)
+                return np.asarray(img)
+        except (OSError, ValueError, image_mod.DecompressionBombError) as exc:
+            raise CalibrationDataError(f"{path}: cannot read the image: {exc}") from None
+
+    def _from_pipeline(self, path: Path) -> np.ndarray:
+        assert self.pipeline is not None
+        data = self.pipeline.load(path, size=(self.width, self.height), channels=self.channels)
+        if data.shape != (self.height, self.width, self.channels):
+            raise CalibrationDataError(
+                f"{path}: the config's preprocessing gives a {data.shape[1]}x{data.shape[0]} image with "
+                f"{data.shape[2]} channel(s); input {self.input.name!r} takes {self.width}x{self.height} with "
+                f"{self.channels} (add a resize or crop step of that size)")
+        return data
+
+    def _arrange(self, data: np.ndarray) -> np.ndarray:
+        """H, W, C pixels in the layout's order, with the batch axis."""
         hwc = "HWC"
         order = [hwc.index(label) for label in self.layout if label != "N"]
         data = np.ascontiguousarray(data.transpose(order))

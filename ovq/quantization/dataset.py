@@ -32,16 +32,22 @@ log = logging.getLogger("ovq.quantization")
 
 
 class Dataset:
-    """Wrap calibration ``data`` with an optional ``transform_fn`` (the ``nncf.Dataset`` shape).
+    """Wrap calibration data with an optional transform (the ``nncf.Dataset`` shape).
+
+    ``Dataset(data_source, transform_func)`` with NNCF's keyword names; ``transform_fn``
+    is accepted as an alias of ``transform_func``.
 
     Args:
-        data: Any iterable of items (a list, a generator, a torch DataLoader, ...).
-        transform_fn: Turns one item into one model sample (array, tuple or dict).
+        data_source: Any iterable of items (a list, a generator, a torch DataLoader, ...).
+        transform_func: Turns one item into one model sample (array, tuple or dict).
     """
 
-    def __init__(self, data: Iterable[Any], transform_fn: Callable[[Any], Any] | None = None) -> None:
-        self.data = data
-        self.transform_fn = transform_fn
+    def __init__(self, data_source: Iterable[Any], transform_func: Callable[[Any], Any] | None = None, *,
+                 transform_fn: Callable[[Any], Any] | None = None) -> None:
+        if transform_fn is not None and transform_func is not None:
+            raise CalibrationDataError("Dataset: give transform_func or its alias transform_fn, not both")
+        self.data = data_source
+        self.transform_fn = transform_func if transform_func is not None else transform_fn
 
     def __iter__(self) -> Iterator[Any]:
         for item in self.data:
@@ -49,6 +55,15 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.data)  # type: ignore[arg-type]
+
+    def get_length(self) -> int | None:
+        """The number of items, or None when the data source has no length."""
+        return _length(self.data)
+
+    def get_batch_size(self) -> int | None:
+        """The data source's ``batch_size`` (a torch DataLoader's), or None."""
+        size = getattr(self.data, "batch_size", None)
+        return size if isinstance(size, int) else None
 
     def get_data(self, indices: Iterable[int] | None = None) -> Iterator[Any]:
         """Raw items (before the transform), all or those at ``indices`` (sorted)."""
@@ -58,6 +73,63 @@ class Dataset:
         """Transformed samples, all or those at ``indices`` (sorted)."""
         for item in _pick(self.data, indices):
             yield self.transform_fn(item) if self.transform_fn is not None else item
+
+
+class _ForeignDataset(Dataset):
+    """A dataset object of another library with ``nncf.Dataset``'s public methods
+    (``get_inference_data(indices)``, ``get_length()``), read only through them."""
+
+    def __init__(self, foreign: Any) -> None:
+        self.foreign = foreign
+        self.data = foreign  # for messages; never iterated directly
+        self.transform_fn = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.foreign.get_inference_data())
+
+    def __len__(self) -> int:
+        n = self.get_length()
+        if n is None:
+            raise TypeError(f"{type(self.foreign).__name__} has no length")
+        return n
+
+    def get_length(self) -> int | None:
+        n = self.foreign.get_length()
+        return None if n is None else int(n)
+
+    def get_batch_size(self) -> int | None:
+        get = getattr(self.foreign, "get_batch_size", None)
+        return get() if callable(get) else None
+
+    def get_data(self, indices: Iterable[int] | None = None) -> Iterator[Any]:
+        get = getattr(self.foreign, "get_data", None)
+        if not callable(get):
+            raise CalibrationDataError(f"{type(self.foreign).__name__} has no get_data()")
+        return iter(get(None if indices is None else sorted(set(indices))))
+
+    def get_inference_data(self, indices: Iterable[int] | None = None) -> Iterator[Any]:
+        return iter(self.foreign.get_inference_data(None if indices is None else sorted(set(indices))))
+
+
+@dataclass(frozen=True)
+class _FirstItems:
+    """The first ``count`` transformed samples of a dataset, re-iterable."""
+
+    dataset: Dataset
+    count: int
+
+    def __iter__(self) -> Iterator[Any]:
+        return itertools.islice(iter(self.dataset), self.count)
+
+
+def as_dataset(value: Any) -> Any:
+    """``value`` itself, or an ``nncf.Dataset``-like object (recognised by its public
+    ``get_inference_data`` and ``get_length`` methods) wrapped as an :class:`ovq.Dataset`."""
+    if isinstance(value, Dataset):
+        return value
+    if callable(getattr(value, "get_inference_data", None)) and callable(getattr(value, "get_length", None)):
+        return _ForeignDataset(value)
+    return value
 
 
 def _pick(data: Iterable[Any], indices: Iterable[int] | None) -> Iterator[Any]:
@@ -112,6 +184,7 @@ def select_subset(dataset: Iterable[Any], subset_size: int | None, *, seed: int 
     ``subset_size`` larger than the data uses all of it, with a warning unless it is the
     default (300, which smaller datasets are expected to undershoot). ``None`` uses all.
     """
+    dataset = as_dataset(dataset)
     if isinstance(dataset, (np.ndarray, Mapping)) or not isinstance(dataset, Iterable):
         raise CalibrationDataError(
             "calibration_dataset must be an iterable of samples (a list of arrays, tuples or dicts, "
@@ -120,13 +193,15 @@ def select_subset(dataset: Iterable[Any], subset_size: int | None, *, seed: int 
         )
     if subset_size is not None and subset_size <= 0:
         raise CalibrationDataError(f"subset_size must be positive, got {subset_size}")
-    n = _length(dataset.data if isinstance(dataset, Dataset) else dataset)
+    n = dataset.get_length() if isinstance(dataset, Dataset) else _length(dataset)
     if n == 0:
         raise CalibrationDataError("the calibration dataset is empty")
     if subset_size is None:
         return Subset(dataset, None, n)
     if n is None:
         src = dataset
+        if isinstance(dataset, _ForeignDataset):
+            return Subset(_FirstItems(dataset, subset_size), None, None)
         if isinstance(dataset, Dataset):
             src = Dataset(itertools.islice(dataset.data, subset_size), dataset.transform_fn)
             return Subset(src, None, None)

@@ -49,10 +49,15 @@ class IgnoredScopeError(OvqError):
 
 @dataclass(frozen=True)
 class Subgraph:
-    """The ops on every path from an op in ``inputs`` to an op in ``outputs`` (names)."""
+    """The ops on every path from an op in ``inputs`` to an op in ``outputs`` (names;
+    ``nncf.Subgraph``'s fields)."""
 
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(_as_list(self.inputs)))
+        object.__setattr__(self, "outputs", tuple(_as_list(self.outputs)))
 
 
 @dataclass(frozen=True)
@@ -65,13 +70,21 @@ class IgnoredScope:
         patterns: Regular expressions matched at the start of friendly names (``re.match``, as
             NNCF's ``IgnoredScope``: ``conv2`` also matches ``conv2/bias``; end a pattern with
             ``$`` for a whole-name match).
-        subgraphs: :class:`Subgraph` entries (or ``(inputs, outputs)`` pairs).
+        subgraphs: :class:`Subgraph` entries (or ``(inputs, outputs)`` pairs, or objects
+            with ``inputs`` and ``outputs`` attributes such as ``nncf.Subgraph``).
+        operations: POT's ``ignored.operations``: ``{"type": T, "attributes": {...}}``
+            entries, matching ops of type ``T`` whose IR attributes equal every given
+            value (lists compare element-wise, numbers numerically).
+        validate: An entry that matches no op is an error (NNCF's default); ``False``
+            logs a warning instead.
     """
 
     names: tuple[str, ...] = ()
     types: tuple[str, ...] = ()
     patterns: tuple[str, ...] = ()
     subgraphs: tuple[Subgraph, ...] = field(default_factory=tuple)
+    operations: tuple[Mapping, ...] = ()
+    validate: bool = True
 
     def __post_init__(self) -> None:
         # Accept lists and bare (inputs, outputs) pairs for convenience.
@@ -81,10 +94,25 @@ class IgnoredScope:
         subs = []
         for s in self.subgraphs:
             if not isinstance(s, Subgraph):
-                ins, outs = s
-                s = Subgraph(tuple(_as_list(ins)), tuple(_as_list(outs)))
+                if hasattr(s, "inputs") and hasattr(s, "outputs"):
+                    s = Subgraph(s.inputs, s.outputs)
+                else:
+                    try:
+                        ins, outs = s
+                    except (TypeError, ValueError):
+                        raise IgnoredScopeError(f"ignored scope: a subgraph must be a Subgraph(inputs, outputs) or an "
+                                                f"(inputs, outputs) pair, got {s!r}") from None
+                    s = Subgraph(ins, outs)
             subs.append(s)
         object.__setattr__(self, "subgraphs", tuple(subs))
+        ops = []
+        for entry in self.operations:
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("type"), str) \
+                    or not isinstance(entry.get("attributes", {}), Mapping):
+                raise IgnoredScopeError(f"ignored scope: an operation must be {{\"type\": T, \"attributes\": {{...}}}}, "
+                                        f"got {entry!r}")
+            ops.append({"type": entry["type"], "attributes": dict(entry.get("attributes", {}))})
+        object.__setattr__(self, "operations", tuple(ops))
         for p in self.patterns:
             try:
                 re.compile(p)
@@ -93,14 +121,14 @@ class IgnoredScope:
 
     def is_empty(self) -> bool:
         """True if the scope ignores nothing."""
-        return not (self.names or self.types or self.patterns or self.subgraphs)
+        return not (self.names or self.types or self.patterns or self.subgraphs or self.operations)
 
     def resolve(self, graph: Graph, *, strict: bool = False) -> set[int]:
         """Node ids of ``graph`` in the scope.
 
         Raises:
-            IgnoredScopeError: ``strict`` and some entry matches nothing (all unmatched
-                entries are named in one message).
+            IgnoredScopeError: ``validate`` or ``strict``, and some entry matches nothing
+                (all unmatched entries are named in one message).
         """
         by_name: dict[str, list[int]] = {}
         for node, op in graph.ops():
@@ -123,6 +151,13 @@ class IgnoredScope:
             if not nodes:
                 unmatched.append(f"pattern {pattern!r}")
             hits.update(nodes)
+        for entry in self.operations:
+            attrs = entry["attributes"]
+            nodes = [n for n in graph.nodes_of_type(entry["type"])
+                     if all(_attr_equal((graph.op(n).attrs or {}).get(k), v) for k, v in attrs.items())]
+            if not nodes:
+                unmatched.append(f"operation {entry['type']!r} with {attrs}" if attrs else f"type {entry['type']!r}")
+            hits.update(nodes)
         for sub in self.subgraphs:
             missing = [n for n in (*sub.inputs, *sub.outputs) if n not in by_name]
             if missing:
@@ -142,28 +177,57 @@ class IgnoredScope:
             hits |= nodes_in
         if unmatched:
             msg = "ignored scope entries match no op in the model: " + ", ".join(unmatched)
-            if strict:
-                raise IgnoredScopeError(f"{graph.source}: {msg}")
+            if strict or self.validate:
+                raise IgnoredScopeError(f"{graph.source}: {msg} (IgnoredScope(..., validate=False) to allow it)")
             log.warning("%s: %s", graph.source, msg)
         return hits
+
+
+def _attr_equal(ir_value: str | None, wanted: object) -> bool:
+    """An IR attribute string against a config value: ``"1,1"`` equals ``[1, 1]``,
+    ``"2.0"`` equals ``2``, ``"true"`` equals ``True``."""
+    if ir_value is None:
+        return False
+    if isinstance(wanted, (list, tuple)):
+        parts = [p.strip() for p in ir_value.split(",")] if ir_value.strip() else []
+        return len(parts) == len(wanted) and all(_attr_equal(p, w) for p, w in zip(parts, wanted, strict=True))
+    if isinstance(wanted, bool):
+        return ir_value.strip().lower() == str(wanted).lower()
+    if isinstance(wanted, (int, float)):
+        try:
+            return float(ir_value) == float(wanted)
+        except ValueError:
+            return False
+    return ir_value.strip().lower() == str(wanted).strip().lower()
 
 
 def _as_list(value: str | Iterable[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+_SCOPE_FIELDS = ("names", "types", "patterns", "subgraphs")
+
+
 def as_ignored_scope(value: IgnoredScope | dict | None) -> IgnoredScope:
-    """Coerce ``None``, a dict (``{"names": [...], "types": [...], ...}``) or a scope."""
+    """Coerce ``None``, a dict (``{"names": [...], "types": [...], ..., "validate": bool}``),
+    a scope, or an object with ``nncf.IgnoredScope``'s public attributes (``names``,
+    ``patterns``, ``types``, ``subgraphs``, ``validate``)."""
     if value is None:
         return IgnoredScope()
     if isinstance(value, IgnoredScope):
         return value
     if isinstance(value, dict):
-        unknown = set(value) - {"names", "types", "patterns", "subgraphs"}
+        unknown = set(value) - {*_SCOPE_FIELDS, "operations", "validate"}
         if unknown:
-            raise IgnoredScopeError(f"ignored scope: unknown keys {sorted(unknown)} (use names, types, patterns, subgraphs)")
-        return IgnoredScope(**{k: tuple(v) if not isinstance(v, str) else (v,) for k, v in value.items()})
-    raise IgnoredScopeError(f"ignored scope: expected an IgnoredScope or a dict, got {type(value).__name__}")
+            raise IgnoredScopeError(f"ignored scope: unknown keys {sorted(unknown)} "
+                                    "(use names, types, patterns, subgraphs, operations, validate)")
+        fields = {k: tuple(v) if not isinstance(v, str) else (v,) for k, v in value.items() if k != "validate"}
+        return IgnoredScope(**fields, validate=bool(value.get("validate", True)))
+    if any(hasattr(value, f) for f in _SCOPE_FIELDS):
+        fields = {f: _as_list(getattr(value, f, None) or ()) for f in _SCOPE_FIELDS}
+        return IgnoredScope(**fields, validate=bool(getattr(value, "validate", True)))
+    raise IgnoredScopeError(f"ignored scope: expected an IgnoredScope (ovq's or nncf's) or a dict, "
+                            f"got {type(value).__name__}")
 
 
 # ------------------------------------------------------------------ ignored patterns

@@ -11,20 +11,26 @@ What is read (the mapping is tabulated in ``docs/quantize-data.md``)::
       "model": {"model_name": "m", "model": "m.xml", "weights": "m.bin"},
       "engine": {"type": "simplified", "data_source": "images/",   // folder, glob or .txt
                  "layout": "NCHW", "central_fraction": 0.875},
+      // or the Accuracy Checker engine: {"launchers": [...], "datasets": [{"data_source": ...,
+      //   "reader": ..., "preprocessing": [...]}]} or {"config": "ac.yml"}
       "compression": {
         "target_device": "CPU", "model_type": "transformer",
         "algorithms": [{"name": "DefaultQuantization", "params": {   // or AccuracyAwareQuantization
           "preset": "performance", "stat_subset_size": 300, "use_fast_bias": true,
           "shuffle_data": false, "seed": 0,
-          "ignored": {"scope": ["node"], "operations": [{"type": "Add"}]}}}]}
+          "activations": {"range_estimator": {"preset": "quantile"}},
+          "ignored": {"scope": ["node"], "operations": [{"type": "Add"},
+                                                        {"type": "Convolution", "attributes": {"group": 1}}]}}}]}
     }
 
 Like POT (which reads configs with ``jstyleson``), ``//`` and ``/* */`` comments and
-trailing commas are accepted. Anything ovq cannot honour is refused with a
-:class:`~ovq.errors.PotConfigError` naming the file and the key: other algorithms
-than DefaultQuantization and AccuracyAwareQuantization, the Accuracy Checker and data-free engines, manual
-``weights`` / ``activations`` quantization parameters, ignored operations selected by
-attributes, and unknown keys. Keys that only tune POT's own runtime
+trailing commas are accepted. The Accuracy Checker engine is translated by
+:mod:`.pot_accuracy_checker`; images are read and resized with OpenCV as POT did
+(:mod:`.image_pipeline`). Anything ovq cannot honour is refused with a
+:class:`~ovq.errors.PotConfigError` naming the file and the key: other algorithms than
+DefaultQuantization and AccuracyAwareQuantization, the data-free engine, manual
+``weights`` / ``activations`` quantization parameters other than range estimators ovq
+computes, and unknown keys. Keys that only tune POT's own runtime
 (``stat_requests_number``, ``dump_intermediate_model``, ...) are accepted and unused.
 """
 
@@ -52,9 +58,13 @@ _ENGINE_RUNTIME_KEYS = ("device", "stat_requests_number", "eval_requests_number"
 _COMPRESSION_KEYS = ("target_device", "model_type", "algorithms")
 _COMPRESSION_RUNTIME_KEYS = ("dump_intermediate_model", "inplace_statistics", "inplase_statistics")
 _PARAMS = ("preset", "stat_subset_size", "use_fast_bias", "model_type", "ignored", "shuffle_data", "seed",
-           "target_device", "saturation_fix")
+           "target_device", "activations", "weights", "saturation_fix")
 # POT's saturation_fix values as ovq's overflow_fix
 _SATURATION_FIX = {"first_layer": "first_layer", "all": "enable", "no": "disable"}
+# Of POT's manual "activations" / "weights" quantization parameters, ovq reads the range estimator.
+_QUANT_PARAMS = ("range_estimator",)
+_ESTIMATOR_KEYS = ("preset", "min", "max")
+_BOUND_KEYS = ("type", "aggregator", "outlier_prob", "clipping_value")
 _ALGORITHM = "DefaultQuantization"
 _ACCURACY_AWARE = "AccuracyAwareQuantization"
 # AccuracyAwareQuantization parameters ovq honours (besides DefaultQuantization's) ...
@@ -103,15 +113,23 @@ class PotJob:
         model_name: ``model.model_name``, if given.
         layout: ``engine.layout`` (``NCHW``...), or None to let the loader guess.
         central_fraction: ``engine.central_fraction``, or None.
-        reverse_input_channels: Always True: POT's simplified engine reads images with
-            OpenCV, i.e. in BGR order, and a POT job must see the same pixels.
-        shuffle_data: Pick the calibration subset at random (``shuffle_data``): run
-            ``source.subset(job.subset_size, shuffle=True)`` on the loaded data.
+        reverse_input_channels: Always True: POT's engines read images with OpenCV,
+            i.e. in BGR order; the OpenCV reader of :meth:`data_options`'s pipeline gives
+            that order (kept for callers that build their own loading).
+        image_pipeline: The Accuracy Checker engine's reader and preprocessing, or None
+            (the simplified engine: OpenCV read, ``central_fraction`` crop, OpenCV
+            bilinear resize to the input size, as POT did).
+        shuffle_data: ``shuffle_data``: False (POT's default) calibrates on the first
+            ``stat_subset_size`` samples in file order, True on a random choice of them
+            (``CalibrationSource.subset(size, shuffle=True)``).
         seed: Seed of that random pick (``seed``, default 0; passed to the loader by
             :meth:`data_options`).
         overflow_fix: ``saturation_fix`` as ovq's ``overflow_fix`` (``all`` is
             ``enable``, ``no`` is ``disable``), or None when not given: ovq's default,
             ``auto``, applies (POT's own default was ``first_layer``).
+        activations_range: ovq's estimator for ``activations.range_estimator``
+            (``mean_minmax``, ``minmax`` or ``quantile``), or None (the default).
+        outlier_prob: ``outlier_prob`` of a quantile estimator, or None.
     """
 
     config: Path
@@ -132,21 +150,33 @@ class PotJob:
     seed: int = 0
     overflow_fix: str | None = None
     accuracy_control: AccuracyAwareSettings | None = None
+    activations_range: str | None = None
+    outlier_prob: float | None = None
+    image_pipeline: Any = None
 
     def quantize_options(self) -> dict[str, Any]:
         """Keyword arguments for ``ovq.quantize`` (besides the model and the data)."""
-        return {
+        out = {
             "target_device": self.target_device, "preset": self.preset, "subset_size": self.subset_size,
             "fast_bias_correction": self.fast_bias_correction, "model_type": self.model_type,
             "ignored_scope": self.ignored_scope, "overflow_fix": self.overflow_fix,
         }
+        if self.activations_range is not None:
+            out["activations_range"] = self.activations_range
+        if self.outlier_prob is not None:
+            out["outlier_prob"] = self.outlier_prob
+        return out
 
     def data_options(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`~ovq.quantization.data_sources.load_calibration_data`."""
-        return {
-            "layout": self.layout, "reverse_input_channels": self.reverse_input_channels,
-            "central_fraction": self.central_fraction, "seed": self.seed,
-        }
+        """Keyword arguments for :func:`~ovq.quantization.data_sources.load_calibration_data`:
+        the image pipeline POT's engine ran (see :attr:`image_pipeline`)."""
+        from ovq.quantization.image_pipeline import Crop, ImagePipeline, Resize
+
+        pipeline = self.image_pipeline
+        if pipeline is None:
+            crop = (Crop(central_fraction=self.central_fraction),) if self.central_fraction is not None else ()
+            pipeline = ImagePipeline("opencv", (*crop, Resize()))
+        return {"layout": self.layout, "seed": self.seed, "image_pipeline": pipeline}
 
 
 def read_pot_config(path: str | os.PathLike[str]) -> PotJob:
@@ -183,8 +213,8 @@ def read_pot_config(path: str | os.PathLike[str]) -> PotJob:
     if not weights and not model_bin.is_file():
         raise PotConfigError(f"{cfg}: model.weights: not given and {model_bin} does not exist")
 
+    algo = _read_compression(r, top["compression"])  # first: an algorithm refusal names the algorithm
     engine = _read_engine(r, top.get("engine"))
-    algo = _read_compression(r, top["compression"])
     return PotJob(
         config=cfg, model_xml=model_xml, model_bin=model_bin,
         model_name=r.string(model, "model", "model_name"),
@@ -196,13 +226,11 @@ def _read_engine(r: _Reader, raw: Any) -> dict[str, Any]:
     if raw is None:
         return {}
     engine = r.mapping(raw, "engine")
-    kind = engine.get("type")
-    if kind is None or kind == "accuracy_checker":
-        why = "no \"type\" means" if kind is None else "\"type\": \"accuracy_checker\" is"
-        raise PotConfigError(
-            f"{r.cfg}: engine: {why} POT's Accuracy Checker engine, which is not supported yet; "
-            "use \"type\": \"simplified\" with a \"data_source\" folder of images"
-        )
+    kind = engine.get("type", "accuracy_checker")
+    if kind == "accuracy_checker":
+        from ovq.quantization.pot_accuracy_checker import read_accuracy_checker_engine
+
+        return read_accuracy_checker_engine(r, engine)
     if kind == "data_free":
         raise PotConfigError(f"{r.cfg}: engine.type: the data-free engine is not supported yet")
     if kind != "simplified":
@@ -292,7 +320,99 @@ def _read_compression(r: _Reader, raw: Any) -> dict[str, Any]:
         out["overflow_fix"] = _SATURATION_FIX[fix]
     if "ignored" in params:
         out["ignored_scope"] = _ignored(r, params["ignored"], f"{where}.ignored")
+    if "activations" in params:
+        out.update(_activations(r, params["activations"], f"{where}.activations"))
+    if "weights" in params:
+        _weights(r, params["weights"], f"{where}.weights")
     return out
+
+
+def _bounds(r: _Reader, raw: Any, where: str) -> dict[str, tuple[str | None, str | None, float | None]]:
+    """``{"min": (type, aggregator, outlier_prob), "max": ...}`` of a range_estimator."""
+    est = r.mapping(raw, where)
+    r.known(est, where, _ESTIMATOR_KEYS, what="key", unsupported=True)
+    preset = est.get("preset")
+    if preset is not None and preset not in ("default", "quantile"):
+        raise PotConfigError(f"{r.cfg}: {where}.preset: {preset!r} is not default or quantile")
+    out: dict[str, tuple[str | None, str | None, float | None]] = {}
+    for side in ("min", "max"):
+        if side not in est:
+            continue
+        here = f"{where}.{side}"
+        bound = r.mapping(est[side], here)
+        r.known(bound, here, _BOUND_KEYS)
+        if "clipping_value" in bound:
+            raise PotConfigError(f"{r.cfg}: {here}.clipping_value: clipping statistics is not supported "
+                                 "(ovq never clips ranges)")
+        prob = bound.get("outlier_prob")
+        if prob is not None and (isinstance(prob, bool) or not isinstance(prob, (int, float)) or not 0 < prob < 0.5):
+            raise PotConfigError(f"{r.cfg}: {here}.outlier_prob: expected a number in (0, 0.5), got {prob!r}")
+        out[side] = (r.string(bound, here, "type"), r.string(bound, here, "aggregator"),
+                     None if prob is None else float(prob))
+    if preset == "quantile":
+        for side in ("min", "max"):
+            kind, agg, prob = out.get(side, (None, None, None))
+            out[side] = (kind or "quantile", agg or "mean", prob)
+    return out
+
+
+def _activations(r: _Reader, raw: Any, where: str) -> dict[str, Any]:
+    """``activations.range_estimator`` as ovq's ``activations_range`` / ``outlier_prob``.
+
+    POT's own defaults (min: min or mean of per-sample minima, max: mean of per-sample
+    (abs-)maxima) are ovq's ``mean_minmax``: a symmetric quantizer reads its min only for
+    the sign. Global min/max aggregation is ``minmax``; quantile statistics aggregated
+    by mean are ``quantile``. Anything else is refused naming the key.
+    """
+    section = r.mapping(raw, where)
+    r.known(section, where, _QUANT_PARAMS, what="parameter", unsupported=True)
+    if "range_estimator" not in section:
+        return {}
+    here = f"{where}.range_estimator"
+    bounds = _bounds(r, section["range_estimator"], here)
+    if not bounds:
+        return {}
+    (min_type, min_agg, min_prob) = bounds.get("min", (None, None, None))
+    (max_type, max_agg, max_prob) = bounds.get("max", (None, None, None))
+    min_type, max_type = min_type or "min", max_type or "max"
+    min_agg, max_agg = min_agg or "mean", max_agg or "mean"
+    quantile = {"quantile", "abs_quantile"}
+    if min_type in quantile or max_type in quantile:
+        # POT's quantile preset keeps the min statistic for symmetric quantizers (sign only).
+        ok = max_type in quantile and max_agg == "mean" and (min_type in quantile and min_agg == "mean"
+                                                              or min_type == "min")
+        if not ok:
+            raise PotConfigError(f"{r.cfg}: {here}: min ({min_type}, {min_agg}) / max ({max_type}, {max_agg}) is not "
+                                 "supported; quantile ranges are quantile statistics aggregated by mean")
+        probs = {p for p in (min_prob, max_prob) if p is not None}
+        if len(probs) > 1:
+            raise PotConfigError(f"{r.cfg}: {here}: min and max outlier_prob differ; ovq uses one")
+        return {"activations_range": "quantile", "outlier_prob": probs.pop() if probs else 1e-4}
+    if min_prob is not None or max_prob is not None:
+        raise PotConfigError(f"{r.cfg}: {here}: outlier_prob applies to quantile estimators only")
+    if min_type != "min" or max_type not in ("max", "abs_max"):
+        raise PotConfigError(f"{r.cfg}: {here}: statistic types min {min_type!r} / max {max_type!r} are not "
+                             "supported (min with max or abs_max, or quantile)")
+    if max_agg == "mean" and min_agg in ("mean", "min"):
+        return {"activations_range": "mean_minmax"}
+    if (min_agg, max_agg) == ("min", "max"):
+        return {"activations_range": "minmax"}
+    raise PotConfigError(f"{r.cfg}: {here}: aggregators min {min_agg!r} / max {max_agg!r} are not supported "
+                         "(mean/mean, min/mean or min/max)")
+
+
+def _weights(r: _Reader, raw: Any, where: str) -> None:
+    """``weights.range_estimator``: only POT's default (per-channel abs-max / max) is ovq's."""
+    section = r.mapping(raw, where)
+    r.known(section, where, _QUANT_PARAMS, what="parameter", unsupported=True)
+    if "range_estimator" not in section:
+        return
+    here = f"{where}.range_estimator"
+    for side, (kind, agg, prob) in _bounds(r, section["range_estimator"], here).items():
+        ok_types = ("min",) if side == "min" else ("max", "abs_max")
+        if (kind is not None and kind not in ok_types) or (agg is not None and agg != side) or prob is not None:
+            raise PotConfigError(f"{r.cfg}: {here}.{side}: weight ranges are the per-channel {side} "
+                                 f"(ovq reads no other weight estimator), got type {kind!r}, aggregator {agg!r}")
 
 
 def _accuracy_aware(r: _Reader, params: Mapping[str, Any], where: str) -> AccuracyAwareSettings:
@@ -323,7 +443,7 @@ def _model_type(r: _Reader, section: Mapping[str, Any], where: str) -> str | Non
     return value
 
 
-def _ignored(r: _Reader, raw: Any, where: str) -> dict[str, list[str]] | None:
+def _ignored(r: _Reader, raw: Any, where: str) -> dict[str, Any] | None:
     ignored = r.mapping(raw, where)
     r.known(ignored, where, ("scope", "operations"))
     names = ignored.get("scope", [])
@@ -332,17 +452,30 @@ def _ignored(r: _Reader, raw: Any, where: str) -> dict[str, list[str]] | None:
     ops = ignored.get("operations", [])
     if not isinstance(ops, list):
         raise PotConfigError(f"{r.cfg}: {where}.operations: expected a list of {{\"type\": ...}} entries")
-    types = []
+    types: list[str] = []
+    operations: list[dict[str, Any]] = []
     for i, op in enumerate(ops):
         here = f"{where}.operations[{i}]"
         entry = r.mapping(op, here)
-        if "attributes" in entry:
-            raise PotConfigError(f"{r.cfg}: {here}.attributes: ignoring operations by attribute is not supported yet")
-        r.known(entry, here, ("type",))
-        types.append(r.string(entry, here, "type", required=True))
-    if not names and not types:
+        r.known(entry, here, ("type", "attributes"))
+        kind = r.string(entry, here, "type", required=True)
+        if "attributes" not in entry:
+            types.append(kind)
+            continue
+        attrs = r.mapping(entry["attributes"], f"{here}.attributes")
+        for key, value in attrs.items():
+            scalar = (str, int, float, bool)
+            if not (isinstance(value, scalar) or (isinstance(value, list) and all(isinstance(v, scalar) for v in value))):
+                raise PotConfigError(f"{r.cfg}: {here}.attributes.{key}: expected a string, number, boolean or "
+                                     f"a list of them, got {_kind(value)}")
+        operations.append({"type": kind, "attributes": dict(attrs)})
+    if not names and not types and not operations:
         return None
-    return {"names": list(names), "types": types}
+    scope: dict[str, Any] = {"names": list(names), "types": types}
+    if operations:
+        scope["operations"] = operations
+    scope["validate"] = False  # POT warned about entries matching nothing
+    return scope
 
 
 class _Reader:

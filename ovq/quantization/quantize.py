@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ovq.quantization.advanced_parameters import check_mode, merge_options, quantize_options_from
 from ovq.quantization.dataset import Dataset
 from ovq.quantization.phases import QuantizeOptions, QuantizeSession
 from ovq.quantization.report import QuantizeReport
@@ -25,6 +26,11 @@ if TYPE_CHECKING:
     from ovq.pipeline.context import PassContext
 
 log = logging.getLogger("ovq.quantization")
+
+ADVANCED_DEFAULTS: dict[str, Any] = {"overflow_fix": None, "fast_bias_correction": True,
+                                     "activations_range": "mean_minmax", "outlier_prob": 1e-4, "preset": None,
+                                     "smooth_quant": None}
+"""The :func:`quantize` options ``advanced_parameters`` can set, at their defaults."""
 
 
 class TargetDevice(str, enum.Enum):
@@ -86,6 +92,7 @@ def quantize(
     model: Any,
     calibration_dataset: Iterable[Any],
     *,
+    mode: Any = None,
     target_device: TargetDevice | str = "ANY",
     preset: QuantizationPreset | str | None = None,
     subset_size: int | None = 300,
@@ -104,6 +111,7 @@ def quantize(
     dump_after: Iterable[str] = (),
     dump_dir: str | os.PathLike[str] | None = None,
     return_report: bool = False,
+    advanced_parameters: Any = None,
 ) -> Any:
     """Quantize ``model`` to INT8 with ranges and bias correction from calibration data.
 
@@ -111,7 +119,9 @@ def quantize(
         model: ``openvino.Model`` (a new Model is returned), :class:`ovq.Graph` (a new
             Graph is returned; the input is untouched) or a model path (a Graph).
         calibration_dataset: Any iterable of samples — arrays, tuples of arrays, or dicts
-            by input name — or ``ovq.Dataset(data, transform_fn)``.
+            by input name — or ``ovq.Dataset(data_source, transform_func)`` (an
+            ``nncf.Dataset`` is read through its public methods).
+        mode: NNCF's FP8 ``QuantizationMode``: not supported (``None`` only).
         target_device: ``ANY`` (default), ``CPU``, ``GPU``, ``NPU``, ``CPU_SPR``, ``GNA``,
             ``GNA3``, or a hardware descriptor file.
         preset: ``performance`` (symmetric activations; default for CNNs) or ``mixed``
@@ -121,7 +131,8 @@ def quantize(
         fast_bias_correction: ``True`` fast bias correction, ``False`` the full
             (propagating) one, ``None`` none.
         model_type: ``None`` or ``transformer``.
-        ignored_scope: :class:`ovq.IgnoredScope` or a dict (names, types, patterns, subgraphs).
+        ignored_scope: :class:`ovq.IgnoredScope` (or an ``nncf.IgnoredScope``) or a dict
+            (names, types, patterns, subgraphs, validate).
         compress_weights: Fold weight FQs into int8 constants (~4× smaller weights);
             ``False`` keeps FakeQuantize on FP32 weights.
         activations_range: ``mean_minmax`` (default), ``minmax`` or ``quantile``.
@@ -151,6 +162,10 @@ def quantize(
             pipeline pass names after which the IR is written into ``dump_dir``.
         dump_dir: Folder for those dumps (default: the current directory).
         return_report: Return ``(model, QuantizeReport)``.
+        advanced_parameters: An ``AdvancedQuantizationParameters`` (ovq's or NNCF's),
+            mapped onto the options above by
+            :func:`~ovq.quantization.advanced_parameters.quantize_options_from`; a field
+            ovq does not support, at a non-default value, is an ``OptionError``.
 
     Raises:
         CalibrationDataError: empty data, or samples that do not fit the model's inputs.
@@ -162,6 +177,16 @@ def quantize(
 
     from ovq.ir import Graph, read_model
 
+    check_mode(mode)
+    if advanced_parameters is not None:
+        explicit = {"overflow_fix": overflow_fix, "fast_bias_correction": fast_bias_correction,
+                    "activations_range": activations_range, "outlier_prob": outlier_prob, "preset": preset,
+                    "smooth_quant": smooth_quant}
+        merged = merge_options(explicit, ADVANCED_DEFAULTS,
+                               quantize_options_from(advanced_parameters, model_type=model_type))
+        overflow_fix, fast_bias_correction = merged["overflow_fix"], merged["fast_bias_correction"]
+        activations_range, outlier_prob = merged["activations_range"], merged["outlier_prob"]
+        preset, smooth_quant = merged["preset"], merged["smooth_quant"]
     t0 = time.perf_counter()
     graph = read_model(model)
     if graph is model or isinstance(model, Graph):

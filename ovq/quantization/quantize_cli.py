@@ -12,6 +12,7 @@ AccuracyAwareQuantization config) the job runs accuracy control
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -47,6 +48,13 @@ class QuantizeJob:
     validate: str | None = None
     validation_data: Path | None = None
     accuracy_control: Any = None  # pot_config.AccuracyAwareSettings when accuracy control runs
+    activations_range: str = "mean_minmax"
+    outlier_prob: float = 1e-4
+    shuffle_data: bool | None = None
+    """POT's subset rule (a POT config): False the first ``subset_size`` samples, True a
+    seeded random choice; None: ovq's seeded draw (``select_subset``)."""
+    model_name: str | None = None
+    """The written model's name (POT's ``model.model_name``); None keeps the source's."""
 
 
 def parse_ignored_scope(text: str | None) -> Any:
@@ -114,6 +122,9 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
     fp_model = graph.to_ov()
     data = load_calibration_data(job.data, _model_inputs(fp_model), **(job.data_options or {}))
     echo(f"model: {job.model} ({len(graph)} layers); calibration data: {job.data} ({len(data)} samples)")
+    if job.shuffle_data is not None:  # POT's rule: the subset is chosen here, then all of it is used
+        data = data.subset(job.subset_size, shuffle=job.shuffle_data)
+        job = dataclasses.replace(job, subset_size=None)
     if job.accuracy_control is not None:
         graph, report = _with_accuracy_control(job, graph, fp_model, data, echo)
     else:
@@ -121,8 +132,11 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
         graph, data, fp_model=fp_model, target_device=job.target_device, preset=job.preset,
         subset_size=job.subset_size, fast_bias_correction=job.fast_bias_correction, model_type=job.model_type,
             ignored_scope=job.ignored_scope, compress_weights=job.compress_weights, smooth_quant=job.smooth_quant,
-            overflow_fix=job.overflow_fix, seed=job.seed, progress=job.progress, ctx=ctx)
+            overflow_fix=job.overflow_fix, activations_range=job.activations_range, outlier_prob=job.outlier_prob,
+            seed=job.seed, progress=job.progress, ctx=ctx)
     report.phases = {"read": t_read, **({"pipeline": t_pipeline} if job.pipeline else {}), **report.phases}
+    if job.model_name:
+        graph.name = job.model_name
     t0 = time.perf_counter()
     save_model(graph, job.output)
     report.phases["write"] = time.perf_counter() - t0
@@ -178,8 +192,9 @@ def _with_accuracy_control(job: QuantizeJob, graph: Any, fp_model: Any, data: An
     from ovq.quantization.data_sources import load_calibration_data
 
     if job.validate is None:
-        raise OptionError("accuracy control needs the metric: give --validate module:function "
-                          "(called as function(compiled_model, validation_data) -> float, higher is better)")
+        raise OptionError("accuracy control (AccuracyAwareQuantization) needs the metric: give --validate "
+                          "module:function (called as function(compiled_model, validation_data) -> float, higher "
+                          "is better); ovq does not evaluate the Accuracy Checker's metrics")
     fn = load_hook(job.validate)
     validation = data
     if job.validation_data is not None:
@@ -190,7 +205,8 @@ def _with_accuracy_control(job: QuantizeJob, graph: Any, fp_model: Any, data: An
         target_device=job.target_device, preset=job.preset, subset_size=job.subset_size,
         fast_bias_correction=job.fast_bias_correction, model_type=job.model_type, ignored_scope=job.ignored_scope,
         compress_weights=job.compress_weights, smooth_quant=job.smooth_quant, overflow_fix=job.overflow_fix,
-        seed=job.seed, max_num_iterations=settings.max_iterations, ranking_subset_size=settings.ranking_subset_size,
+        seed=job.seed, activations_range=job.activations_range, outlier_prob=job.outlier_prob,
+        max_num_iterations=settings.max_iterations, ranking_subset_size=settings.ranking_subset_size,
         progress=job.progress, return_report=True)
     echo(ac.format())
     return q, ac.quantize
@@ -208,6 +224,10 @@ def job_from_options(model: Path | None, output: Path | None, data: Path | None,
         model = model or pot.model_xml
         settings.update(pot.quantize_options())
         settings["accuracy_control"] = pot.accuracy_control
+        settings["shuffle_data"] = pot.shuffle_data
+        settings["model_name"] = pot.model_name
+        if output is not None and output.is_dir():  # POT writes <model_name>.xml into its output folder
+            output = output / f"{pot.model_name or pot.model_xml.stem}.xml"
         if data is None and pot.data_source is not None:  # POT's engine options describe its images only
             data = pot.data_source
             data_options.update({k: v for k, v in pot.data_options().items() if v is not None})
@@ -226,6 +246,8 @@ def job_from_options(model: Path | None, output: Path | None, data: Path | None,
         raise OptionError("no model: give MODEL or --config")
     if output is None:
         raise OptionError("no output: give -o OUT.xml")
+    if output.is_dir():
+        raise OptionError(f"-o {output}: is a folder; give OUT.xml (a folder takes <model_name>.xml from --config)")
     if data is None:
         raise OptionError("no calibration data: give --data PATH (a folder of images, .npy/.npz files) "
                           "or an engine.data_source in --config")

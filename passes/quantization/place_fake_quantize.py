@@ -46,7 +46,8 @@ class PlaceFakeQuantizePass(Pass):
         target = self.target if self.target != "ANY" or ctx.target is None else ctx.target
         scope = None
         if self.ignored_names or self.ignored_types or self.ignored_patterns:
+            # strict decides: an unmatched entry is an error with strict=true, a warning otherwise
             scope = IgnoredScope(names=self.ignored_names, types=self.ignored_types,
-                                 patterns=self.ignored_patterns)
+                                 patterns=self.ignored_patterns, validate=self.strict)
         quantize_graph(graph, target, preset=self.preset, model_type=self.model_type, ignored_scope=scope,
                        strict=self.strict)

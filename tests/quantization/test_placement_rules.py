@@ -227,15 +227,37 @@ class TestIgnoredScope:
         scope = IgnoredScope(subgraphs=[(["relu1"], ["conv2"])])
         assert self.quantized(scope) == {"conv1/fq_weights_1", "input/fq_output_0"}
 
-    def test_unmatched_warns_naming_it(self, caplog):
+    def test_unmatched_warns_naming_it_with_validate_false(self, caplog):
         with caplog.at_level(logging.WARNING, logger="ovq.quantization"):
-            self.quantized(IgnoredScope(names=["nope"], patterns=["zzz.*"]))
+            self.quantized(IgnoredScope(names=["nope"], patterns=["zzz.*"], validate=False))
         assert "'nope'" in caplog.text and "'zzz.*'" in caplog.text
+
+    def test_unmatched_is_an_error_by_default_as_nncf_validate(self):
+        with pytest.raises(IgnoredScopeError, match="'nope'.*validate=False"):
+            self.quantized(IgnoredScope(names=["nope"]))
+        with pytest.raises(IgnoredScopeError, match="'Erf'"):
+            self.quantized({"types": ["Erf"]})
+        assert self.quantized({"types": ["Erf"], "validate": False}) == self.quantized(None)
 
     def test_unmatched_strict_raises(self):
         with pytest.raises(IgnoredScopeError, match="'nope'") as info:
             self.quantized(IgnoredScope(names=["nope"]), strict=True)
         assert isinstance(info.value, ovq.OvqError)
+
+    def test_operations_by_type_and_attributes_as_pot(self):
+        x = param([1, 8, 10, 10])
+        g = ovq.Graph.from_ov(model([conv(relu(conv(x, 16, 8, k=3, name="conv1"), "relu1"), 16, 16, k=1,
+                                          name="conv2")], [x]))
+
+        def quantized(scope):
+            return set(fqs(place_fake_quantize(g.copy(), ignored_scope=scope)))
+
+        everything = quantized(None)
+        assert quantized({"operations": [{"type": "Convolution", "attributes": {"strides": [1, 1]}}]}) == set()
+        only_1x1 = quantized({"operations": [{"type": "Convolution", "attributes": {"pads_begin": [0, 0]}}]})
+        assert only_1x1 == quantized(IgnoredScope(names=["conv2"])) != everything
+        with pytest.raises(IgnoredScopeError, match=r"operation 'Convolution' with \{'strides': \[9, 9\]\}"):
+            quantized({"operations": [{"type": "Convolution", "attributes": {"strides": [9, 9]}}]})
 
     def test_bad_regex(self):
         with pytest.raises(IgnoredScopeError, match="regular expression"):

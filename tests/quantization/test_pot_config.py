@@ -8,6 +8,7 @@ import json
 import pytest
 
 from ovq.errors import OvqError, PotConfigError
+from ovq.quantization.image_pipeline import ImagePipeline, Resize
 from ovq.quantization.pot_config import PotJob, read_pot_config
 
 BASE = {
@@ -64,7 +65,9 @@ def test_simplified_config_resolves_paths_against_its_folder(job_dir, monkeypatc
         "target_device": "CPU", "preset": "performance", "subset_size": 300, "fast_bias_correction": True,
         "model_type": None, "ignored_scope": None, "overflow_fix": None,
     }
-    assert job.data_options() == {"layout": None, "reverse_input_channels": True, "central_fraction": None, "seed": 0}
+    # POT's simplified engine: OpenCV read (BGR), OpenCV bilinear resize to the input size
+    assert job.data_options() == {"layout": None, "seed": 0,
+                                  "image_pipeline": ImagePipeline("opencv", (Resize(),))}
 
 
 def test_every_supported_field(job_dir, tmp_path):
@@ -83,7 +86,7 @@ def test_every_supported_field(job_dir, tmp_path):
     assert job.data_source == other and job.layout == "NHWC" and job.central_fraction == 0.875
     assert (job.preset, job.subset_size, job.fast_bias_correction) == ("mixed", 64, False)
     assert (job.shuffle_data, job.seed, job.model_type) == (True, 7, "transformer")
-    assert job.ignored_scope == {"names": ["MatMul_1", "Add_2"], "types": ["Softmax", "Add"]}
+    assert job.ignored_scope == {"names": ["MatMul_1", "Add_2"], "types": ["Softmax", "Add"], "validate": False}
     assert job.data_options()["seed"] == 7
 
 
@@ -133,7 +136,7 @@ def test_comments_and_trailing_commas(job_dir):
 """
     job = read_pot_config(write(job_dir, text))
     assert job.model_name == "net"
-    assert job.ignored_scope == {"names": ["a//b", "c/*d*/", "e,]"], "types": []}
+    assert job.ignored_scope == {"names": ["a//b", "c/*d*/", "e,]"], "types": [], "validate": False}
 
 
 @pytest.mark.parametrize("text,match", [
@@ -167,8 +170,8 @@ def test_unreadable_config(tmp_path):
     (lambda c: c.update(engine=[]), r"engine: expected an object"),
     (lambda c: c["compression"].update(seed=1), "compression.seed: unknown key"),
     # Engines.
-    (lambda c: c["engine"].pop("type"), "engine: no \"type\" means POT's Accuracy Checker engine, which is not supported yet"),
-    (lambda c: c.update(engine={"type": "accuracy_checker", "config": "ac.yml"}), "Accuracy Checker engine"),
+    (lambda c: c["engine"].pop("type"), r"engine.data_source: not supported yet \(ovq reads type, config, launchers"),
+    (lambda c: c.update(engine={"type": "accuracy_checker", "config": "ac.yml"}), r"engine.config: cannot read .*ac.yml"),
     (lambda c: c.update(engine={"type": "data_free"}), "engine.type: the data-free engine is not supported yet"),
     (lambda c: c["engine"].update(type="custom"), "engine.type: unknown engine type 'custom'"),
     (lambda c: c["engine"].update(annotation="a.json"), "engine.annotation: unknown key"),
@@ -203,8 +206,18 @@ def test_config_errors(job_dir, edit, match):
 
 
 @pytest.mark.parametrize("params,match", [
-    ({"weights": {"bits": 8}}, r"params.weights: not supported yet \(ovq reads preset, stat_subset_size"),
-    ({"activations": {}}, "params.activations: not supported yet"),
+    ({"weights": {"bits": 8}}, r"params.weights.bits: not supported yet \(ovq reads range_estimator\)"),
+    ({"activations": {"mode": "asymmetric"}}, r"params.activations.mode: not supported yet"),
+    ({"activations": {"range_estimator": {"max": {"clipping_value": 6}}}},
+     r"activations.range_estimator.max.clipping_value: clipping statistics is not supported"),
+    ({"activations": {"range_estimator": {"min": {"aggregator": "median"}}}},
+     r"activations.range_estimator: aggregators min 'median' / max 'mean' are not supported"),
+    ({"activations": {"range_estimator": {"preset": "fancy"}}}, r"range_estimator.preset: 'fancy' is not default"),
+    ({"activations": {"range_estimator": {"min": {"type": "quantile", "outlier_prob": 1e-3},
+                                          "max": {"type": "quantile", "outlier_prob": 1e-4}}}},
+     "min and max outlier_prob differ"),
+    ({"weights": {"range_estimator": {"max": {"type": "quantile", "outlier_prob": 1e-4}}}},
+     r"weights.range_estimator.max: weight ranges are the per-channel max"),
     ({"preset": "fast"}, "params.preset: 'fast' is not one of performance, mixed, accuracy"),
     ({"stat_subset_size": 0}, "stat_subset_size: expected a positive integer, got 0"),
     ({"stat_subset_size": True}, "stat_subset_size: expected a positive integer"),
@@ -216,8 +229,8 @@ def test_config_errors(job_dir, edit, match):
     ({"target_device": "GPU"}, "params.target_device: 'GPU' contradicts compression.target_device 'CPU'"),
     ({"ignored": {"scope": "conv1"}}, "ignored.scope: expected a list of node names"),
     ({"ignored": {"operations": {"type": "Add"}}}, "ignored.operations: expected a list"),
-    ({"ignored": {"operations": [{"type": "Add", "attributes": {"axis": 1}}]}},
-     r"ignored.operations\[0\].attributes: ignoring operations by attribute is not supported yet"),
+    ({"ignored": {"operations": [{"type": "Add", "attributes": {"axis": {"a": 1}}}]}},
+     r"ignored.operations\[0\].attributes.axis: expected a string, number, boolean or a list"),
     ({"ignored": {"operations": [{}]}}, r"ignored.operations\[0\].type: missing"),
     ({"ignored": {"operations": ["Add"]}}, r"ignored.operations\[0\]: expected an object"),
     ({"ignored": {"skip": []}}, "ignored.skip: unknown key"),
@@ -253,3 +266,110 @@ def test_accuracy_aware_quantization(job_dir):
     ac = job.accuracy_control
     assert (ac.max_drop, ac.drop_type, ac.max_iterations, ac.ranking_subset_size) == (0.02, "relative", 5, 50)
     assert read_pot_config(write(job_dir, BASE)).accuracy_control is None
+
+
+AC_DATASET = {
+    "name": "imagenet_1000_classes", "data_source": "images", "reader": "pillow_imread",
+    "annotation_conversion": {"converter": "imagenet", "annotation_file": "val.txt"},
+    "preprocessing": [
+        {"type": "bgr_to_rgb"},
+        {"type": "resize", "size": 256, "aspect_ratio_scale": "greater", "use_pillow": True,
+         "interpolation": "BILINEAR"},
+        {"type": "crop", "size": 224, "use_pillow": True},
+        {"type": "normalization", "mean": "123.675, 116.28, 103.53", "std": [58.395, 57.12, 57.375]},
+    ],
+    "metrics": [{"name": "accuracy@top1", "type": "accuracy", "top_k": 1}],
+}
+AC_ENGINE = {"launchers": [{"framework": "dlsdk", "adapter": "classification"}], "datasets": [AC_DATASET]}
+
+
+def test_accuracy_checker_engine_inline(job_dir):
+    from ovq.quantization.image_pipeline import Crop, Normalize, SwapChannels
+
+    job = read_pot_config(write(job_dir, edited(engine=AC_ENGINE)))
+    assert job.data_source == job_dir / "images"
+    assert job.data_options()["image_pipeline"] == ImagePipeline("pillow", (
+        SwapChannels(), Resize(256, 256, "greater", "BILINEAR", "pillow"), Crop(224, 224),
+        Normalize((123.675, 116.28, 103.53), (58.395, 57.12, 57.375))))
+    # no "type" means the Accuracy Checker, as in POT
+    typed = read_pot_config(write(job_dir, edited(engine={"type": "accuracy_checker", **AC_ENGINE}), "typed.json"))
+    assert (typed.data_source, typed.image_pipeline) == (job.data_source, job.image_pipeline)
+
+
+def test_accuracy_checker_engine_from_yaml(job_dir):
+    yaml = pytest.importorskip("yaml")
+    dataset = {**AC_DATASET, "reader": "opencv_imread",
+               "preprocessing": [{"type": "resize", "dst_width": 32, "dst_height": 24}]}
+    (job_dir / "ac.yml").write_text(yaml.safe_dump({"models": [{"name": "m", "launchers": AC_ENGINE["launchers"],
+                                                                  "datasets": [dataset]}]}))
+    job = read_pot_config(write(job_dir, edited(engine={"config": "ac.yml"})))
+    assert job.data_options()["image_pipeline"] == ImagePipeline("opencv", (Resize(32, 24),))
+    assert job.data_source == job_dir / "images"
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda d: d["preprocessing"].append({"type": "flip"}), r"preprocessing\[4\].type: preprocessing 'flip'"),
+    (lambda d: d["preprocessing"][1].update(aspect_ratio_scale="frcnn_keep_aspect_ratio"),
+     r"preprocessing\[1\].aspect_ratio_scale: 'frcnn_keep_aspect_ratio' is not supported"),
+    (lambda d: d["preprocessing"][1].update(interpolation="LANCZOS"), r"preprocessing\[1\].interpolation"),
+    (lambda d: d["preprocessing"][2].pop("size"), r"preprocessing\[2\]: missing size"),
+    (lambda d: d["preprocessing"][3].update(mean="imagenet"), r"preprocessing\[3\].mean: .*named presets"),
+    (lambda d: d["preprocessing"][1].update(padding=1), r"preprocessing\[1\].padding: not supported"),
+    (lambda d: d.update(reader="nifti_reader"), r"datasets\[0\].reader: 'nifti_reader' is not supported"),
+    (lambda d: d.update(subsample_size=100), r"datasets\[0\].subsample_size: not supported"),
+    (lambda d: d.update(data_source="nowhere"), r"datasets\[0\].data_source: no such folder"),
+])
+def test_accuracy_checker_refusals_name_the_key(job_dir, edit, match):
+    dataset = copy.deepcopy(AC_DATASET)
+    edit(dataset)
+    with error(match):
+        read_pot_config(write(job_dir, edited(engine={**AC_ENGINE, "datasets": [dataset]})))
+
+
+def test_accuracy_checker_engine_refusals(job_dir):
+    with error(r"engine.launchers\[0\].framework: 'tf' is not supported"):
+        read_pot_config(write(job_dir, edited(engine={**AC_ENGINE, "launchers": [{"framework": "tf"}]})))
+    with error(r"engine.datasets: 2 datasets"):
+        read_pot_config(write(job_dir, edited(engine={**AC_ENGINE, "datasets": [AC_DATASET, AC_DATASET]})))
+
+
+def test_an_algorithm_refusal_is_not_hidden_by_the_engine(job_dir):
+    cfg = edited(engine={"type": "data_free"})
+    cfg["compression"]["algorithms"][0]["name"] = "TunableQuantization"
+    with error("algorithm 'TunableQuantization' is not supported"):
+        read_pot_config(write(job_dir, cfg))
+    cfg["compression"]["algorithms"][0]["name"] = "AccuracyAwareQuantization"
+    cfg["compression"]["algorithms"][0]["params"]["tune_hyperparams"] = True
+    with error(r"params.tune_hyperparams: not supported yet"):
+        read_pot_config(write(job_dir, cfg))
+    # with the Accuracy Checker engine, AccuracyAwareQuantization maps to accuracy control
+    cfg = edited(engine=AC_ENGINE)
+    cfg["compression"]["algorithms"][0]["name"] = "AccuracyAwareQuantization"
+    assert read_pot_config(write(job_dir, cfg)).accuracy_control is not None
+
+
+@pytest.mark.parametrize("estimator,expected", [
+    ({"preset": "quantile"}, {"activations_range": "quantile", "outlier_prob": 1e-4}),
+    ({"preset": "quantile", "max": {"outlier_prob": 1e-3}, "min": {"outlier_prob": 1e-3}},
+     {"activations_range": "quantile", "outlier_prob": 1e-3}),
+    ({"preset": "default"}, {}),
+    ({"min": {"type": "min", "aggregator": "min"}, "max": {"type": "abs_max", "aggregator": "mean"}},
+     {"activations_range": "mean_minmax"}),
+    ({"min": {"type": "min", "aggregator": "min"}, "max": {"type": "max", "aggregator": "max"}},
+     {"activations_range": "minmax"}),
+    ({"min": {"type": "min"}, "max": {"type": "abs_quantile", "aggregator": "mean", "outlier_prob": 1e-3}},
+     {"activations_range": "quantile", "outlier_prob": 1e-3}),
+])
+def test_activation_range_estimator(job_dir, estimator, expected):
+    job = read_pot_config(write(job_dir, edited(params={"activations": {"range_estimator": estimator},
+                                                         "weights": {"range_estimator": {
+                                                             "max": {"type": "abs_max", "aggregator": "max"}}}})))
+    options = job.quantize_options()
+    assert {k: options[k] for k in ("activations_range", "outlier_prob") if k in options} == expected
+
+
+def test_ignored_operations_by_attributes(job_dir):
+    job = read_pot_config(write(job_dir, edited(params={"ignored": {"operations": [
+        {"type": "Convolution", "attributes": {"strides": [2, 2]}}, {"type": "Add"}]}})))
+    assert job.ignored_scope == {"names": [], "types": ["Add"], "validate": False,
+                                 "operations": [{"type": "Convolution", "attributes": {"strides": [2, 2]}}]}

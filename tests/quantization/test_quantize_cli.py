@@ -236,3 +236,113 @@ def test_quantize_summary_names_folded_weight_paths_and_float_layers(tmp_path):
     assert "weight paths: 4 layers had weights computed from constants" in proc.stdout  # the ignored fc too
     assert "left in floating point: fc (ignored scope)" in proc.stdout
     assert "INT8: 3/4 layers" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def digit_images(tmp_path_factory) -> Path:
+    """Ten 16x16 grayscale PNG digits (the demo model takes 8x8): resizing matters."""
+    pil = pytest.importorskip("PIL.Image")
+    x, _ = load_demo_data("calib")
+    folder = tmp_path_factory.mktemp("digits") / "images"
+    folder.mkdir()
+    for i in range(10):
+        big = np.kron(x[i, 0] * 255 / x.max(), np.ones((2, 2)))
+        pil.fromarray(big.astype(np.uint8)).save(folder / f"{i:03}.png")
+    return folder
+
+
+def _pot_config(folder: Path, engine: dict, params: dict | None = None, name: str = "pot.json") -> Path:
+    config = folder.parent / name
+    config.write_text(json.dumps({
+        "model": {"model_name": "digits_int8", "model": str(demo_model_path()),
+                  "weights": str(demo_model_path().with_suffix(".bin"))},
+        "engine": engine,
+        "compression": {"target_device": "CPU", "algorithms": [{
+            "name": "DefaultQuantization", "params": {"preset": "performance", "stat_subset_size": 300,
+                                                      **(params or {})}}]},
+    }))
+    return config
+
+
+def test_pot_accuracy_checker_config_end_to_end(digit_images, tmp_path):
+    pytest.importorskip("cv2")
+    engine = {"launchers": [{"framework": "dlsdk", "adapter": "classification"}], "datasets": [{
+        "name": "digits", "data_source": str(digit_images),
+        "annotation_conversion": {"converter": "imagenet", "annotation_file": "unused.txt"},
+        "preprocessing": [{"type": "resize", "size": 8}, {"type": "normalization", "std": 16}],
+        "metrics": [{"name": "accuracy@top1", "type": "accuracy"}]}]}
+    out = tmp_path / "q.xml"
+    proc = run("quantize", "--config", _pot_config(digit_images, engine), "-o", out)
+    assert "calibration samples: 10" in proc.stdout and "INT8: 5/5" in proc.stdout
+    bad = dict(engine, datasets=[dict(engine["datasets"][0], preprocessing=[{"type": "resize", "size": 6}])])
+    proc = run("quantize", "--config", _pot_config(digit_images, bad, name="bad.json"), "-o", tmp_path / "b.xml",
+               check=False)
+    assert proc.returncode == 2 and "gives a 6x6 image" in proc.stderr and not (tmp_path / "b.xml").exists()
+
+
+def test_pot_shuffle_data_and_seed_choose_the_subset(digit_images, tmp_path):
+    def bin_of(name, **params):
+        out = tmp_path / f"{name}.xml"
+        cfg = _pot_config(digit_images, {"type": "simplified", "data_source": str(digit_images)},
+                          {"stat_subset_size": 3, **params}, name=f"{name}.json")
+        proc = run("quantize", "--config", cfg, "-o", out, "--no-audit")
+        assert "calibration samples: 3" in proc.stdout
+        return out.with_suffix(".bin").read_bytes()
+
+    first_0, first_1 = bin_of("a", shuffle_data=False, seed=0), bin_of("b", shuffle_data=False, seed=1)
+    assert first_0 == first_1  # POT: without shuffling the seed changes nothing
+    shuffled_0, shuffled_1 = bin_of("c", shuffle_data=True, seed=0), bin_of("d", shuffle_data=True, seed=1)
+    assert shuffled_0 != shuffled_1 and first_0 not in (shuffled_0, shuffled_1)
+    # shuffle_data=false calibrates on the first three files: the same as a folder holding only those
+    only = tmp_path / "first3"
+    only.mkdir()
+    for f in sorted(digit_images.iterdir())[:3]:
+        (only / f.name).write_bytes(f.read_bytes())
+    assert bin_of("e", shuffle_data=False) == first_0
+    cfg = _pot_config(only, {"type": "simplified", "data_source": str(only)}, {"stat_subset_size": 3},
+                      name="first3.json")
+    run("quantize", "--config", cfg, "-o", tmp_path / "f.xml", "--no-audit")
+    assert (tmp_path / "f.bin").read_bytes() == first_0
+
+
+def test_pot_model_name_names_the_output(digit_images, tmp_path):
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    cfg = _pot_config(digit_images, {"type": "simplified", "data_source": str(digit_images)})
+    proc = run("quantize", "--config", cfg, "-o", outdir, "--no-audit")
+    written = outdir / "digits_int8.xml"
+    assert f"wrote {written}" in proc.stdout
+    assert '<net name="digits_int8"' in written.read_text()
+
+
+def test_output_folder_needs_a_config(calib, tmp_path):
+    proc = run("quantize", demo_model_path(), "-o", tmp_path, "--data", calib, check=False)
+    assert proc.returncode == 2 and "is a folder; give OUT.xml" in proc.stderr
+
+
+def test_accuracy_aware_config_with_an_accuracy_checker_engine_asks_for_the_metric(digit_images, tmp_path):
+    engine = {"datasets": [{"data_source": str(digit_images), "preprocessing": [{"type": "resize", "size": 8}],
+                            "metrics": [{"type": "accuracy", "top_k": 1}]}]}
+    config = _pot_config(digit_images, engine, name="aaq.json")
+    doc = json.loads(config.read_text())
+    doc["compression"]["algorithms"][0]["name"] = "AccuracyAwareQuantization"
+    config.write_text(json.dumps(doc))
+    proc = run("quantize", "--config", config, "-o", tmp_path / "q.xml", check=False)
+    assert proc.returncode == 2
+    assert "AccuracyAwareQuantization) needs the metric: give --validate" in proc.stderr
+    assert "Accuracy Checker's metrics" in proc.stderr and not (tmp_path / "q.xml").exists()
+
+
+def test_pot_preset_accuracy_runs_as_mixed_on_cpu(digit_images, tmp_path):
+    """POT wrote asymmetric 256-level weights for "accuracy"; the CPU plugin runs INT8 only
+    with symmetric weights, so the CPU descriptor runs it as "mixed" (docs/quantize-data.md)."""
+    def fq_levels(name: str, preset: str) -> list[str]:
+        cfg = _pot_config(digit_images, {"type": "simplified", "data_source": str(digit_images)},
+                          {"preset": preset}, name=f"{name}.json")
+        out = tmp_path / f"{name}.xml"
+        run("quantize", "--config", cfg, "-o", out, "--no-audit", "--no-compress-weights")
+        return out.read_text(), out.with_suffix(".bin").read_bytes()
+
+    accuracy, mixed = fq_levels("acc", "accuracy"), fq_levels("mix", "mixed")
+    assert accuracy == mixed
+    assert 'levels="255"' in accuracy[0]  # symmetric weights (asymmetric ones would have 256 levels)
