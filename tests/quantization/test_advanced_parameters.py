@@ -153,8 +153,8 @@ def test_a_field_ovq_does_not_know_is_refused_by_name():
 @pytest.mark.parametrize("mod", [ovq, nncf], ids=["ovq", "nncf-standin"])
 def test_quantize_honours_advanced_parameters(mod):
     model = _conv_model()
-    base = ovq.quantize(model, SAMPLES, compress_weights=False)
-    # overflow_fix: DISABLE keeps the first conv's weight range, the default (first layer) doubles it
+    base = ovq.quantize(model, SAMPLES, compress_weights=False, overflow_fix="first_layer")
+    # overflow_fix: DISABLE keeps the first conv's weight range, FIRST_LAYER doubles it
     disabled = ovq.quantize(model, SAMPLES, compress_weights=False,
                             advanced_parameters=mod.AdvancedQuantizationParameters(overflow_fix=mod.OverflowFix.DISABLE))
     lo_b, hi_b = _fq(base, "conv/fq_weights_1")[2:]
