@@ -1,15 +1,18 @@
 """The ``ovq`` command line.
 
 Every subcommand turns an :class:`~ovq.errors.OvqError` into one line on stderr and a
-non-zero exit status (2), so scripts can rely on it; a KeyboardInterrupt exits 130
-and, like any failure, leaves no partial output (all writes are atomic).
+non-zero exit status (2), so scripts can rely on it; a KeyboardInterrupt exits 130, a
+SIGTERM 143, and, like any failure, they leave no partial output and no temporaries (all
+writes are atomic; see ``docs/reliability.md``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -259,8 +262,34 @@ def demo(output: Path | None) -> None:
     run_demo(output, echo=click.echo)
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised as an exception so that every ``finally`` removes its temporaries."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``ovq`` console script."""
+    """Entry point of the ``ovq`` console script.
+
+    While it runs, SIGTERM unwinds like Ctrl-C (temporaries removed, exit 143); the
+    previous handler is restored on return.
+    """
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _main(argv)
+    except _Terminated:
+        click.echo("ovq: terminated", err=True)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="ovq", standalone_mode=False)
     except OvqError as exc:
@@ -275,8 +304,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("ovq: interrupted", err=True)
         return 130
+    except click.UsageError as exc:
+        # One style for every error: click's usage errors on one line like ours.
+        command = exc.ctx.command_path if exc.ctx is not None else "ovq"
+        message = " ".join(exc.format_message().split())
+        click.echo(f"ovq: error: {message} (see '{command} --help')", err=True)
+        return 2
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"ovq: error: {' '.join(exc.format_message().split())}", err=True)
         return exc.exit_code
     return 0
 

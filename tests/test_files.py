@@ -1,0 +1,184 @@
+"""Hostile inputs and outputs: only regular files are read or replaced, reads are capped,
+temporaries never outlive a failure (and a kill -9's are swept by the next run)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import openvino as ov
+import openvino.opset13 as op
+import pytest
+
+import ovq
+from ovq import files
+from ovq.errors import IRError
+from ovq_testing.cli import run_cli
+
+
+@contextlib.contextmanager
+def deadline(seconds: int):
+    """Fail instead of hanging (the bugs these tests catch were hangs)."""
+
+    def expired(signum, frame):
+        raise AssertionError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def model_xml(tmp_path):
+    x = op.parameter([1, 4], np.float32, name="x")
+    w = op.constant(np.arange(8, dtype=np.float32).reshape(4, 2), name="weights")
+    path = tmp_path / "m.xml"
+    ov.save_model(ov.Model([op.matmul(x, w, False, False, name="mm")], [x], "m"), path, compress_to_fp16=False)
+    return path
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def test_a_device_is_refused_without_reading_it():
+    with deadline(20), pytest.raises(IRError, match=r"/dev/zero: is a device; ovq reads only regular files"):
+        ovq.read_model("/dev/zero")
+    proc = run_cli("inspect", "/dev/zero", check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("ovq: error: /dev/zero: is a device")
+
+
+def test_an_xml_symlinked_to_a_device_is_refused(tmp_path):
+    link = tmp_path / "model.xml"
+    link.symlink_to("/dev/zero")
+    with deadline(20), pytest.raises(IRError, match=r"model.xml \(a symlink to /dev/zero\): is a device"):
+        ovq.read_model(link)
+
+
+def test_a_symlink_to_a_regular_model_is_followed(tmp_path, model_xml):
+    link = tmp_path / "link.xml"
+    link.symlink_to(model_xml)
+    (tmp_path / "link.bin").symlink_to(model_xml.with_suffix(".bin"))
+    assert ovq.read_model(link).op_histogram()["MatMul"] == 1
+
+
+def test_a_fifo_bin_is_refused_without_blocking(model_xml):
+    bin_path = model_xml.with_suffix(".bin")
+    bin_path.unlink()
+    os.mkfifo(bin_path)
+    with deadline(20), pytest.raises(IRError, match=r"m.bin: is a FIFO \(named pipe\); ovq reads only regular files"):
+        ovq.read_model(model_xml)
+
+
+def test_a_fifo_model_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)
+    with deadline(20), pytest.raises(IRError, match="is a FIFO"):
+        ovq.read_model(fifo)
+
+
+def test_the_xml_size_is_capped(model_xml, monkeypatch):
+    monkeypatch.setenv("OVQ_MAX_XML_BYTES", "1000")
+    with pytest.raises(IRError, match=r"m.xml: larger than 1000 bytes, the most ovq reads for a model .xml"):
+        ovq.read_model(model_xml)
+    monkeypatch.setenv("OVQ_MAX_XML_BYTES", str(model_xml.stat().st_size))
+    ovq.read_model(model_xml)
+
+
+def test_the_xml_depth_is_capped(model_xml):
+    text = model_xml.read_text()
+    deep = "<a>" * (files.MAX_XML_DEPTH + 5) + "</a>" * (files.MAX_XML_DEPTH + 5)
+    model_xml.write_text(text.replace("</net>", f"<rt_info>{deep}</rt_info></net>"))
+    with pytest.raises(IRError, match=r"m.xml: elements nested deeper than 256 levels \(at <a>\); refused"):
+        ovq.read_model(model_xml)
+
+
+# ----------------------------------------------------------------------------- outputs
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "symlink", "bin-folder"])
+def test_an_output_that_is_not_a_regular_file_is_refused_and_untouched(tmp_path, model_xml, kind):
+    out = tmp_path / "out.xml"
+    victim = tmp_path / "victim.xml"
+    victim.write_text("keep me")
+    if kind == "fifo":
+        os.mkfifo(out)
+    elif kind == "folder":
+        out.mkdir()
+    elif kind == "symlink":
+        out.symlink_to(victim)
+    else:
+        out.with_suffix(".bin").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = run_cli("convert", model_xml, "-o", out, check=False)
+    assert proc.returncode == 2, proc.stdout
+    expected = {"fifo": f"{out}: is a FIFO", "folder": f"Invalid value for '-o' / '--output': File '{out}' is a directory",
+                "symlink": f"{out}: is a symlink", "bin-folder": f"{out.with_suffix('.bin')}: is a folder"}[kind]
+    assert proc.stderr.startswith(f"ovq: error: {expected}"), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing replaced, no temporaries
+    assert victim.read_text() == "keep me"
+
+
+def test_dev_null_is_refused_as_an_output(model_xml):
+    with pytest.raises(IRError, match=r"/dev/null: is a device; ovq writes only regular files"):
+        ovq.save_model(model_xml, "/dev/null")
+
+
+def test_a_save_interrupted_by_sigterm_leaves_no_temporaries(tmp_path, model_xml, monkeypatch):
+    from ovq.ir.writer import ConstantWriter
+
+    real_add = ConstantWriter.add
+
+    def add(self, data):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_add(self, data)
+
+    monkeypatch.setattr(ConstantWriter, "add", add)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = run_cli("convert", model_xml, "-o", tmp_path / "out.xml", check=False)
+    assert proc.returncode == 143 and proc.stderr == "ovq: terminated\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or signal.getsignal(signal.SIGTERM) is not None
+
+
+def test_temporaries_of_dead_processes_are_swept_by_the_next_save(tmp_path, model_xml):
+    dead, alive = dead_pid(), os.getpid()
+    stale = [tmp_path / f".out.bin.ovq-{dead}-abc123.tmp", tmp_path / f".other.xml.ovq-{dead}-x_y.tmp"]
+    live = tmp_path / f".out.xml.ovq-{alive}-def456.tmp"
+    foreign = tmp_path / ".out.xml.abcdef.tmp"  # not ours: never touched
+    for path in (*stale, live, foreign):
+        path.write_bytes(b"partial")
+    ovq.save_model(model_xml, tmp_path / "out.xml")
+    assert not any(p.exists() for p in stale)
+    assert live.exists() and foreign.exists()
+
+
+def test_temp_folders_of_dead_processes_are_swept(tmp_path):
+    dead = dead_pid()
+    stale = tmp_path / f"ovq-{dead}-k2j3h4"
+    (stale / "sub").mkdir(parents=True)
+    (stale / "sub" / "model.bin").write_bytes(b"x" * 100)
+    live = tmp_path / f"ovq-{os.getpid()}-abcd"
+    live.mkdir()
+    other = tmp_path / "ovq-notapid"
+    other.mkdir()
+    assert files.sweep_temp_dirs(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and other.exists()
+
+
+def test_private_temp_folders_name_their_process():
+    with files.private_tempdir() as tmp:
+        assert tmp.name.startswith(f"ovq-{os.getpid()}-") and tmp.is_dir()
+    assert not tmp.exists()
