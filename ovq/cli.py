@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from ovq.errors import OvqError
+from ovq.errors import OptionError, OvqError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,7 +97,8 @@ def list_passes() -> None:
 @click.option("--dump-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for --dump-after files (default: the output's folder).")
 @click.option("--no-verify", is_flag=True, help="Skip graph verification after changing passes.")
-@click.option("--target", default=None, help="Target device passed to the passes.")
+@click.option("--target-device", "--target", "target", default=None,
+              help="Target device passed to the passes (as in `ovq quantize`).")
 def run_passes(model: Path, spec: str, output: Path, fixpoint: bool, dump_after: tuple[str, ...],
                dump_dir: Path | None, no_verify: bool, target: str | None) -> None:
     """Run a pass pipeline on MODEL and write the result as IR."""
@@ -105,6 +106,10 @@ def run_passes(model: Path, spec: str, output: Path, fixpoint: bool, dump_after:
     from ovq.pipeline import PassContext, Pipeline
 
     pipeline = Pipeline(spec, fixpoint=fixpoint)
+    unknown = sorted(set(dump_after) - {p.name for p in pipeline.passes})
+    if unknown:
+        raise OptionError(f"--dump-after: {', '.join(map(repr, unknown))} is not a pass of the pipeline "
+                          f"({', '.join(p.name for p in pipeline.passes)})")
     graph = read_model(model)
     ctx = PassContext(target=target, verify=not no_verify, dump_after=set(dump_after),
                       dump_dir=dump_dir or output.parent)
@@ -118,8 +123,10 @@ def run_passes(model: Path, spec: str, output: Path, fixpoint: bool, dump_after:
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output IR .xml.")
-@click.option("--mean-values", default=None, help="Per input, e.g. 'image[123.675,116.28,103.53]' or '[127.5]'.")
-@click.option("--scale-values", default=None, help="Per input, e.g. 'image[58.395,57.12,57.375]' or '[127.5]'.")
+@click.option("--mean-values", default=None,
+              help="Embedded in the model: subtracted per input, e.g. 'image[123.675,116.28,103.53]' or '[127.5]'.")
+@click.option("--scale-values", default=None,
+              help="Embedded in the model: divisors per input, e.g. 'image[58.395,57.12,57.375]' or '[127.5]'.")
 @click.option("--reverse-input-channels", is_flag=True, help="Swap RGB<->BGR on every 3-channel input (done first).")
 @click.option("--layout", default=None, help="Per input, e.g. 'image(nchw)' or 'nhwc'.")
 @click.option("--batch", type=int, default=None, help="Set the batch dimension of every input.")
@@ -140,11 +147,15 @@ def preprocess(model: Path, output: Path, mean_values: str | None, scale_values:
               help="Calibration data: a folder of images, a .npy/.npz file, or a folder of them.")
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
               help="A POT-style JSON config (model / engine / compression with DefaultQuantization).")
-@click.option("--target-device", default=None, help="ANY (default), CPU, GPU, NPU, CPU_SPR, GNA, GNA3 or a descriptor file.")
+@click.option("--target-device", "--target", "target_device", default=None,
+              help="ANY (default), CPU, GPU, NPU, CPU_SPR, GNA, GNA3 or a descriptor file.")
 @click.option("--preset", type=click.Choice(["performance", "mixed"], case_sensitive=False), default=None,
               help="performance: symmetric activations; mixed: asymmetric (default for transformers).")
 @click.option("--subset-size", type=int, default=None, help="Calibration samples (default 300).")
-@click.option("--model-type", type=click.Choice(["transformer"], case_sensitive=False), default=None)
+@click.option("--model-type", type=click.Choice(["transformer"], case_sensitive=False), default=None,
+              help="transformer: NNCF's transformer rules (Add, Multiply, MVN, ... left in float; symmetric "
+                   "activation x activation MatMul inputs), mixed preset and SmoothQuant 0.95 by default. "
+                   "Not given: a generic model (CNNs).")
 @click.option("--ignored-scope", default=None,
               help="Op names (comma-separated), JSON {\"names\", \"types\", \"patterns\"}, or a .json file.")
 @click.option("--bias-correction", type=click.Choice(["fast", "full", "none"]), default=None,
@@ -155,8 +166,12 @@ def preprocess(model: Path, output: Path, mean_values: str | None, scale_values:
                    "'search' (an alpha per layer group, slower, more accurate) or 'off' (the default otherwise).")
 @click.option("--input-shape", default=None, help="Completes dynamic input dims, e.g. '1,3,224,224'.")
 @click.option("--layout", default=None, help="Images: the input layout, e.g. 'nchw' or 'nhwc'.")
-@click.option("--mean-values", default=None, help="Images: subtracted per channel, e.g. '[123.675,116.28,103.53]'.")
-@click.option("--scale-values", default=None, help="Images: divisors per channel, e.g. '[58.395,57.12,57.375]'.")
+@click.option("--data-mean-values", "--mean-values", "mean_values", default=None,
+              help="Calibration images only: subtracted per channel when --data images are read, e.g. "
+                   "'[123.675,116.28,103.53]'; the model is not changed (to embed it: `ovq preprocess`).")
+@click.option("--data-scale-values", "--scale-values", "scale_values", default=None,
+              help="Calibration images only: divisors per channel, e.g. '[58.395,57.12,57.375]'; "
+                   "the model is not changed.")
 @click.option("--reverse-input-channels", is_flag=True, help="Images: feed BGR instead of RGB.")
 @click.option("--seed", type=int, default=None, help="Seed of the calibration subset draw (default 0).")
 @click.option("--no-audit", is_flag=True, help="Skip compiling the result to report runtime INT8 coverage.")
@@ -204,8 +219,11 @@ def quantize(model: Path | None, output: Path | None, data: Path | None, config:
 @click.option("--subset-size", type=int, default=300, show_default=True, help="Samples to stream.")
 @click.option("--input-shape", default=None, help="Completes dynamic input dims, e.g. '1,3,224,224'.")
 @click.option("--layout", default=None, help="Images: the input layout, e.g. 'nchw' or 'nhwc'.")
-@click.option("--mean-values", default=None, help="Images: subtracted per channel, e.g. '[123.675,116.28,103.53]'.")
-@click.option("--scale-values", default=None, help="Images: divisors per channel, e.g. '[58.395,57.12,57.375]'.")
+@click.option("--data-mean-values", "--mean-values", "mean_values", default=None,
+              help="Images only: subtracted per channel when --data images are read, e.g. "
+                   "'[123.675,116.28,103.53]'; the models are not changed.")
+@click.option("--data-scale-values", "--scale-values", "scale_values", default=None,
+              help="Images only: divisors per channel, e.g. '[58.395,57.12,57.375]'.")
 @click.option("--reverse-input-channels", is_flag=True, help="Images: feed BGR instead of RGB.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample draw.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -276,17 +294,16 @@ def main(argv: list[str] | None = None) -> int:
     While it runs, SIGTERM unwinds like Ctrl-C (temporaries removed, exit 143); the
     previous handler is restored on return.
     """
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    installed = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if installed else None
     try:
         return _main(argv)
     except _Terminated:
         click.echo("ovq: terminated", err=True)
         return 143
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        if installed:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _main(argv: list[str] | None) -> int:

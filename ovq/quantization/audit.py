@@ -36,11 +36,22 @@ class AuditEntry:
     runtime_precision: str
     primitive_type: str
     original_layers: tuple[str, ...]
+    quantized_in_model: bool = True
+    """The model gives one of its IR layers a quantized input (a FakeQuantize, or weights
+    stored in i8/u8/i4/u4); False for a layer the model leaves in float."""
 
     @property
     def int8(self) -> bool:
         """True if the layer executes with an 8-bit integer kernel."""
         return self.runtime_precision in INT8_PRECISIONS and self.primitive_type.upper().endswith("_I8")
+
+    @property
+    def label(self) -> str:
+        """``INT8``, ``fallback`` (quantized in the model, float at run time) or ``float``
+        (the model leaves it in float, e.g. every layer of an FP32 model)."""
+        if self.int8:
+            return "INT8"
+        return "fallback" if self.quantized_in_model else "float"
 
 
 @dataclass
@@ -64,6 +75,11 @@ class AuditReport:
     def fallbacks(self) -> list[AuditEntry]:
         """Audited layers not running INT8."""
         return [e for e in self.entries if not e.int8]
+
+    @property
+    def float_model(self) -> bool:
+        """No audited layer is quantized in the model (an FP32 model)."""
+        return bool(self.entries) and not any(e.quantized_in_model or e.int8 for e in self.entries)
 
     def missing(self) -> list[str]:
         """Expected IR layers that do not run INT8.
@@ -93,6 +109,8 @@ class AuditReport:
     def summary(self) -> str:
         """``INT8: k/n layers`` (plus the expected-layer check when one was given)."""
         text = f"INT8: {self.int8_count}/{len(self.entries)} layers"
+        if self.float_model:
+            text += " (a float model: nothing in it is quantized)"
         if self.expected:
             miss = self.missing()
             text += f" (expected {len(self.expected) - len(miss)}/{len(self.expected)} quantized layers in INT8)"
@@ -104,7 +122,8 @@ class AuditReport:
         width = max([len(e.name) for e in self.entries] + [5])
         lines.append(f"{'layer':<{width}}  {'type':<16} {'precision':<9} kernel")
         for e in self.entries:
-            mark = "" if e.int8 else "   <- fallback: " + ",".join(e.original_layers)
+            mark = {"INT8": "", "float": "   (float in the model)",
+                    "fallback": "   <- fallback: " + ",".join(e.original_layers)}[e.label]
             lines.append(f"{e.name:<{width}}  {e.layer_type:<16} {e.runtime_precision:<9} {e.primitive_type}{mark}")
         for n in self.missing() if self.expected else []:
             lines.append(f"expected INT8 but not: {n}")
@@ -150,6 +169,7 @@ def runtime_audit(model: Any, *, expected: Iterable[str] | None = None, config: 
         expected = model.meta.get("ovq.quantized_ops")
     ov_model = as_ov_model(model)
     matmul_like = {op.get_friendly_name() for op in ov_model.get_ops() if op.get_type_name() in MATMUL_LIKE_IR_TYPES}
+    quantized = quantized_layers(ov_model)
     compiled = compile_model(ov_model, config=config)
     entries = []
     for op in compiled.get_runtime_model().get_ops():
@@ -159,6 +179,31 @@ def runtime_audit(model: Any, *, expected: Iterable[str] | None = None, config: 
         fused_attention = layer_type == "Subgraph" and not matmul_like.isdisjoint(originals)
         if layer_type not in AUDITED_LAYER_TYPES and not fused_attention:
             continue
+        names = {op.get_friendly_name(), *originals}
+        quantized_here = not quantized.isdisjoint(names) or not quantized.isdisjoint(map(_ir_name, names))
         entries.append(AuditEntry(op.get_friendly_name(), layer_type, _rt(info, "runtimePrecision"),
-                                  _rt(info, "primitiveType"), originals))
+                                  _rt(info, "primitiveType"), originals, quantized_here))
     return AuditReport(entries, tuple(expected or ()))
+
+
+LOW_PRECISION_WEIGHTS = {"i8", "u8", "i4", "u4"}
+_THROUGH = {"Convert", "Subtract", "Multiply", "Reshape", "Transpose", "Unsqueeze", "Squeeze"}
+
+
+def quantized_layers(ov_model: Any) -> set[str]:
+    """Names of the ops the model gives a quantized input: a FakeQuantize or a
+    low-precision constant, reached through at most 4 dequantization/layout ops."""
+
+    def quantized_source(node: Any, depth: int) -> bool:
+        kind = node.get_type_name()
+        if kind == "FakeQuantize":
+            return True
+        if kind == "Constant":
+            return node.get_element_type().get_type_name() in LOW_PRECISION_WEIGHTS
+        if depth and kind in _THROUGH:
+            return any(quantized_source(i.get_source_output().get_node(), depth - 1) for i in node.inputs())
+        return False
+
+    return {op.get_friendly_name() for op in ov_model.get_ops()
+            if op.get_type_name() not in {"FakeQuantize", "Result"} | _THROUGH
+            and any(quantized_source(i.get_source_output().get_node(), 4) for i in op.inputs())}

@@ -111,3 +111,22 @@ def test_inspect_runtime_reports_int8_after_placement(tmp_path):
     assert data["runtime"]["summary"].startswith("INT8: 5/5")
     fp32 = run("inspect", demo_model_path(), "--runtime").stdout
     assert "INT8: 0/5 layers" in fp32
+
+
+def test_dump_after_a_pass_not_in_the_pipeline_is_an_error(tmp_path):
+    proc = run("run-passes", demo_model_path(), "-p", "fold-constants,eliminate-dead-code", "-o", tmp_path / "o.xml",
+               "--dump-after", "fuse-batchnorm", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr == ("ovq: error: --dump-after: 'fuse-batchnorm' is not a pass of the pipeline "
+                           "(fold-constants, eliminate-dead-code)\n")
+    assert not (tmp_path / "o.xml").exists()
+    run("run-passes", demo_model_path(), "-p", "fold-constants", "-o", tmp_path / "o.xml",
+        "--dump-after", "fold-constants")
+    assert any(p.name.endswith("fold-constants.xml") for p in tmp_path.iterdir())
+
+
+def test_inspect_runtime_labels_the_layers_of_a_float_model_float(tmp_path):
+    out = run("inspect", "--runtime", demo_model_path()).stdout
+    assert "fallback" not in out
+    assert out.count("(float in the model)") == 5
+    assert "INT8: 0/5 layers (a float model: nothing in it is quantized)" in out
