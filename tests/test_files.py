@@ -187,3 +187,27 @@ def test_private_temp_folders_name_their_process():
     with files.private_tempdir() as tmp:
         assert tmp.name.startswith(f"ovq-{os.getpid()}-") and tmp.is_dir()
     assert not tmp.exists()
+
+
+def test_calibration_data_that_is_a_fifo_or_a_device_is_refused(tmp_path):
+    from ovq.data import demo_model_path
+
+    fifo = tmp_path / "calib.npy"
+    os.mkfifo(fifo)
+    for data, kind in ((fifo, "a FIFO"), ("/dev/zero", "a device")):
+        with deadline(60):
+            proc = run_cli("quantize", demo_model_path(), "-o", tmp_path / "q.xml", "--data", data, check=False)
+        assert proc.returncode == 2 and proc.stderr.startswith(f"ovq: error: {data}: is {kind}"), proc.stderr
+
+
+def test_analyze_refuses_a_device_as_its_json_output(tmp_path):
+    from ovq.data import demo_model_path, load_demo_data
+
+    np.save(tmp_path / "calib.npy", load_demo_data("test")[0][:8])
+    q = tmp_path / "q.xml"
+    run_cli("quantize", demo_model_path(), "-o", q, "--data", tmp_path / "calib.npy", "--no-audit", "-q",
+            "--bias-correction", "none")
+    proc = run_cli("analyze", demo_model_path(), q, "--data", tmp_path / "calib.npy", "--subset-size", 2,
+                   "--json", "/dev/null", "-q", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr == "ovq: error: /dev/null: is a device; ovq writes only regular files (it would be replaced)\n"
