@@ -131,9 +131,11 @@ def test_an_output_that_is_not_a_regular_file_is_refused_and_untouched(tmp_path,
     assert victim.read_text() == "keep me"
 
 
-def test_dev_null_is_refused_as_an_output(model_xml):
+def test_a_device_is_refused_as_an_output():
+    # Only the check, never a writer: a regression must not be able to replace /dev/null
+    # when the suite runs as root. The writers' use of the check is tested on FIFOs.
     with pytest.raises(IRError, match=r"/dev/null: is a device; ovq writes only regular files"):
-        ovq.save_model(model_xml, "/dev/null")
+        files.check_output("/dev/null", IRError)
 
 
 _SIGTERM_DURING_SAVE = """
@@ -200,14 +202,17 @@ def test_calibration_data_that_is_a_fifo_or_a_device_is_refused(tmp_path):
         assert proc.returncode == 2 and proc.stderr.startswith(f"ovq: error: {data}: is {kind}"), proc.stderr
 
 
-def test_analyze_refuses_a_device_as_its_json_output(tmp_path):
+def test_analyze_refuses_a_fifo_as_its_json_output(tmp_path):
     from ovq.data import demo_model_path, load_demo_data
 
     np.save(tmp_path / "calib.npy", load_demo_data("test")[0][:8])
     q = tmp_path / "q.xml"
     run_cli("quantize", demo_model_path(), "-o", q, "--data", tmp_path / "calib.npy", "--no-audit", "-q",
             "--bias-correction", "none")
+    fifo = tmp_path / "errors.json"
+    os.mkfifo(fifo)
     proc = run_cli("analyze", demo_model_path(), q, "--data", tmp_path / "calib.npy", "--subset-size", 2,
-                   "--json", "/dev/null", "-q", check=False)
+                   "--json", fifo, "-q", check=False)
     assert proc.returncode == 2
-    assert proc.stderr == "ovq: error: /dev/null: is a device; ovq writes only regular files (it would be replaced)\n"
+    assert proc.stderr == f"ovq: error: {fifo}: is a FIFO (named pipe); ovq writes only regular files (it would be replaced)\n"
+    assert fifo.is_fifo()
