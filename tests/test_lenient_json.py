@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
 from ovq import lenient_json
@@ -24,6 +27,14 @@ def test_errors_name_the_position(text, message):
         lenient_json.loads(text, "t.json", PotConfigError)
 
 
-def test_read_refuses_non_regular_files():
-    with pytest.raises(PotConfigError, match=r"/dev/zero: is a device"):
-        lenient_json.read("/dev/zero", PotConfigError)
+def test_read_refuses_non_regular_files(tmp_path):
+    fifo = tmp_path / "config.json"
+    os.mkfifo(fifo)  # a FIFO, not /dev/zero: a regression blocks (and the alarm ends it) instead of eating memory
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("blocked on the FIFO"))
+    signal.alarm(20)
+    try:
+        with pytest.raises(PotConfigError, match=r"config.json: is a FIFO \(named pipe\)"):
+            lenient_json.read(fifo, PotConfigError)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
