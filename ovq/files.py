@@ -114,7 +114,10 @@ def read_input(path: str | os.PathLike[str], error: type[OvqError], *, limit: in
     fd = open_input(path, error, what)
     try:
         with os.fdopen(fd, "rb", closefd=True) as f:
-            data = f.read(limit + 1)
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(min(size, limit) + 1)  # a buffer of the file's size, not of the cap
+            if size < len(data) <= limit:  # the file grew while being read
+                data += f.read(limit + 1 - len(data))
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror}") from None
     if len(data) > limit:
