@@ -187,7 +187,7 @@ def save_model(
             text = render_net(graph, writer)
             os.ftruncate(bin_fd, writer.pos)
             if pairing_record:
-                text = pairing.add_record(text, writer.pos, pairing.file_crc32(bin_fd, writer.pos))
+                text = pairing.add_record(text, writer.pos, pairing.bin_digest(bin_fd, writer.pos))
             if fsync:
                 os.fsync(bin_fd)
         finally:

@@ -83,3 +83,21 @@ def test_a_kill_between_the_renames_never_leaves_the_old_xml_with_the_new_bin(tm
     monkeypatch.undo()
     assert not path.exists()  # no model at the path, rather than a mismatched one
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]  # and no temporaries
+
+
+def test_a_large_bin_is_checked_by_samples(tmp_path, monkeypatch):
+    # Above the whole-file limit the digest covers 256 spread blocks: lower the limit to
+    # exercise that path on a small model (the real one is 64 MiB).
+    monkeypatch.setattr(pairing, "WHOLE_FILE_LIMIT", 16)
+    monkeypatch.setattr(pairing, "_BLOCK", 8)
+    a, b = written(tmp_path, "a", 1.0, width=64), written(tmp_path, "b", 2.0, width=64)
+    assert ovq.read_model(a).op_histogram()["MatMul"] == 1
+    os.replace(b.with_suffix(".bin"), a.with_suffix(".bin"))
+    with pytest.raises(IRError, match="its CRC-32 is"):
+        ovq.read_model(a)
+    fd = os.open(a.with_suffix(".bin"), os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        assert size == 64 * 2 * 4 and pairing.bin_digest(fd, size) != pairing._crc_range(fd, 0, size, 0)
+    finally:
+        os.close(fd)
