@@ -30,15 +30,15 @@ from pathlib import Path
 from ovq.errors import OvqError
 
 MAX_XML_BYTES = 1 << 30
-"""Largest IR ``.xml`` read (1 GiB; real models' ``.xml`` files stay below 100 MB).
-``OVQ_MAX_XML_BYTES`` overrides it."""
+"""Largest IR ``.xml`` read (1 GiB; an ``.xml`` holds the graph, the weights are in the
+``.bin``). ``OVQ_MAX_XML_BYTES`` overrides it."""
 
 MAX_CONFIG_BYTES = 16 << 20
 """Largest JSON/TOML config or descriptor read (16 MiB)."""
 
 MAX_XML_DEPTH = 256
-"""Deepest element nesting accepted in an IR ``.xml`` (a model with nested bodies 20
-deep stays below 100)."""
+"""Deepest element nesting accepted in an IR ``.xml`` (each nested Loop/If/TensorIterator
+body adds 3 levels, <body><layers><layer>, to the 6 of a top-level port dimension)."""
 
 _TEMP_FILE = re.compile(r"^\..+\.ovq-(\d+)-[A-Za-z0-9_]+\.tmp$")
 _TEMP_DIR = re.compile(r"^ovq-(\d+)-[A-Za-z0-9_]+$")

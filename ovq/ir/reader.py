@@ -3,7 +3,10 @@
 The reader is strict about anything that would make the model wrong and lenient about
 what OpenVINO itself treats as informational (port dims and precisions on non-I/O
 layers). It refuses DTDs outright, which defeats entity-expansion ("billion laughs")
-and external-entity attacks: IR never carries a DTD. Weights are not read: each Const
+and external-entity attacks: IR never carries a DTD. It reads only regular files, an
+``.xml`` of at most :func:`ovq.files.max_xml_bytes` nested at most
+:data:`ovq.files.MAX_XML_DEPTH` deep, and checks an ovq-written ``.xml`` against its
+``.bin`` (:mod:`ovq.ir.pairing`). Weights are not read: each Const
 keeps a view onto the memory-mapped ``.bin`` (see :mod:`ovq.ir.constants`).
 
 IR v11 is mirrored directly. IR v10 is first converted by OpenVINO itself (its reader
