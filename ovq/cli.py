@@ -280,6 +280,10 @@ def demo(output: Path | None) -> None:
     run_demo(output, echo=click.echo)
 
 
+# click >= 8.2 raises this (a UsageError) for a group called without a command.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class _Terminated(BaseException):
     """SIGTERM, raised as an exception so that every ``finally`` removes its temporaries."""
 
@@ -321,6 +325,9 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         click.echo("ovq: interrupted", err=True)
         return 130
+    except _NO_ARGS_IS_HELP as exc:  # `ovq` or `ovq hw` alone: the help, as click shows it
+        exc.show()
+        return exc.exit_code
     except click.UsageError as exc:
         # One style for every error: click's usage errors on one line like ours.
         command = exc.ctx.command_path if exc.ctx is not None else "ovq"

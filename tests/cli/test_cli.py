@@ -130,3 +130,10 @@ def test_inspect_runtime_labels_the_layers_of_a_float_model_float(tmp_path):
     assert "fallback" not in out
     assert out.count("(float in the model)") == 5
     assert "INT8: 0/5 layers (a float model: nothing in it is quantized)" in out
+
+
+def test_a_group_without_a_command_shows_its_help():
+    for args in ((), ("hw",)):
+        proc = run(*args, check=False)
+        assert proc.returncode == 2 and proc.stderr.startswith("Usage: ovq")
+        assert "Commands:" in proc.stderr and "ovq: error" not in proc.stderr
