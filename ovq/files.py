@@ -9,10 +9,11 @@ One owner for the rules listed in ``docs/reliability.md``:
 - **Outputs** are replaced atomically by rename, so the path must be absent or a regular
   file. A symlink is refused too: a rename would replace the link, not its target, and
   following it would write somewhere the command line does not name.
-- **Temporaries** carry the writing process's id in their name (``.NAME.ovq-PID-XXXX.tmp``
-  beside an output, ``ovq-PID-XXXX`` folders in the system temp folder). They are removed
-  on every failure path; what a ``kill -9`` leaves behind is swept on the next run, once
-  no process with that id is alive.
+- **Temporaries** carry the host and the writing process's id in their name
+  (``.NAME.ovq-HOST-PID-XXXX.tmp`` beside an output, ``ovq-HOST-PID-XXXX`` folders in the
+  system temp folder). They are removed
+  on every failure path; what a ``kill -9`` leaves behind is swept on the next run on the
+  same host, once no process with that id is alive.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import functools
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,8 +43,19 @@ MAX_XML_DEPTH = 256
 """Deepest element nesting accepted in an IR ``.xml`` (each nested Loop/If/TensorIterator
 body adds 3 levels, <body><layers><layer>, to the 6 of a top-level port dimension)."""
 
-_TEMP_FILE = re.compile(r"^\..+\.ovq-(\d+)-[A-Za-z0-9_]+\.tmp$")
-_TEMP_DIR = re.compile(r"^ovq-(\d+)-[A-Za-z0-9_]+$")
+_TEMP_FILE = re.compile(r"^\..+\.ovq-([0-9a-f]{8})-(\d+)-[A-Za-z0-9_]+\.tmp$")
+_TEMP_DIR = re.compile(r"^ovq-([0-9a-f]{8})-(\d+)-[A-Za-z0-9_]+$")
+
+
+@functools.lru_cache(maxsize=1)
+def host_tag() -> str:
+    """8 hex digits naming this machine in temporaries: a process id means nothing on
+    another host sharing the folder (NFS), so only this host's temporaries are swept."""
+    return f"{zlib.crc32(socket.gethostname().encode()):08x}"
+
+
+def _ours_and_dead(match: re.Match[str] | None) -> bool:
+    return match is not None and match.group(1) == host_tag() and not _alive(int(match.group(2)))
 
 
 def max_xml_bytes() -> int:
@@ -153,7 +167,7 @@ def temp_file(target: Path) -> tuple[int, str]:
     Returns ``(fd, path)`` as :func:`tempfile.mkstemp`.
     """
     sweep_temp_files(target.parent)
-    return tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.ovq-{os.getpid()}-", suffix=".tmp")
+    return tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.ovq-{host_tag()}-{os.getpid()}-", suffix=".tmp")
 
 
 def _alive(pid: int) -> bool:
@@ -169,7 +183,8 @@ def _alive(pid: int) -> bool:
 
 
 def sweep_temp_files(folder: Path) -> list[Path]:
-    """Remove ovq temporaries in ``folder`` whose writing process is gone; returns them."""
+    """Remove ovq temporaries in ``folder`` written on this host by a process that is gone
+    (and owned by this user); returns them."""
     removed = []
     uid = os.getuid()
     try:
@@ -177,8 +192,7 @@ def sweep_temp_files(folder: Path) -> list[Path]:
     except OSError:
         return removed
     for entry in entries:
-        match = _TEMP_FILE.match(entry.name)
-        if not match or _alive(int(match.group(1))):
+        if not _ours_and_dead(_TEMP_FILE.match(entry.name)):
             continue
         try:
             if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == uid:
@@ -190,7 +204,8 @@ def sweep_temp_files(folder: Path) -> list[Path]:
 
 
 def sweep_temp_dirs(folder: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Remove ``ovq-PID-*`` folders (ours, of dead processes) from the system temp folder."""
+    """Remove ``ovq-HOST-PID-*`` folders (this host's, of dead processes, owned by this user)
+    from the system temp folder (or ``folder``)."""
     root = Path(folder if folder is not None else tempfile.gettempdir())
     removed = []
     uid = os.getuid()
@@ -199,8 +214,7 @@ def sweep_temp_dirs(folder: str | os.PathLike[str] | None = None) -> list[Path]:
     except OSError:
         return removed
     for entry in entries:
-        match = _TEMP_DIR.match(entry.name)
-        if not match or _alive(int(match.group(1))):
+        if not _ours_and_dead(_TEMP_DIR.match(entry.name)):
             continue
         try:
             if entry.is_dir(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_uid == uid:
@@ -218,10 +232,10 @@ def _swept_once() -> None:
 
 @contextlib.contextmanager
 def private_tempdir() -> Iterator[Path]:
-    """A private temporary folder (``ovq-PID-XXXX``), removed on exit however it is left.
+    """A private temporary folder (``ovq-HOST-PID-XXXX``), removed on exit however it is left.
 
     The first use in a process sweeps what dead ovq processes left in the temp folder.
     """
     _swept_once()
-    with tempfile.TemporaryDirectory(prefix=f"ovq-{os.getpid()}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"ovq-{host_tag()}-{os.getpid()}-") as tmp:
         yield Path(tmp)

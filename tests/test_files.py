@@ -169,22 +169,25 @@ def test_a_save_interrupted_by_sigterm_leaves_no_temporaries(tmp_path, model_xml
 
 def test_temporaries_of_dead_processes_are_swept_by_the_next_save(tmp_path, model_xml):
     dead, alive = dead_pid(), os.getpid()
-    stale = [tmp_path / f".out.bin.ovq-{dead}-abc123.tmp", tmp_path / f".other.xml.ovq-{dead}-x_y.tmp"]
-    live = tmp_path / f".out.xml.ovq-{alive}-def456.tmp"
+    host = files.host_tag()
+    stale = [tmp_path / f".out.bin.ovq-{host}-{dead}-abc123.tmp", tmp_path / f".other.xml.ovq-{host}-{dead}-x_y.tmp"]
+    live = tmp_path / f".out.xml.ovq-{host}-{alive}-def456.tmp"
+    other_host = tmp_path / f".out.xml.ovq-{int(host, 16) ^ 1:08x}-{dead}-def456.tmp"  # its pid means nothing here
     foreign = tmp_path / ".out.xml.abcdef.tmp"  # not ours: never touched
-    for path in (*stale, live, foreign):
+    for path in (*stale, live, other_host, foreign):
         path.write_bytes(b"partial")
     ovq.save_model(model_xml, tmp_path / "out.xml")
     assert not any(p.exists() for p in stale)
-    assert live.exists() and foreign.exists()
+    assert live.exists() and other_host.exists() and foreign.exists()
 
 
 def test_temp_folders_of_dead_processes_are_swept(tmp_path):
     dead = dead_pid()
-    stale = tmp_path / f"ovq-{dead}-k2j3h4"
+    host = files.host_tag()
+    stale = tmp_path / f"ovq-{host}-{dead}-k2j3h4"
     (stale / "sub").mkdir(parents=True)
     (stale / "sub" / "model.bin").write_bytes(b"x" * 100)
-    live = tmp_path / f"ovq-{os.getpid()}-abcd"
+    live = tmp_path / f"ovq-{host}-{os.getpid()}-abcd"
     live.mkdir()
     other = tmp_path / "ovq-notapid"
     other.mkdir()
@@ -194,7 +197,7 @@ def test_temp_folders_of_dead_processes_are_swept(tmp_path):
 
 def test_private_temp_folders_name_their_process():
     with files.private_tempdir() as tmp:
-        assert tmp.name.startswith(f"ovq-{os.getpid()}-") and tmp.is_dir()
+        assert tmp.name.startswith(f"ovq-{files.host_tag()}-{os.getpid()}-") and tmp.is_dir()
     assert not tmp.exists()
 
 
