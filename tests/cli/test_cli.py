@@ -130,6 +130,8 @@ def test_inspect_runtime_labels_the_layers_of_a_float_model_float(tmp_path):
     assert "fallback" not in out
     assert out.count("(float in the model)") == 5
     assert "INT8: 0/5 layers (a float model: nothing in it is quantized)" in out
+    layers = json.loads(run("inspect", "--runtime", "--json", demo_model_path()).stdout)["runtime"]["layers"]
+    assert [e["label"] for e in layers] == ["float"] * 5 and not any(e["quantized_in_model"] for e in layers)
 
 
 def test_a_group_without_a_command_shows_its_help():
