@@ -48,7 +48,7 @@ def inspect(model: Path, as_json: bool, runtime: bool) -> None:
         if report is not None:
             data["runtime"] = {
                 "summary": report.summary(),
-                "layers": [{**dataclasses.asdict(e), "label": e.label} for e in report.entries],
+                "layers": [{**dataclasses.asdict(e), "label": report.label(e)} for e in report.entries],
             }
         click.echo(json.dumps(data, indent=2, default=str))
         return
