@@ -90,13 +90,26 @@ def check_input(path: str | os.PathLike[str], error: type[OvqError], what: str =
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise error(f"{path}: no such {what}") from None
+        raise error(f"{path}: no such {what}{_interrupted_save_hint(Path(path))}") from None
     except OSError as exc:
         raise error(f"{path}: cannot read: {exc.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         target = f" (a symlink to {os.path.realpath(path)})" if os.path.islink(path) else ""
         raise error(f"{path}{target}: is {_kind(st.st_mode)}; ovq reads only regular files")
     return st
+
+
+def _interrupted_save_hint(path: Path) -> str:
+    """A note when an ovq temporary for ``path`` lies beside it (a writer was killed)."""
+    prefix = f".{path.name}.ovq-"
+    try:
+        left = sorted(e.name for e in os.scandir(path.parent or ".") if e.name.startswith(prefix)
+                      and _TEMP_FILE.match(e.name))
+    except OSError:
+        return ""
+    if not left:
+        return ""
+    return f" (an interrupted ovq save left {left[0]} beside it: write the model again)"
 
 
 def open_input(path: str | os.PathLike[str], error: type[OvqError], what: str = "file") -> int:

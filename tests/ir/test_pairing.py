@@ -85,6 +85,15 @@ def test_a_kill_between_the_renames_never_leaves_the_old_xml_with_the_new_bin(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]  # and no temporaries
 
 
+def test_a_missing_xml_beside_a_killed_writers_temporary_says_so(tmp_path):
+    from ovq import files
+
+    left = tmp_path / f".a.xml.ovq-{files.host_tag()}-{os.getpid()}-x1y2.tmp"  # as a kill -9 leaves it
+    left.write_text("<net/>")
+    with pytest.raises(IRError, match=rf"a.xml: no such file \(an interrupted ovq save left {left.name} beside it"):
+        ovq.read_model(tmp_path / "a.xml")
+
+
 def test_a_large_bin_is_checked_by_samples(tmp_path, monkeypatch):
     # Above the whole-file limit the digest covers 256 spread blocks: lower the limit to
     # exercise that path on a small model (the real one is 64 MiB).
