@@ -109,6 +109,10 @@ def _interrupted_save_hint(path: Path) -> str:
         return ""
     if not left:
         return ""
+    match = _TEMP_FILE.match(left[0])
+    assert match is not None
+    if match.group(1) == host_tag() and _alive(int(match.group(2))):
+        return f" (an ovq save is writing it now: {left[0]})"
     return f" (an interrupted ovq save left {left[0]} beside it: write the model again)"
 
 

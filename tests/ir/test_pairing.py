@@ -88,9 +88,17 @@ def test_a_kill_between_the_renames_never_leaves_the_old_xml_with_the_new_bin(tm
 def test_a_missing_xml_beside_a_killed_writers_temporary_says_so(tmp_path):
     from ovq import files
 
-    left = tmp_path / f".a.xml.ovq-{files.host_tag()}-{os.getpid()}-x1y2.tmp"  # as a kill -9 leaves it
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = tmp_path / f".a.xml.ovq-{files.host_tag()}-{dead.pid}-x1y2.tmp"  # as a kill -9 leaves it
     left.write_text("<net/>")
     with pytest.raises(IRError, match=rf"a.xml: no such file \(an interrupted ovq save left {left.name} beside it"):
+        ovq.read_model(tmp_path / "a.xml")
+    left.rename(tmp_path / f".a.xml.ovq-{files.host_tag()}-{os.getpid()}-x1y2.tmp")  # a live writer
+    with pytest.raises(IRError, match=r"a.xml: no such file \(an ovq save is writing it now"):
         ovq.read_model(tmp_path / "a.xml")
 
 
