@@ -4,7 +4,15 @@ from __future__ import annotations
 
 # First: a bare source checkout (no passes, no native kernels) fails here, with the fix.
 from ovq import _install_check  # noqa: F401
-from ovq.errors import BackendError, CalibrationDataError, GraphError, IRError, OvqError, VerificationError
+from ovq.errors import (
+    AlreadyQuantizedError,
+    BackendError,
+    CalibrationDataError,
+    GraphError,
+    IRError,
+    OvqError,
+    VerificationError,
+)
 from ovq.ir import Graph, read_model, save_model
 from ovq.kernels import kernels_backend
 from ovq.pipeline import run_pipeline
@@ -27,6 +35,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccuracyControlReport",
     "AccuracyControlWarning",
+    "AlreadyQuantizedError",
     "BackendError",
     "DropType",
     "CalibrationDataError",

@@ -177,9 +177,12 @@ def quantize(
         return_report: Return ``(model, QuantizeReport)``.
 
     Raises:
+        AlreadyQuantizedError: the model already holds FakeQuantize ops or compressed
+            low-precision weights.
         CalibrationDataError: empty data, or samples that do not fit the model's inputs.
         NonFiniteError: NaN/Inf in an observed tensor (the op is named).
-        OptionError: a bad option value, or ``dump_after`` naming no phase or pass.
+        OptionError: a bad option value (``subset_size`` not a positive integer, ...), or
+            ``dump_after`` naming no phase or pass.
         HardwareDescriptorError / PlacementError: unknown target, preset or model type.
     """
     import openvino as ov
