@@ -4,7 +4,15 @@ from __future__ import annotations
 
 # First: a bare source checkout (no passes, no native kernels) fails here, with the fix.
 from ovq import _install_check  # noqa: F401
-from ovq.errors import BackendError, CalibrationDataError, GraphError, IRError, OvqError, VerificationError
+from ovq.errors import (
+    AlreadyQuantizedError,
+    BackendError,
+    CalibrationDataError,
+    GraphError,
+    IRError,
+    OvqError,
+    VerificationError,
+)
 from ovq.ir import Graph, read_model, save_model
 from ovq.kernels import kernels_backend
 from ovq.pipeline import run_pipeline
@@ -54,6 +62,7 @@ __all__ = [
     "Subgraph",
     "AccuracyControlReport",
     "AccuracyControlWarning",
+    "AlreadyQuantizedError",
     "BackendError",
     "DropType",
     "CalibrationDataError",

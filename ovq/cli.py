@@ -1,20 +1,23 @@
 """The ``ovq`` command line.
 
 Every subcommand turns an :class:`~ovq.errors.OvqError` into one line on stderr and a
-non-zero exit status (2), so scripts can rely on it; a KeyboardInterrupt exits 130
-and, like any failure, leaves no partial output (all writes are atomic).
+non-zero exit status (2), so scripts can rely on it; a KeyboardInterrupt exits 130, a
+SIGTERM 143, and, like any failure, they leave no partial output and no temporaries (all
+writes are atomic; see ``docs/reliability.md``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
 
-from ovq.errors import OvqError
+from ovq.errors import OptionError, OvqError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,7 +48,7 @@ def inspect(model: Path, as_json: bool, runtime: bool) -> None:
         if report is not None:
             data["runtime"] = {
                 "summary": report.summary(),
-                "layers": [dataclasses.asdict(e) for e in report.entries],
+                "layers": [{**dataclasses.asdict(e), "label": report.label(e)} for e in report.entries],
             }
         click.echo(json.dumps(data, indent=2, default=str))
         return
@@ -94,7 +97,8 @@ def list_passes() -> None:
 @click.option("--dump-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for --dump-after files (default: the output's folder).")
 @click.option("--no-verify", is_flag=True, help="Skip graph verification after changing passes.")
-@click.option("--target", default=None, help="Target device passed to the passes.")
+@click.option("--target-device", "--target", "target", default=None,
+              help="Target device passed to the passes (as in `ovq quantize`).")
 def run_passes(model: Path, spec: str, output: Path, fixpoint: bool, dump_after: tuple[str, ...],
                dump_dir: Path | None, no_verify: bool, target: str | None) -> None:
     """Run a pass pipeline on MODEL and write the result as IR."""
@@ -102,6 +106,10 @@ def run_passes(model: Path, spec: str, output: Path, fixpoint: bool, dump_after:
     from ovq.pipeline import PassContext, Pipeline
 
     pipeline = Pipeline(spec, fixpoint=fixpoint)
+    unknown = sorted(set(dump_after) - {p.name for p in pipeline.passes})
+    if unknown:
+        raise OptionError(f"--dump-after: {', '.join(map(repr, unknown))} is not a pass of the pipeline "
+                          f"({', '.join(p.name for p in pipeline.passes)})")
     graph = read_model(model)
     ctx = PassContext(target=target, verify=not no_verify, dump_after=set(dump_after),
                       dump_dir=dump_dir or output.parent)
@@ -115,8 +123,10 @@ def run_passes(model: Path, spec: str, output: Path, fixpoint: bool, dump_after:
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output IR .xml.")
-@click.option("--mean-values", default=None, help="Per input, e.g. 'image[123.675,116.28,103.53]' or '[127.5]'.")
-@click.option("--scale-values", default=None, help="Per input, e.g. 'image[58.395,57.12,57.375]' or '[127.5]'.")
+@click.option("--mean-values", default=None,
+              help="Embedded in the model: subtracted per input, e.g. 'image[123.675,116.28,103.53]' or '[127.5]'.")
+@click.option("--scale-values", default=None,
+              help="Embedded in the model: divisors per input, e.g. 'image[58.395,57.12,57.375]' or '[127.5]'.")
 @click.option("--reverse-input-channels", is_flag=True, help="Swap RGB<->BGR on every 3-channel input (done first).")
 @click.option("--layout", default=None, help="Per input, e.g. 'image(nchw)' or 'nhwc'.")
 @click.option("--batch", type=int, default=None, help="Set the batch dimension of every input.")
@@ -139,11 +149,15 @@ def preprocess(model: Path, output: Path, mean_values: str | None, scale_values:
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
               help="A POT JSON config (model / engine: simplified or Accuracy Checker / compression with "
                    "DefaultQuantization or AccuracyAwareQuantization).")
-@click.option("--target-device", default=None, help="ANY (default), CPU, GPU, NPU, CPU_SPR, GNA, GNA3 or a descriptor file.")
+@click.option("--target-device", "--target", "target_device", default=None,
+              help="ANY (default), CPU, GPU, NPU, CPU_SPR, GNA, GNA3 or a descriptor file.")
 @click.option("--preset", type=click.Choice(["performance", "mixed"], case_sensitive=False), default=None,
               help="performance: symmetric activations; mixed: asymmetric (default for transformers).")
 @click.option("--subset-size", type=int, default=None, help="Calibration samples (default 300).")
-@click.option("--model-type", type=click.Choice(["transformer"], case_sensitive=False), default=None)
+@click.option("--model-type", type=click.Choice(["transformer"], case_sensitive=False), default=None,
+              help="transformer: NNCF's transformer rules (Add, Multiply, MVN, ... left in float; symmetric "
+                   "activation x activation MatMul inputs), mixed preset and SmoothQuant 0.95 by default. "
+                   "Not given: a generic model (CNNs).")
 @click.option("--ignored-scope", default=None,
               help="Op names (comma-separated), JSON {\"names\", \"types\", \"patterns\"}, or a .json file.")
 @click.option("--bias-correction", type=click.Choice(["fast", "full", "none"]), default=None,
@@ -158,8 +172,12 @@ def preprocess(model: Path, output: Path, mean_values: str | None, scale_values:
                    "default), enable (all layers) or disable.")
 @click.option("--input-shape", default=None, help="Completes dynamic input dims, e.g. '1,3,224,224'.")
 @click.option("--layout", default=None, help="Images: the input layout, e.g. 'nchw' or 'nhwc'.")
-@click.option("--mean-values", default=None, help="Images: subtracted per channel, e.g. '[123.675,116.28,103.53]'.")
-@click.option("--scale-values", default=None, help="Images: divisors per channel, e.g. '[58.395,57.12,57.375]'.")
+@click.option("--data-mean-values", "--mean-values", "mean_values", default=None,
+              help="Calibration images only: subtracted per channel when --data images are read, e.g. "
+                   "'[123.675,116.28,103.53]'; the model is not changed (to embed it: `ovq preprocess`).")
+@click.option("--data-scale-values", "--scale-values", "scale_values", default=None,
+              help="Calibration images only: divisors per channel, e.g. '[58.395,57.12,57.375]'; "
+                   "the model is not changed.")
 @click.option("--reverse-input-channels", is_flag=True, help="Images: feed BGR instead of RGB.")
 @click.option("--seed", type=int, default=None, help="Seed of the calibration subset draw (default 0).")
 @click.option("--no-audit", is_flag=True, help="Skip compiling the result to report runtime INT8 coverage.")
@@ -207,8 +225,11 @@ def quantize(model: Path | None, output: Path | None, data: Path | None, config:
 @click.option("--subset-size", type=int, default=300, show_default=True, help="Samples to stream.")
 @click.option("--input-shape", default=None, help="Completes dynamic input dims, e.g. '1,3,224,224'.")
 @click.option("--layout", default=None, help="Images: the input layout, e.g. 'nchw' or 'nhwc'.")
-@click.option("--mean-values", default=None, help="Images: subtracted per channel, e.g. '[123.675,116.28,103.53]'.")
-@click.option("--scale-values", default=None, help="Images: divisors per channel, e.g. '[58.395,57.12,57.375]'.")
+@click.option("--data-mean-values", "--mean-values", "mean_values", default=None,
+              help="Images only: subtracted per channel when --data images are read, e.g. "
+                   "'[123.675,116.28,103.53]'; the models are not changed.")
+@click.option("--data-scale-values", "--scale-values", "scale_values", default=None,
+              help="Images only: divisors per channel, e.g. '[58.395,57.12,57.375]'.")
 @click.option("--reverse-input-channels", is_flag=True, help="Images: feed BGR instead of RGB.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample draw.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -265,8 +286,37 @@ def demo(output: Path | None) -> None:
     run_demo(output, echo=click.echo)
 
 
+# click >= 8.2 raises this (a UsageError) for a group called without a command.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised as an exception so that every ``finally`` removes its temporaries."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``ovq`` console script."""
+    """Entry point of the ``ovq`` console script.
+
+    While it runs, SIGTERM unwinds like Ctrl-C (temporaries removed, exit 143); the
+    previous handler is restored on return.
+    """
+    installed = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if installed else None
+    try:
+        return _main(argv)
+    except _Terminated:
+        click.echo("ovq: terminated", err=True)
+        return 143
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="ovq", standalone_mode=False)
     except OvqError as exc:
@@ -281,8 +331,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("ovq: interrupted", err=True)
         return 130
-    except click.ClickException as exc:
+    except _NO_ARGS_IS_HELP as exc:  # `ovq` or `ovq hw` alone: the help, as click shows it
         exc.show()
+        return exc.exit_code
+    except click.UsageError as exc:
+        # One style for every error: click's usage errors on one line like ours.
+        command = exc.ctx.command_path if exc.ctx is not None else "ovq"
+        message = " ".join(exc.format_message().split())
+        click.echo(f"ovq: error: {message} (see '{command} --help')", err=True)
+        return 2
+    except click.ClickException as exc:
+        click.echo(f"ovq: error: {' '.join(exc.format_message().split())}", err=True)
         return exc.exit_code
     return 0
 

@@ -9,12 +9,13 @@ latency.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from ovq.files import private_tempdir
 
 
 def _latency(model, runs: int = 200) -> float:
@@ -59,8 +60,8 @@ def run_demo(output: Path | None = None, *, echo: Callable[[str], None] = print)
     echo(f"read {summary.total_ops} ops, {summary.total_constant_bytes / 1024:.1f} KiB of weights "
          f"in {t_read * 1000:.1f} ms")
 
-    with tempfile.TemporaryDirectory(prefix="ovq-demo-") as tmp:
-        target = output or Path(tmp) / "digits_ovq.xml"
+    with private_tempdir() as tmp:
+        target = output or tmp / "digits_ovq.xml"
         t0 = time.perf_counter()
         save_model(graph, target)
         t_write = time.perf_counter() - t0

@@ -107,3 +107,8 @@ class RewriteError(OvqError):
     The message names the rules and the last rewrite made; typically two rules undo
     each other, or a rule's ``check`` accepts the graph its own ``rewrite`` produces.
     """
+
+
+class AlreadyQuantizedError(OvqError):
+    """A model given to quantize is already quantized (FakeQuantize ops or compressed
+    low-precision weights); quantize its floating-point original instead."""

@@ -84,6 +84,9 @@ class HardwareDescriptor:
     preset_overrides: dict[str, str] = field(default_factory=dict)
     """Presets the target runs as another one (``accuracy`` -> ``mixed`` on LPT targets,
     which have no asymmetric weights; ``mixed`` -> ``accuracy`` on GNA)."""
+    custom_op_types: frozenset[str] = frozenset()
+    """Op types from OpenVINO extensions the descriptor declares (``custom_op_types``), so
+    that its rules may name them; any other type not in OpenVINO's opsets is refused."""
 
     def effective_preset(self, preset: str) -> str:
         """``preset`` after this target's :attr:`preset_overrides`."""

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import json
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
+from ovq import lenient_json
 from ovq.errors import OvqError
+from ovq.files import MAX_CONFIG_BYTES, read_input
+from ovq.hw import op_types
 from ovq.hw.descriptor import PLACEMENT_RULES, HardwareDescriptor, OpRule, QuantSpace
 from ovq.hw.schema import DESCRIPTOR, SCHEMA_VERSION
 from ovq.ir.graph import canonical_ir_type
@@ -58,15 +60,17 @@ def _path_of(name_or_path: str | Path) -> Path:
 
 
 def _read_raw(path: Path) -> dict[str, Any]:
-    try:
-        if path.suffix.lower() == ".json":
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        else:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise HardwareDescriptorError(f"{path.name}: not valid {path.suffix[1:].upper()}: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HardwareDescriptorError(f"{path.name}: cannot read: {exc}") from None
+    if path.suffix.lower() == ".json":
+        # POT's own hardware configs carry comments and trailing commas (POT reads them with jstyleson).
+        raw = lenient_json.read(path, HardwareDescriptorError, label=path.name, what="descriptor")
+    else:
+        data = read_input(path, HardwareDescriptorError, limit=MAX_CONFIG_BYTES, what="descriptor")
+        try:
+            raw = tomllib.loads(data.decode("utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise HardwareDescriptorError(f"{path.name}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise HardwareDescriptorError(f"{path.name}: cannot read: {exc}") from None
     if not isinstance(raw, dict):
         raise HardwareDescriptorError(f"{path.name}: top level must be an object")
     if "target_device" in raw and "config" in raw:
@@ -143,6 +147,12 @@ def _load_cached(path_text: str, depth: int) -> HardwareDescriptor:
     description = raw.get("description", "")
     lpt = raw.get("low_precision_transformations")
     overrides: dict[str, str] = {}
+    custom = set(raw.get("custom_op_types", ()))
+    for i, t in enumerate(raw.get("custom_op_types", ())):
+        if op_types.is_openvino_type(t):
+            raise HardwareDescriptorError(
+                f"{label}: custom_op_types[{i}]: {t!r} is an OpenVINO op type; list only extension ops there"
+            )
     if "extends" in raw:
         if depth > 8:
             raise HardwareDescriptorError(f"{label}: extends: chain too deep (a cycle?)")
@@ -151,6 +161,7 @@ def _load_cached(path_text: str, depth: int) -> HardwareDescriptor:
         except HardwareDescriptorError as exc:
             raise HardwareDescriptorError(f"{label}: extends: {exc}") from None
         parent = _load_cached(str(parent_path.resolve()), depth + 1)
+        custom |= parent.custom_op_types
         spaces.update(parent.spaces)
         removed = {canonical_ir_type(t) for t in raw.get("remove_ops", ())}
         for rule in parent.ops:
@@ -168,6 +179,7 @@ def _load_cached(path_text: str, depth: int) -> HardwareDescriptor:
         overrides.update(parent.preset_overrides)
     for name, body in raw.get("spaces", {}).items():
         spaces[name] = _space(name, body, label)
+    _check_op_types(raw, custom, label)
     own_rules = []
     for i, body in enumerate(raw.get("ops", [])):
         groups = {}
@@ -220,7 +232,19 @@ def _load_cached(path_text: str, depth: int) -> HardwareDescriptor:
         placement_rules=tuple(dict.fromkeys(placement_rules)),
         low_precision_transformations=bool(lpt),
         preset_overrides={**overrides, **raw.get("preset_overrides", {})},
+        custom_op_types=frozenset(custom),
     )
+
+
+def _check_op_types(raw: dict[str, Any], custom: set[str], label: str) -> None:
+    """Every op type the file names is OpenVINO's, a pseudo/legacy type or declared custom."""
+    named = [(f"ops[{i}].types", t) for i, body in enumerate(raw.get("ops", ())) for t in body["types"]]
+    for key in ("agnostic", "remove_ops", "input_priority_types"):
+        named += [(f"{key}[{i}]", t) for i, t in enumerate(raw.get(key, ()))]
+    for where, t in named:
+        problem = op_types.check_op_type(t, custom, f"{label}: {where}")
+        if problem:
+            raise HardwareDescriptorError(problem)
 
 
 def load_descriptor(target: str | Path | HardwareDescriptor) -> HardwareDescriptor:
@@ -263,9 +287,15 @@ def import_pot_config(raw: dict[str, Any], label: str = "<pot>") -> dict[str, An
         space_from(body, name)
     ops: list[dict[str, Any]] = []
     agnostic: list[str] = []
+    custom = raw.get("custom_op_types", [])
+    if not isinstance(custom, list) or not all(isinstance(t, str) for t in custom):
+        raise HardwareDescriptorError(f"{label}: custom_op_types: expected a list of op type names")
     for i, op in enumerate(operations):
-        if not isinstance(op, dict) or "type" not in op:
+        if not isinstance(op, dict) or not isinstance(op.get("type"), str):
             raise HardwareDescriptorError(f"{label}: operations[{i}]: needs a 'type'")
+        problem = op_types.check_op_type(op["type"], custom, f"{label}: operations[{i}].type")
+        if problem:
+            raise HardwareDescriptorError(problem)
         q = op.get("quantization") or {}
         attrs = op.get("attributes", {})
         unified = attrs.get("scales") == "unified" or "unified_scales" in attrs
@@ -299,6 +329,8 @@ def import_pot_config(raw: dict[str, Any], label: str = "<pot>") -> dict[str, An
         "ops": ops,
         "agnostic": agnostic,
     }
+    if custom:
+        out["custom_op_types"] = custom
     if "primary_bitwidth" in raw:
         out["primary_bitwidth"] = raw["primary_bitwidth"]
     if "input_priority_types" in raw:

@@ -62,6 +62,7 @@ DESCRIPTOR = {
         "spaces": {"type": "object", "additionalProperties": SPACE},
         "ops": {"type": "array", "items": OP},
         "agnostic": {"type": "array", "items": {"type": "string"}},
+        "custom_op_types": {"type": "array", "items": {"type": "string", "minLength": 1}},
         "remove_ops": {"type": "array", "items": {"type": "string"}},
         "ignored_patterns": {"type": "array", "items": {"type": "string"}},
         "remove_ignored_patterns": {"type": "array", "items": {"type": "string"}},

@@ -49,11 +49,10 @@ def read_model(src: ModelSource, *, bin_path: str | os.PathLike[str] | None = No
     if isinstance(src, Graph):
         return src
     if isinstance(src, (str, os.PathLike)):
+        from ovq.files import check_input
+
         path = Path(src)
-        if not path.exists():
-            raise IRError(f"{path}: no such file")
-        if path.is_dir():
-            raise IRError(f"{path}: is a folder, expected a model file")
+        check_input(path, IRError)  # a device, FIFO or folder is refused before OpenVINO opens it
         if path.suffix.lower() == ".xml":
             return read_ir(path, bin_path)
         from ovq.ir.bridge import read_with_openvino

@@ -10,11 +10,11 @@ removed, so no copy of the weights stays in memory or on disk.
 from __future__ import annotations
 
 import functools
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ovq.errors import IRError
+from ovq.files import private_tempdir
 
 if TYPE_CHECKING:
     import openvino as ov
@@ -46,8 +46,8 @@ def graph_from_ov(model: ov.Model, *, source: str = "<openvino.Model>") -> Graph
 
     from ovq.ir.reader import mirror_ir, parse_xml
 
-    with tempfile.TemporaryDirectory(prefix="ovq-") as tmp:
-        xml_path, bin_path = Path(tmp) / "model.xml", Path(tmp) / "model.bin"
+    with private_tempdir() as tmp:
+        xml_path, bin_path = tmp / "model.xml", tmp / "model.bin"
         manager = passes.Manager()
         manager.register_pass(passes.Serialize(str(xml_path), str(bin_path)))
         try:
@@ -77,9 +77,9 @@ def graph_to_ov(graph: Graph) -> ov.Model:
     """
     from ovq.ir.writer import save_model
 
-    with tempfile.TemporaryDirectory(prefix="ovq-") as tmp:
-        xml_path = Path(tmp) / "model.xml"
-        save_model(graph, xml_path)
+    with private_tempdir() as tmp:
+        xml_path = tmp / "model.xml"
+        save_model(graph, xml_path, pairing_record=False)
         try:
             return core().read_model(str(xml_path))
         except RuntimeError as exc:

@@ -36,8 +36,11 @@ class BinFile:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, unlink_after_open: bool = False):
+        from ovq.errors import IRError
+        from ovq.files import open_input
+
         self.path = Path(path)
-        self.fd = os.open(self.path, os.O_RDONLY)
+        self.fd = open_input(self.path, IRError, "weights file")  # refuses FIFOs, devices, folders
         self.size = os.fstat(self.fd).st_size
         self._map: mmap.mmap | None = None
         if unlink_after_open:

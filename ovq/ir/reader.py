@@ -3,7 +3,10 @@
 The reader is strict about anything that would make the model wrong and lenient about
 what OpenVINO itself treats as informational (port dims and precisions on non-I/O
 layers). It refuses DTDs outright, which defeats entity-expansion ("billion laughs")
-and external-entity attacks: IR never carries a DTD. Weights are not read: each Const
+and external-entity attacks: IR never carries a DTD. It reads only regular files, an
+``.xml`` of at most :func:`ovq.files.max_xml_bytes` nested at most
+:data:`ovq.files.MAX_XML_DEPTH` deep, and checks an ovq-written ``.xml`` against its
+``.bin`` (:mod:`ovq.ir.pairing`). Weights are not read: each Const
 keeps a view onto the memory-mapped ``.bin`` (see :mod:`ovq.ir.constants`).
 
 IR v11 is mirrored directly. IR v10 is first converted by OpenVINO itself (its reader
@@ -50,22 +53,35 @@ def _is_plain_xml(data: bytes) -> bool:
     return match is None or match.group(1).lower() in _PLAIN_ENCODINGS
 
 
-def parse_xml(path: Path) -> Element:
-    """Parse an XML file safely (no DTD, no entities, no external references).
+def read_xml_bytes(path: Path) -> bytes:
+    """The bytes of an ``.xml`` to parse: a regular file no larger than the cap.
 
     Raises:
-        IRError: unreadable, malformed or hostile XML, naming the file and position.
+        IRError: missing, not a regular file (device, FIFO, folder), or larger than
+            :func:`ovq.files.max_xml_bytes`.
     """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise IRError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise IRError(f"{path}: cannot read: {exc}") from None
+    from ovq.files import max_xml_bytes, read_input
+
+    return read_input(path, IRError, limit=max_xml_bytes(), what="model .xml")
+
+
+def parse_xml(path: Path, data: bytes | None = None) -> Element:
+    """Parse an XML file safely (no DTD, no entities, no external references, bounded depth).
+
+    Args:
+        path: The file (read with :func:`read_xml_bytes` unless ``data`` is given).
+        data: Its bytes, when already read.
+
+    Raises:
+        IRError: unreadable, oversized, malformed or hostile XML, naming the file and position.
+    """
+    if data is None:
+        data = read_xml_bytes(path)
     try:
         if _is_plain_xml(data):
-            return ET.fromstring(data)
-        return SafeET.fromstring(data, forbid_dtd=True)
+            root = ET.fromstring(data)
+        else:
+            root = SafeET.fromstring(data, forbid_dtd=True)
     except (defusedxml.DTDForbidden, defusedxml.EntitiesForbidden, defusedxml.ExternalReferenceForbidden):
         raise IRError(
             f"{path}: XML with a DTD or entity declarations is refused "
@@ -76,6 +92,22 @@ def parse_xml(path: Path) -> Element:
         raise IRError(f"{path}: malformed XML at line {line}, column {col}: {exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise IRError(f"{path}: cannot decode the XML: {exc}") from None
+    _check_depth(root, path)
+    return root
+
+
+def _check_depth(root: Element, path: Path) -> None:
+    """Refuse nesting deeper than :data:`ovq.files.MAX_XML_DEPTH` (iteratively: no recursion)."""
+    from ovq.files import MAX_XML_DEPTH
+
+    stack = [(root, 1)]
+    while stack:
+        elem, depth = stack.pop()
+        if depth > MAX_XML_DEPTH:
+            raise IRError(
+                f"{path}: elements nested deeper than {MAX_XML_DEPTH} levels (at <{elem.tag}>); refused"
+            )
+        stack.extend((child, depth + 1) for child in elem)
 
 
 def ir_version(root: Element, path: Path) -> str:
@@ -100,20 +132,32 @@ def read_ir(xml_path: str | os.PathLike[str], bin_path: str | os.PathLike[str] |
             the layer.
     """
     xml_path = Path(xml_path)
-    root = parse_xml(xml_path)
+    data = read_xml_bytes(xml_path)
+    root = parse_xml(xml_path, data)
     version = ir_version(root, xml_path)
     bin_file_path = Path(bin_path) if bin_path is not None else xml_path.with_suffix(".bin")
     if version == "10":
+        from ovq.files import check_input
         from ovq.ir.bridge import read_with_openvino
 
+        if bin_file_path.exists():
+            check_input(bin_file_path, IRError, "weights file")
         graph = read_with_openvino(xml_path, bin_file_path if bin_file_path.exists() else None)
         graph.source = str(xml_path)
         return graph
-    return mirror_ir(root, xml_path, bin_file_path)
+    return mirror_ir(root, xml_path, bin_file_path, xml_text=data)
 
 
-def mirror_ir(root: Element, xml_path: Path, bin_path: Path, *, unlink_bin: bool = False) -> Graph:
-    """Mirror an already parsed v11 ``<net>`` element whose weights are in ``bin_path``."""
+def mirror_ir(root: Element, xml_path: Path, bin_path: Path, *, unlink_bin: bool = False,
+              xml_text: bytes | None = None) -> Graph:
+    """Mirror an already parsed v11 ``<net>`` element whose weights are in ``bin_path``.
+
+    With ``xml_text`` (the bytes ``root`` was parsed from), a pairing record ovq's writer
+    left in the model rt_info is checked against the ``.bin`` (see :mod:`ovq.ir.pairing`)
+    and then dropped from the mirror.
+    """
+    from ovq.ir import pairing
+
     needs_bin = any(
         layer.get("type") == "Const" and (data := layer.find("data")) is not None and data.get("size", "0") != "0"
         for layer in root.iter("layer")
@@ -124,10 +168,14 @@ def mirror_ir(root: Element, xml_path: Path, bin_path: Path, *, unlink_bin: bool
             bin_file = BinFile(bin_path, unlink_after_open=unlink_bin)
         except OSError as exc:
             raise IRError(f"{bin_path}: cannot open weights: {exc}") from None
-    elif needs_bin:
+    if xml_text is not None:
+        pairing.check_pair(xml_text, xml_path, bin_path, bin_file.fd if bin_file else None,
+                           bin_file.size if bin_file else 0)
+    if bin_file is None and needs_bin:
         raise IRError(f"{xml_path}: weights file {bin_path.name} is missing")
     reader = _Reader(xml_path, bin_path, bin_file)
     graph = reader.graph(root, where=str(xml_path))
+    graph.rt_info = pairing.strip_record(graph.rt_info)
     graph.name = root.get("name", graph.name)
     graph.net_attrs = {k: v for k, v in root.attrib.items() if k not in ("name", "version")}
     graph.ir_version = int(root.get("version", "11"))

@@ -1,8 +1,10 @@
 """Write a :class:`~ovq.ir.graph.Graph` as IR v11 ``.xml`` + ``.bin``, atomically.
 
 Both files are written to temporary names in the destination folder and renamed into
-place only when complete (``.bin`` first, then ``.xml``), so an interrupted or failed
-save never leaves a half-written pair and never harms an existing model of that name.
+place only when complete (the old ``.xml`` removed, then ``.bin``, then ``.xml``), so an
+interrupted or failed save never leaves a half-written file or an old ``.xml`` beside
+the new ``.bin``, and a failed save never harms an existing model of that name. The
+``.xml`` records which ``.bin`` it was written with (:mod:`ovq.ir.pairing`).
 
 Constants are written back to back with no alignment, like OpenVINO's serializer, and
 deduplicated: payloads with identical bytes share one range. Payloads still in their
@@ -14,12 +16,13 @@ this process.
 from __future__ import annotations
 
 import os
-import tempfile
 import zlib
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
 from ovq.errors import IRError
+from ovq.files import check_output, temp_file
+from ovq.ir import pairing
 from ovq.ir.constants import ConstData
 from ovq.ir.graph import BODY_TAGS, Graph, Op, Port
 
@@ -145,6 +148,7 @@ def save_model(
     bin_path: str | os.PathLike[str] | None = None,
     *,
     fsync: bool = False,
+    pairing_record: bool = True,
 ) -> Path:
     """Write ``graph`` as IR v11 to ``xml_path`` (and ``.bin`` beside it), atomically.
 
@@ -152,6 +156,13 @@ def save_model(
     sees a partial file, and a failure or interrupt leaves the old files as they were).
     ``fsync=True`` also flushes both files to the disk before the rename, for
     durability across power loss, at the cost of waiting for the device.
+
+    The ``.xml`` records the ``.bin``'s size and CRC-32 (``pairing_record``, see
+    :mod:`ovq.ir.pairing`) so that a reader detects an ``.xml`` beside a ``.bin`` it was
+    not written with. The old ``.xml`` is removed before the renames, so a process
+    killed between them leaves no ``.xml`` (never an old one with the new ``.bin``);
+    its temporaries are swept by the next save into that folder.
+    An existing output that is not a regular file (or is a symlink) is refused.
 
     Returns:
         The path of the written ``.xml``.
@@ -165,19 +176,23 @@ def save_model(
     folder = xml_path.parent
     if not folder.is_dir():
         raise IRError(f"{xml_path}: folder {folder} does not exist")
+    for path in (xml_path, bin_path):
+        check_output(path, IRError)
     temps: list[str] = []
     try:
-        bin_fd, bin_tmp = tempfile.mkstemp(dir=bin_path.parent, prefix=f".{bin_path.name}.", suffix=".tmp")
+        bin_fd, bin_tmp = temp_file(bin_path)
         temps.append(bin_tmp)
         try:
             writer = ConstantWriter(bin_fd)
             text = render_net(graph, writer)
             os.ftruncate(bin_fd, writer.pos)
+            if pairing_record:
+                text = pairing.add_record(text, writer.pos, pairing.bin_digest(bin_fd, writer.pos))
             if fsync:
                 os.fsync(bin_fd)
         finally:
             os.close(bin_fd)
-        xml_fd, xml_tmp = tempfile.mkstemp(dir=folder, prefix=f".{xml_path.name}.", suffix=".tmp")
+        xml_fd, xml_tmp = temp_file(xml_path)
         temps.append(xml_tmp)
         with os.fdopen(xml_fd, "wb") as f:
             f.write(text)
@@ -186,6 +201,10 @@ def save_model(
                 os.fsync(f.fileno())
         for tmp in temps:
             os.chmod(tmp, 0o644 & ~_umask())
+        # The old .xml goes first: until the new one is renamed in, there is no model at
+        # the path rather than an old .xml beside the new .bin (a mismatched pair).
+        if os.path.lexists(xml_path):
+            os.unlink(xml_path)
         os.replace(bin_tmp, bin_path)
         os.replace(xml_tmp, xml_path)
         temps.clear()

@@ -1178,7 +1178,6 @@ def run_analyze_cli(fp_model: Path, int8_model: Path, data: Path, *, json_out: P
     """``ovq analyze``: load ``data`` as ``ovq quantize`` does, analyse, print the table
     (and write its JSON atomically)."""
     import os
-    import tempfile
 
     from ovq.ir.bridge import core
     from ovq.quantization.data_sources import load_calibration_data
@@ -1197,8 +1196,11 @@ def run_analyze_cli(fp_model: Path, int8_model: Path, data: Path, *, json_out: P
     table.fp_model = str(fp_model)
     echo(table.format(top))
     if json_out is not None:
+        from ovq.files import check_output, temp_file
+
         json_out = Path(json_out)
-        fd, tmp = tempfile.mkstemp(prefix=json_out.name + ".", suffix=".tmp", dir=json_out.parent or ".")
+        check_output(json_out, AnalysisError)
+        fd, tmp = temp_file(json_out)
         try:
             with os.fdopen(fd, "w") as f:
                 f.write(table.to_json() + "\n")

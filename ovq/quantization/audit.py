@@ -54,6 +54,16 @@ class AuditReport:
 
     entries: list[AuditEntry] = field(default_factory=list)
     expected: tuple[str, ...] = ()
+    float_model: bool = False
+    """The model holds no quantization at all (no FakeQuantize, no i8/u8/i4/u4 weights):
+    its layers are labelled ``float``, not ``fallback``."""
+
+    def label(self, entry: AuditEntry) -> str:
+        """``INT8``; ``float`` for a layer of a float model; else ``fallback`` (a layer of a
+        quantized model that runs in floating point)."""
+        if entry.int8:
+            return "INT8"
+        return "float" if self.float_model else "fallback"
 
     @property
     def int8_count(self) -> int:
@@ -93,6 +103,8 @@ class AuditReport:
     def summary(self) -> str:
         """``INT8: k/n layers`` (plus the expected-layer check when one was given)."""
         text = f"INT8: {self.int8_count}/{len(self.entries)} layers"
+        if self.float_model:
+            text += " (a float model: nothing in it is quantized)"
         if self.expected:
             miss = self.missing()
             text += f" (expected {len(self.expected) - len(miss)}/{len(self.expected)} quantized layers in INT8)"
@@ -104,7 +116,8 @@ class AuditReport:
         width = max([len(e.name) for e in self.entries] + [5])
         lines.append(f"{'layer':<{width}}  {'type':<16} {'precision':<9} kernel")
         for e in self.entries:
-            mark = "" if e.int8 else "   <- fallback: " + ",".join(e.original_layers)
+            mark = {"INT8": "", "float": "   (float model)",
+                    "fallback": "   <- fallback: " + ",".join(e.original_layers)}[self.label(e)]
             lines.append(f"{e.name:<{width}}  {e.layer_type:<16} {e.runtime_precision:<9} {e.primitive_type}{mark}")
         for n in self.missing() if self.expected else []:
             lines.append(f"expected INT8 but not: {n}")
@@ -150,6 +163,7 @@ def runtime_audit(model: Any, *, expected: Iterable[str] | None = None, config: 
         expected = model.meta.get("ovq.quantized_ops")
     ov_model = as_ov_model(model)
     matmul_like = {op.get_friendly_name() for op in ov_model.get_ops() if op.get_type_name() in MATMUL_LIKE_IR_TYPES}
+    quantized = quantized_layers(ov_model)
     compiled = compile_model(ov_model, config=config)
     entries = []
     for op in compiled.get_runtime_model().get_ops():
@@ -161,4 +175,30 @@ def runtime_audit(model: Any, *, expected: Iterable[str] | None = None, config: 
             continue
         entries.append(AuditEntry(op.get_friendly_name(), layer_type, _rt(info, "runtimePrecision"),
                                   _rt(info, "primitiveType"), originals))
-    return AuditReport(entries, tuple(expected or ()))
+    return AuditReport(entries, tuple(expected or ()), float_model=not quantized)
+
+
+LOW_PRECISION_WEIGHTS = {"i8", "u8", "i4", "u4"}
+_THROUGH = {"Convert", "Subtract", "Multiply", "Reshape", "Transpose", "Unsqueeze", "Squeeze"}
+
+
+def quantized_layers(ov_model: Any) -> set[str]:
+    """Names of the ops the model gives a quantized input: a FakeQuantize or a
+    low-precision constant, reached through at most 4 dequantization/layout ops.
+
+    (Which runtime node carries which IR name varies with the plugin's fusions, so the
+    audit uses this only to tell a float model, where it is empty, from a quantized one.)"""
+
+    def quantized_source(node: Any, depth: int) -> bool:
+        kind = node.get_type_name()
+        if kind == "FakeQuantize":
+            return True
+        if kind == "Constant":
+            return node.get_element_type().get_type_name() in LOW_PRECISION_WEIGHTS
+        if depth and kind in _THROUGH:
+            return any(quantized_source(i.get_source_output().get_node(), depth - 1) for i in node.inputs())
+        return False
+
+    return {op.get_friendly_name() for op in ov_model.get_ops()
+            if op.get_type_name() not in {"FakeQuantize", "Result"} | _THROUGH
+            and any(quantized_source(i.get_source_output().get_node(), 4) for i in op.inputs())}

@@ -286,7 +286,7 @@ def load_calibration_data(
     inputs = _apply_input_shape(inputs, input_shape)
     text = os.fspath(path)
     image_opts = {
-        "--layout": layout, "--mean-values": mean_values, "--scale-values": scale_values,
+        "--layout": layout, "--data-mean-values": mean_values, "--data-scale-values": scale_values,
         "--reverse-input-channels": reverse_input_channels or None, "central_fraction": central_fraction,
     }
 
@@ -413,6 +413,10 @@ def _collect(p: Path, text: str) -> tuple[str, list[Path]]:
         if not matches:
             raise CalibrationDataError(f"{text}: no files match the pattern")
         return _classify(matches, text, f"{text}: no images or .npy/.npz files match the pattern")
+    if os.path.exists(text):  # a device, FIFO or socket: refused without reading it
+        from ovq.files import check_input
+
+        check_input(text, CalibrationDataError)
     raise CalibrationDataError(f"{text}: no such file or folder")
 
 
@@ -719,16 +723,16 @@ def _image_recipe(inp: ModelInput, layout: str | None, mean_values: str | None, 
     channels = dims["C"]
     # Reversing one channel changes nothing: a POT job (BGR by default) may feed grayscale.
     reverse = reverse and channels == 3
-    mean = _per_channel(mean_values, "--mean-values", inp, channels)
-    scale = _per_channel(scale_values, "--scale-values", inp, channels)
+    mean = _per_channel(mean_values, "--data-mean-values", inp, channels)
+    scale = _per_channel(scale_values, "--data-scale-values", inp, channels)
     if scale is not None and not np.all(scale != 0):
-        raise CalibrationDataError(f"--scale-values {scale_values!r}: a scale of 0 for input {inp.name!r}")
+        raise CalibrationDataError(f"--data-scale-values {scale_values!r}: a scale of 0 for input {inp.name!r}")
     if inp.dtype.kind not in "fiu":
         raise CalibrationDataError(f"{where}: images cannot feed a {inp.dtype} input")
     if inp.dtype.kind != "f" and (mean is not None or scale is not None):
         raise CalibrationDataError(
             f"{where}: mean/scale values give float data but the input is {inp.dtype} "
-            "(the model normalizes raw pixels itself: drop --mean-values/--scale-values)"
+            "(the model normalizes raw pixels itself: drop --data-mean-values/--data-scale-values)"
         )
     if central_fraction is not None and not 0 < central_fraction <= 1:
         raise CalibrationDataError(f"central_fraction {central_fraction}: must be in (0, 1]")

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ovq.errors import CalibrationDataError
+from ovq.errors import CalibrationDataError, OptionError
 
 log = logging.getLogger("ovq.quantization")
 
@@ -177,6 +177,21 @@ class Subset:
 DEFAULT_SUBSET_SIZE = 300
 
 
+def check_subset_size(subset_size: Any) -> int | None:
+    """``subset_size`` as an int (or None for all samples).
+
+    Raises:
+        OptionError: not an integer (``2.5``, ``"300"``, ``True``) or not positive.
+    """
+    if subset_size is None:
+        return None
+    if isinstance(subset_size, bool) or not isinstance(subset_size, (int, np.integer)):
+        raise OptionError(f"subset_size must be a positive integer or None, got {subset_size!r}")
+    if subset_size <= 0:
+        raise OptionError(f"subset_size must be positive, got {subset_size}")
+    return int(subset_size)
+
+
 def select_subset(dataset: Iterable[Any], subset_size: int | None, *, seed: int = 0) -> Subset:
     """Choose the calibration samples: a seeded, sorted draw of ``subset_size`` indices.
 
@@ -191,8 +206,7 @@ def select_subset(dataset: Iterable[Any], subset_size: int | None, *, seed: int 
             f"or ovq.Dataset(data, transform_fn)), got {type(dataset).__name__}"
             + ("; wrap a stacked array as list(array) or ovq.Dataset(array)" if isinstance(dataset, np.ndarray) else "")
         )
-    if subset_size is not None and subset_size <= 0:
-        raise CalibrationDataError(f"subset_size must be positive, got {subset_size}")
+    subset_size = check_subset_size(subset_size)
     n = dataset.get_length() if isinstance(dataset, Dataset) else _length(dataset)
     if n == 0:
         raise CalibrationDataError("the calibration dataset is empty")

@@ -118,7 +118,8 @@ class QuantizeOptions:
 
         Raises:
             OptionError: an unknown ``overflow_fix`` or ``activations_range``, an
-                ``outlier_prob`` outside (0, 0.5), or a bad ``smooth_quant``.
+                ``outlier_prob`` outside (0, 0.5), a bad ``smooth_quant``, or a
+                ``subset_size`` that is not a positive integer.
         """
         from ovq.quantization.ranges import check_estimator
 
@@ -129,6 +130,10 @@ class QuantizeOptions:
         if not 0 < outlier_prob < 0.5:
             raise OptionError(f"outlier_prob must be in (0, 0.5), got {outlier_prob}")
         check_estimator(options.get("activations_range", "mean_minmax"))
+        if "subset_size" in options:
+            from ovq.quantization.dataset import check_subset_size
+
+            options["subset_size"] = check_subset_size(options["subset_size"])
         model_type = _value(model_type)
         return cls(target_device=_value(target_device), preset=_value(preset), model_type=model_type,
                    overflow_fix=overflow_fix, smooth_quant=smooth_quant_alpha(smooth_quant, model_type), **options)

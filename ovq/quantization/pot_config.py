@@ -24,7 +24,7 @@ What is read (the mapping is tabulated in ``docs/quantize-data.md``)::
     }
 
 Like POT (which reads configs with ``jstyleson``), ``//`` and ``/* */`` comments and
-trailing commas are accepted. The Accuracy Checker engine is translated by
+trailing commas are accepted (:mod:`ovq.lenient_json`). The Accuracy Checker engine is translated by
 :mod:`.pot_accuracy_checker`; images are read and resized with OpenCV as POT did
 (:mod:`.image_pipeline`). Anything ovq cannot honour is refused with a
 :class:`~ovq.errors.PotConfigError` naming the file and the key: other algorithms than
@@ -36,13 +36,13 @@ computes, and unknown keys. Keys that only tune POT's own runtime
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ovq import lenient_json
 from ovq.errors import PotConfigError
 
 __all__ = ["AccuracyAwareSettings", "PotConfigError", "PotJob", "read_pot_config"]
@@ -191,11 +191,7 @@ def read_pot_config(path: str | os.PathLike[str]) -> PotJob:
             something ovq does not support yet (see the module docstring).
     """
     cfg = Path(path)
-    try:
-        text = cfg.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PotConfigError(f"{cfg}: cannot read the config: {exc}") from None
-    doc = _parse_json(text, cfg)
+    doc = lenient_json.read(cfg, PotConfigError, what="config")
     r = _Reader(cfg)
     top = r.mapping(doc, "", "the config")
     r.known(top, "", _TOP_KEYS, what="top-level key")
@@ -525,78 +521,3 @@ class _Reader:
 def _kind(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
         type(value), "a number")
-
-
-# ----------------------------------------------------------------------------- JSON with comments
-
-class _DuplicateKey(Exception):
-    pass
-
-
-def _parse_json(text: str, cfg: Path) -> Any:
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise _DuplicateKey(key)
-            out[key] = value
-        return out
-
-    try:
-        return json.loads(_strip_comments(text, cfg), object_pairs_hook=no_duplicates)
-    except json.JSONDecodeError as exc:
-        raise PotConfigError(f"{cfg}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-    except _DuplicateKey as exc:
-        raise PotConfigError(f"{cfg}: key {exc.args[0]!r} appears twice in one object") from None
-
-
-def _strip_comments(text: str, cfg: Path) -> str:
-    """Blank out ``//`` and ``/* */`` comments and trailing commas, keeping lines and columns."""
-    out = list(text)
-    i, n = 0, len(text)
-    in_string = False
-    while i < n:
-        ch = text[i]
-        if in_string:
-            if ch == "\\":
-                i += 2
-                continue
-            in_string = ch != '"'
-        elif ch == '"':
-            in_string = True
-        elif text.startswith("//", i):
-            end = text.find("\n", i)
-            end = n if end < 0 else end
-            out[i:end] = " " * (end - i)
-            i = end
-            continue
-        elif text.startswith("/*", i):
-            end = text.find("*/", i + 2)
-            if end < 0:
-                line = text.count("\n", 0, i) + 1
-                raise PotConfigError(f"{cfg}:{line}: a /* comment is never closed")
-            out[i:end + 2] = [c if c == "\n" else " " for c in text[i:end + 2]]
-            i = end + 2
-            continue
-        i += 1
-    # Trailing commas: a ',' followed (across blanks) by '}' or ']', outside strings.
-    blanked = "".join(out)
-    in_string = False
-    i = 0
-    while i < n:
-        ch = blanked[i]
-        if in_string:
-            if ch == "\\":
-                i += 2
-                continue
-            in_string = ch != '"'
-        elif ch == '"':
-            in_string = True
-        elif ch == ",":
-            j = i + 1
-            while j < n and blanked[j] in " \t\r\n":
-                j += 1
-            if j < n and blanked[j] in "}]":
-                out[i] = " "
-        i += 1
-    return "".join(out)

@@ -80,12 +80,38 @@ def calibrate_and_quantize(
     ctx: PassContext | None = None,
 ) -> QuantizeReport:
     """Quantize ``graph`` in place (see :func:`quantize` for the options)."""
+    check_not_quantized(graph)
     options = QuantizeOptions.build(
         target_device=target_device, preset=preset, subset_size=subset_size,
         fast_bias_correction=fast_bias_correction, model_type=model_type, ignored_scope=ignored_scope,
         compress_weights=compress_weights, activations_range=activations_range, outlier_prob=outlier_prob,
         overflow_fix=overflow_fix, smooth_quant=smooth_quant, seed=seed, progress=progress, strict=strict)
     return QuantizeSession(graph, calibration_dataset, options, fp_model=fp_model, ctx=ctx).run()
+
+
+LOW_PRECISION_TYPES = ("i8", "u8", "i4", "u4")
+
+
+def check_not_quantized(graph: Graph) -> None:
+    """Refuse a model that is already quantized: FakeQuantize ops, or low-precision
+    constants converted to float (compressed weights).
+
+    Raises:
+        AlreadyQuantizedError: naming what was found.
+    """
+    from ovq.errors import AlreadyQuantizedError
+
+    fqs = sum(1 for _n, op in graph.ops() if op.type == "FakeQuantize")
+    compressed = sum(
+        1 for n, op in graph.ops()
+        if op.const is not None and op.const.element_type.name in LOW_PRECISION_TYPES
+        and any(graph.op(c).type == "Convert" for c, _port in graph.consumers(n, 0))
+    )
+    if fqs or compressed:
+        found = " and ".join(x for x in (f"{fqs} FakeQuantize ops" if fqs else "",
+                                         f"{compressed} low-precision weight constants" if compressed else "") if x)
+        raise AlreadyQuantizedError(f"{graph.source}: the model is already quantized ({found}); "
+                                    "quantize its floating-point original")
 
 
 def quantize(
@@ -168,9 +194,12 @@ def quantize(
             ovq does not support, at a non-default value, is an ``OptionError``.
 
     Raises:
+        AlreadyQuantizedError: the model already holds FakeQuantize ops or compressed
+            low-precision weights.
         CalibrationDataError: empty data, or samples that do not fit the model's inputs.
         NonFiniteError: NaN/Inf in an observed tensor (the op is named).
-        OptionError: a bad option value, or ``dump_after`` naming no phase or pass.
+        OptionError: a bad option value (``subset_size`` not a positive integer, ...), or
+            ``dump_after`` naming no phase or pass.
         HardwareDescriptorError / PlacementError: unknown target, preset or model type.
     """
     import openvino as ov

@@ -113,10 +113,11 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
     """Run ``job``; return the figures it printed."""
     from ovq.ir import read_model, save_model
     from ovq.quantization.data_sources import load_calibration_data
-    from ovq.quantization.quantize import calibrate_and_quantize, run_before_placement
+    from ovq.quantization.quantize import calibrate_and_quantize, check_not_quantized, run_before_placement
 
     t0 = time.perf_counter()
     graph = read_model(job.model)
+    check_not_quantized(graph)  # before the calibration data is read
     t_read = time.perf_counter() - t0
     ctx, t_pipeline = run_before_placement(graph, job.pipeline, job.dump_after, job.output.parent)
     fp_model = graph.to_ov()
@@ -221,7 +222,10 @@ def job_from_options(model: Path | None, output: Path | None, data: Path | None,
     data_options: dict[str, Any] = {}
     if config is not None:
         pot = read_pot_config(config)
-        model = model or pot.model_xml
+        if model is not None and Path(model).resolve() != pot.model_xml.resolve():
+            raise OptionError(f"give MODEL or --config, not both: {config} names the model {pot.model_xml} "
+                              f"(model.model), the command line {model}")
+        model = pot.model_xml
         settings.update(pot.quantize_options())
         settings["accuracy_control"] = pot.accuracy_control
         settings["shuffle_data"] = pot.shuffle_data

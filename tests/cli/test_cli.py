@@ -111,3 +111,45 @@ def test_inspect_runtime_reports_int8_after_placement(tmp_path):
     assert data["runtime"]["summary"].startswith("INT8: 5/5")
     fp32 = run("inspect", demo_model_path(), "--runtime").stdout
     assert "INT8: 0/5 layers" in fp32
+
+
+def test_dump_after_a_pass_not_in_the_pipeline_is_an_error(tmp_path):
+    proc = run("run-passes", demo_model_path(), "-p", "fold-constants,eliminate-dead-code", "-o", tmp_path / "o.xml",
+               "--dump-after", "fuse-batchnorm", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr == ("ovq: error: --dump-after: 'fuse-batchnorm' is not a pass of the pipeline "
+                           "(fold-constants, eliminate-dead-code)\n")
+    assert not (tmp_path / "o.xml").exists()
+    run("run-passes", demo_model_path(), "-p", "fold-constants", "-o", tmp_path / "o.xml",
+        "--dump-after", "fold-constants")
+    assert any(p.name.endswith("fold-constants.xml") for p in tmp_path.iterdir())
+
+
+def test_inspect_runtime_labels_the_layers_of_a_float_model_float(tmp_path):
+    out = run("inspect", "--runtime", demo_model_path()).stdout
+    assert "fallback" not in out
+    assert out.count("(float model)") == 5
+    assert "INT8: 0/5 layers (a float model: nothing in it is quantized)" in out
+    layers = json.loads(run("inspect", "--runtime", "--json", demo_model_path()).stdout)["runtime"]["layers"]
+    assert [e["label"] for e in layers] == ["float"] * 5
+
+
+def test_a_group_without_a_command_shows_its_help():
+    for args in ((), ("hw",)):
+        proc = run(*args, check=False)
+        assert proc.returncode == 2 and proc.stderr.startswith("Usage: ovq")
+        assert "Commands:" in proc.stderr and "ovq: error" not in proc.stderr
+
+
+def test_inspect_runtime_labels_quantized_layers_that_run_float_fallback(tmp_path):
+    import numpy as np
+
+    from ovq.data import load_demo_data
+
+    np.save(tmp_path / "calib.npy", load_demo_data("test")[0][:8])
+    q = tmp_path / "gna.xml"  # GNA's 16-bit quantizers: quantized in the model, float on the CPU plugin
+    run("quantize", demo_model_path(), "-o", q, "--data", tmp_path / "calib.npy", "--target-device", "gna",
+        "--no-audit", "-q", "--bias-correction", "none")
+    layers = json.loads(run("inspect", "--runtime", "--json", q).stdout)["runtime"]["layers"]
+    assert len(layers) == 5 and {e["label"] for e in layers} == {"fallback"}
+    assert "<- fallback" in run("inspect", "--runtime", q).stdout

@@ -188,3 +188,81 @@ def test_embedding_pseudo_type_is_weights_only(target, space):
     assert names(rule.weights)[0] == space and not rule.activations and not rule.outputs
     assert rule.weights[0].levels(weights=True) == 255
     assert not d.is_agnostic("Embedding") and d.is_agnostic("Gather")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace('types = ["Convolution"]', 'types = ["Convolushun"]'),
+     r"mine.toml: ops\[0\].types: unknown op type 'Convolushun' \(did you mean 'Convolution'\?\); "
+     r"an op from an OpenVINO extension must be declared in custom_op_types"),
+    (lambda t: t.replace('schema_version = 1', 'schema_version = 1\nagnostic = ["maxpool"]'),
+     r"agnostic\[0\]: unknown op type 'maxpool' \(did you mean 'MaxPool'\?\)"),
+    (lambda t: t.replace('schema_version = 1', 'schema_version = 1\ncustom_op_types = ["MatMul"]'),
+     r"custom_op_types\[0\]: 'MatMul' is an OpenVINO op type"),
+])
+def test_unknown_op_types_are_errors_with_a_did_you_mean(tmp_path, edit, message):
+    with pytest.raises(HardwareDescriptorError, match=message):
+        load_descriptor(write(tmp_path, "mine.toml", edit(GOOD)))
+
+
+def test_a_misspelled_op_type_stops_quantize(tmp_path):
+    import numpy as np
+
+    from ovq.data import demo_model_path, load_demo_data
+
+    np.save(tmp_path / "calib.npy", load_demo_data("test")[0][:4])
+    bad = write(tmp_path, "mine.toml", GOOD.replace('types = ["Convolution"]', 'types = ["Convolushun"]'))
+    proc = run_cli("quantize", demo_model_path(), "-o", tmp_path / "q.xml", "--target-device", bad,
+                   "--data", tmp_path / "calib.npy", check=False)
+    assert proc.returncode == 2 and "unknown op type 'Convolushun' (did you mean 'Convolution'?)" in proc.stderr
+    assert not (tmp_path / "q.xml").exists()
+
+
+def test_custom_op_types_declare_extension_ops(tmp_path):
+    text = GOOD.replace('schema_version = 1', 'schema_version = 1\ncustom_op_types = ["MyFusedConv"]')
+    text = text.replace('types = ["Convolution"]', 'types = ["Convolution", "MyFusedConv"]')
+    d = load_descriptor(write(tmp_path, "mine.toml", text))
+    assert d.custom_op_types == {"MyFusedConv"} and d.rule_for("MyFusedConv") is d.rule_for("Convolution")
+    child = write(tmp_path, "child.toml", f'schema_version = 1\ntarget = "child"\nextends = "{tmp_path}/mine.toml"\n'
+                                         'agnostic = ["Relu"]\nremove_ops = ["MyFusedConv"]\n')
+    assert load_descriptor(child).rule_for("MyFusedConv") is None  # inherited declaration
+
+
+def test_pot_hardware_config_with_an_unknown_op_is_an_error(tmp_path):
+    config = json.loads(json.dumps(POT_CONFIG))
+    config["operations"][0]["type"] = "Convolushun"
+    path = tmp_path / "pot_hw.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(HardwareDescriptorError,
+                       match=r"pot_hw.json: operations\[0\].type: unknown op type 'Convolushun' \(did you mean 'Convolution'\?\)"):
+        validate_file(path)
+    config["custom_op_types"] = ["Convolushun"]
+    path.write_text(json.dumps(config))
+    assert validate_file(path).rule_for("Convolushun") is not None
+
+
+POT_STYLE_JSON = """{
+    // a POT hardware config as POT ships them: comments and trailing commas
+    "target_device": "NPU",
+    "config": {"quantization": {
+        "q8_tn": {"bits": 8, "mode": ["asymmetric"], "granularity": "pertensor"},
+        "q8_ch": {"bits": 8, "mode": ["symmetric"], "granularity": "perchannel"}, /* per channel */
+    }},
+    "operations": [
+        {"type": "Convolution", "quantization": {"activations": ["q8_tn"], "weights": ["q8_ch",],}},
+        {"type": "DepthWiseConvolution", "quantization": {"activations": "q8_ch", "weights": ["q8_ch"]}},
+        {"type": "Power", "quantization": {"activations": "q8_tn"}},
+        {"type": "Flatten"},
+        {"type": "Crop"},
+    ]
+}
+"""
+
+
+def test_pot_hardware_config_with_comments_and_trailing_commas_is_accepted(tmp_path):
+    path = tmp_path / "npu_pot.json"
+    path.write_text(POT_STYLE_JSON)
+    d = validate_file(path)
+    assert d.target == "npu" and names(d.rule_for("Convolution").weights) == ["q8_ch"]
+    assert d.is_agnostic("Flatten") and d.rule_for("Power") is not None
+    proc = run_cli("hw", "validate", path)
+    assert proc.returncode == 0 and "valid descriptor for target 'npu' (3 op rules" in proc.stdout, proc.stdout

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import ovq
+from ovq.ir import pairing
 from ovq.ir.reader import parse_xml
 
 
 def canonical_xml(path) -> str:
     """The IR's elements with attributes as parsed (escaping and edge order normalised)."""
     root = parse_xml(path)
+    rt_info = root.find("rt_info")
+    if rt_info is not None and rt_info.find(pairing.TAG) is not None:
+        # The writer's record of the .bin (checked on read, see ovq.ir.pairing), not model content.
+        if pairing.strip_record(rt_info) is None:
+            root.remove(rt_info)
     for edges in root.iter("edges"):
         edges[:] = sorted(edges, key=lambda e: tuple(int(e.get(k)) for k in ("from-layer", "from-port", "to-layer", "to-port")))
     lines = []

@@ -6,7 +6,7 @@ In-process rather than a subprocess per call: a fresh interpreter costs 1.5-2 s 
 a third of the fast suite's time. What a subprocess adds beyond :func:`ovq.cli.main` (the
 ``ovq`` console script and ``sys.exit`` of its return value) is tested once, as a user
 runs it, in ``tests/cli/test_cli.py::test_console_script_is_installed``. The CLI changes
-no process-wide state (no logging handlers, environment or signal handlers), so calls do
+no process-wide state it does not restore (its SIGTERM handler is put back on return), so calls do
 not leak into each other.
 """
 

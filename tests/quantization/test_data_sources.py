@@ -346,7 +346,7 @@ def test_unreadable_numpy_files(tmp_path):
 
 def test_image_options_refused_for_numpy_data(tmp_path):
     np.save(tmp_path / "s.npy", np.zeros((2, 1, 3), F32))
-    with error("--mean-values, --reverse-input-channels apply to images only"):
+    with error("--data-mean-values, --reverse-input-channels apply to images only"):
         load_calibration_data(tmp_path / "s.npy", [("x", [1, 3], F32)], mean_values="[1]",
                               reverse_input_channels=True)
     # A layout describes the model, so it is accepted (and unused) with NumPy data.

@@ -152,7 +152,7 @@ def test_json_errors_name_file_and_line(job_dir, text, match):
 
 
 def test_unreadable_config(tmp_path):
-    with error("nope.json: cannot read the config"):
+    with error("nope.json: no such config"):
         read_pot_config(tmp_path / "nope.json")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import ovq
 from ovq import runtime
-from ovq.errors import CalibrationDataError, NonFiniteError, OvqError
+from ovq.errors import CalibrationDataError, NonFiniteError, OptionError, OvqError
 
 RNG = np.random.default_rng(7)
 
@@ -230,8 +230,15 @@ def test_unknown_target_preset_and_options():
         ovq.quantize(_conv_model(), samples, preset="fastest")
     with pytest.raises(OvqError, match="overflow_fix"):
         ovq.quantize(_conv_model(), samples, overflow_fix="sometimes")
-    with pytest.raises(CalibrationDataError, match="subset_size"):
+    with pytest.raises(OptionError, match="subset_size must be positive, got 0"):
         ovq.quantize(_conv_model(), samples, subset_size=0)
+
+
+@pytest.mark.parametrize("subset_size", [2.5, "300", True])
+def test_a_subset_size_that_is_not_an_integer_is_an_option_error(subset_size):
+    samples = [np.ones((1, 2, 4, 4), np.float32)]
+    with pytest.raises(OptionError, match=rf"subset_size must be a positive integer or None, got {subset_size!r}"):
+        ovq.quantize(_conv_model(), samples, subset_size=subset_size)
 
 
 def test_overflow_fix_doubles_first_layer_weight_range():
@@ -291,3 +298,12 @@ def test_a_small_negative_tail_keeps_the_unsigned_grid():
     mostly_negative = [-s for s in samples]
     q = ovq.quantize(_conv_model(), mostly_negative, compress_weights=False, fast_bias_correction=None)
     assert _fq_range(q, "x/fq_output_0")[0] < 0
+
+
+@pytest.mark.parametrize("compress_weights, found", [(True, "1 FakeQuantize ops and 1 low-precision weight constants"),
+                                                     (False, "2 FakeQuantize ops")])
+def test_quantizing_an_int8_model_again_is_an_already_quantized_error(compress_weights, found):
+    samples = [RNG.standard_normal((1, 2, 4, 4)).astype(np.float32) for _ in range(4)]
+    q = ovq.quantize(_conv_model(), samples, compress_weights=compress_weights)
+    with pytest.raises(ovq.AlreadyQuantizedError, match=rf"the model is already quantized \({found}\)"):
+        ovq.quantize(q, samples)

@@ -346,3 +346,57 @@ def test_pot_preset_accuracy_runs_as_mixed_on_cpu(digit_images, tmp_path):
     accuracy, mixed = fq_levels("acc", "accuracy"), fq_levels("mix", "mixed")
     assert accuracy == mixed
     assert 'levels="255"' in accuracy[0]  # symmetric weights (asymmetric ones would have 256 levels)
+
+
+def test_the_target_option_has_both_names_in_both_commands(calib, tmp_path):
+    out = tmp_path / "q.xml"
+    proc = run("quantize", demo_model_path(), "-o", out, "--data", calib, "--subset-size", 8, "--target", "cpu",
+               "--bias-correction", "none", "--no-audit")
+    assert proc.returncode == 0 and out.exists()
+    for name in ("--target", "--target-device"):
+        proc = run("run-passes", demo_model_path(), "-p", "eliminate-dead-code", "-o", tmp_path / "p.xml", name, "cpu")
+        assert proc.returncode == 0
+
+
+def test_help_explains_model_type_and_that_mean_values_only_touch_calibration_images():
+    text = " ".join(run("quantize", "--help").stdout.split())
+    assert "--model-type [transformer] transformer: NNCF's transformer rules" in text
+    assert "--data-mean-values, --mean-values TEXT Calibration images only" in text
+    assert "the model is not changed (to embed it: `ovq preprocess`)" in text
+    assert "Embedded in the model" in " ".join(run("preprocess", "--help").stdout.split())
+
+
+def test_config_and_a_different_positional_model_is_an_error(calib, tmp_path):
+    config = tmp_path / "pot.json"
+    config.write_text(json.dumps({
+        "model": {"model": str(demo_model_path())},
+        "compression": {"algorithms": [{"name": "DefaultQuantization", "params": {}}]},
+    }))
+    other = tmp_path / "other.xml"
+    run("convert", demo_model_path(), "-o", other)
+    proc = run("quantize", other, "--config", config, "--data", calib, "-o", tmp_path / "q.xml", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("ovq: error: give MODEL or --config, not both:") and "other.xml" in proc.stderr
+    same = run("quantize", demo_model_path(), "--config", config, "--data", calib, "-o", tmp_path / "q.xml",
+               "--subset-size", 8, "--no-audit")  # the same model twice is not ambiguous
+    assert same.returncode == 0
+
+
+def test_requantizing_an_int8_model_says_it_is_already_quantized(calib, tmp_path):
+    q = tmp_path / "q.xml"
+    run("quantize", demo_model_path(), "-o", q, "--data", calib, "--subset-size", 8, "--no-audit")
+    proc = run("quantize", q, "-o", tmp_path / "q2.xml", "--data", calib, check=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (f"ovq: error: {q}: the model is already quantized (6 FakeQuantize ops and 5 low-precision "
+                           "weight constants); quantize its floating-point original\n")
+
+
+def test_usage_errors_are_one_line_in_the_ovq_style(tmp_path):
+    for args, text in [(("quantize", demo_model_path(), "--subset-size", "many"), "'many' is not a valid integer"),
+                       (("convert", demo_model_path()), "Missing option '-o' / '--output'"),
+                       (("inspect",), "Missing argument 'MODEL'"),
+                       (("nosuch",), "No such command 'nosuch'")]:
+        proc = run(*args, check=False)
+        assert proc.returncode == 2
+        assert proc.stderr.startswith("ovq: error: ") and text in proc.stderr and "--help')" in proc.stderr
+        assert len(proc.stderr.splitlines()) == 1, proc.stderr
