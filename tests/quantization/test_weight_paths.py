@@ -66,8 +66,8 @@ def test_int8_compressed_weights_are_requantized_and_a_fake_quantize_path_says_w
     xs = _samples()
     qm, report = ovq.quantize(fp, xs, return_report=True)
     assert report.weights_folded == ["conv"]
-    assert report.skipped == [("conv2", "weights are a constant subgraph that does not fold (a FakeQuantize on "
-                                        "the path)")]
+    assert report.skipped == [("conv2", "weights are a constant subgraph that does not fold (FakeQuantize or "
+                                        "4-bit/fp8 weights)")]
     assert runtime_audit(qm).int8_count == 1
     ref, got = infer(compile_model(fp), [xs[0]])[0], infer(compile_model(qm), [xs[0]])[0]
     assert np.linalg.norm(got - ref) < 0.05 * np.linalg.norm(ref)
@@ -116,3 +116,20 @@ def test_tflite_int8_model_weights_are_requantized():
     assert len(report.weights_folded) == 9 and report.skipped == []
     audit = runtime_audit(q)
     assert audit.int8_count == 23 and not audit.fallbacks, audit.format()
+
+
+def test_4bit_weights_are_kept_and_say_why():
+    import openvino as ov
+
+    x = param([1, 4, 8, 8], "x")
+    q4 = ov.op.Constant(ov.Type.i4, ov.Shape([8, 4, 3, 3]),
+                        np.random.default_rng(0).integers(-7, 8, 8 * 4 * 9).astype(np.int8).tolist())
+    w4 = ops.multiply(ops.convert(q4, "f32"), ops.constant(np.full((8, 1, 1, 1), 0.05, np.float32)))
+    c = ops.convolution(x, w4, [1, 1], [1, 1], [1, 1], [1, 1])
+    c.set_friendly_name("conv4")
+    g = ovq.Graph.from_ov(ov.Model([c.output(0)], [x], "int4"))
+    assert fold_weight_paths(g).ops == []
+    assert any(op.type == "Const" and op.const.element_type.name == "i4" for _n, op in g.ops())
+    _q, report = ovq.quantize(g, _samples(), return_report=True)
+    assert report.skipped == [("conv4", "weights are a constant subgraph that does not fold (FakeQuantize or "
+                                        "4-bit/fp8 weights)")]

@@ -16,10 +16,12 @@ replaces.
 Compressed weights (``Const(i8) → Convert → [Subtract] → Multiply``, as TFLite int8
 models and ``nncf.compress_weights`` store them, possibly followed by Transpose/Reshape)
 are expanded to f32 like any other weight path: placement then requantizes them per
-output channel (exactly, when each channel reaches ±127 on its old grid).
+output channel (exactly, when each channel reaches ±127 on its old grid); the fold
+holds them as f32 meanwhile (4× their int8 size).
 Preserves: the rest of the graph as given (activation paths, shape subgraphs, constants
-feeding other ops), and weights behind a FakeQuantize (never folded: such layers stay
-float with the reason :attr:`~ovq.quantization.placement.weights.WeightSkip.CONSTANT_SUBGRAPH`).
+feeding other ops), 4-bit and fp8 weights (requantizing them to int8 would double their
+size), and weights behind a FakeQuantize: such layers stay float with the reason
+:attr:`~ovq.quantization.placement.weights.WeightSkip.CONSTANT_SUBGRAPH`.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def fold_weight_paths(graph: Graph) -> WeightFolding:
         within.add(producer)
         within |= nx.ancestors(graph.nx, producer)
     before = set(found)
-    result.outputs = FoldConstantsPass(fold_low_precision=True).fold(graph, within)
+    result.outputs = FoldConstantsPass(fold_int8=True).fold(graph, within)
     if result.outputs:
         left = weight_subgraphs(graph)
         result.ops = sorted({name for p in before for name in found[p]} - {name for names in left.values()
