@@ -40,12 +40,16 @@ class FoldConstantsPass(Pass):
     OpenVINO does) and carrying its tensor names.
     Preserves: quantization. Subgraphs containing FakeQuantize/FakeConvert, or a
     Convert of int8/int4/fp8 weights (compressed weights), are never folded.
-    ``fold_fp16=False`` also keeps FP16 weight decompression (Const f16 → Convert).
+    ``fold_fp16=False`` also keeps FP16 weight decompression (Const f16 → Convert);
+    ``fold_int8=True`` expands int8/uint8 weight decompression too (what ``ovq.quantize``
+    does on the paths that feed weights, to requantize them); 4-bit and fp8 weights are
+    always kept.
     Follow with nothing: the folded subgraph is removed here.
     """
 
     name = "fold-constants"
     fold_fp16: bool = True
+    fold_int8: bool = False
 
     def run(self, graph, ctx: PassContext) -> None:
         self.fold(graph)
@@ -87,7 +91,8 @@ class FoldConstantsPass(Pass):
                     src = graph.op(producer[0])
                     if src.is_const and src.const is not None:
                         et = src.const.element_type.name
-                        keep = et in _LOW_PRECISION or (et == "f16" and not self.fold_fp16)
+                        keep = (et in _LOW_PRECISION and not (self.fold_int8 and et in ("i8", "u8"))) or (
+                            et == "f16" and not self.fold_fp16)
             if keep:
                 guard.add(node)
                 guard |= nx.descendants(graph.nx, node)

@@ -325,3 +325,18 @@ def test_every_compute_layer_left_float_has_a_reason(tmp_path):
     assert plan.skipped == [("branch/then_conv", "inside the then_body of If, not quantized"),
                             ("branch/else_conv", "inside the else_body of If, not quantized")]
     assert [g.op(n).name for n in plan.quantized_ops] == ["after"]
+
+
+def test_a_tied_embedding_table_keeps_one_fake_quantize_per_reader():
+    import openvino as ov
+
+    table = ops.constant(w(16, 8))
+    table.set_friendly_name("table")
+    ids = ops.parameter([1, 4], np.int64, name="ids")
+    emb = ops.gather(table, ids, ops.constant(np.int64(0)))
+    emb.set_friendly_name("embed")
+    head = ops.matmul(ops.relu(emb), table, False, True)
+    head.set_friendly_name("head")
+    g = place_fake_quantize(ovq.Graph.from_ov(ov.Model([head.output(0)], [ids], "tied")), target="CPU")
+    weight_fqs = sorted(name for name in fqs(g) if "fq_weights" in name)
+    assert weight_fqs == ["embed/fq_weights_0", "head/fq_weights_1"]

@@ -48,19 +48,29 @@ def test_quantize_reaches_full_int8_coverage_on_weight_subgraphs():
     cosine = float((ref * got).sum() / np.linalg.norm(ref) / np.linalg.norm(got))
     assert cosine > 0.98  # measured 0.995 (random 4-layer net, 6 calibration samples)
 
-def test_compressed_int8_weights_are_not_expanded_and_say_why():
-    x = param([1, 4, 8, 8], "x")
-    q = ops.constant(np.random.default_rng(0).integers(-127, 128, (8, 4, 3, 3)).astype(np.int8))
-    wq = ops.multiply(ops.convert(q, "f32"), ops.constant(np.full((8, 1, 1, 1), 0.01, np.float32)))
-    c = ops.convolution(x, wq, [1, 1], [1, 1], [1, 1], [1, 1])
-    c.set_friendly_name("conv")
+def test_int8_compressed_weights_are_requantized_and_a_fake_quantize_path_says_why():
     import openvino as ov
 
-    fp = ov.Model([c.output(0)], [x], "compressed")
-    _q, report = ovq.quantize(fp, _samples(), return_report=True)
-    assert report.weights_folded == []
-    assert report.skipped == [("conv", "weights are a constant subgraph that is not folded "
-                                       "(already quantized or compressed)")]
+    x = param([1, 4, 8, 8], "x")
+    q = ops.constant(np.random.default_rng(0).integers(-127, 128, (8, 4, 3, 3)).astype(np.int8))
+    scale = np.full((8, 1, 1, 1), 0.01, np.float32)
+    wq = ops.multiply(ops.convert(q, "f32"), ops.constant(scale))  # TFLite int8 / compress_weights form
+    c = ops.convolution(x, wq, [1, 1], [1, 1], [1, 1], [1, 1])
+    c.set_friendly_name("conv")
+    fq_w = ops.fake_quantize(ops.constant(np.random.default_rng(1).standard_normal((8, 8, 1, 1)).astype(np.float32)),
+                             *(ops.constant(np.float32(v)) for v in (-1, 1, -1, 1)), 255)
+    c2 = ops.convolution(ops.relu(c), ops.multiply(fq_w, ops.constant(np.float32(0.5))), [1, 1], [0, 0], [0, 0],
+                         [1, 1])
+    c2.set_friendly_name("conv2")
+    fp = ov.Model([c2.output(0)], [x], "compressed")
+    xs = _samples()
+    qm, report = ovq.quantize(fp, xs, return_report=True)
+    assert report.weights_folded == ["conv"]
+    assert report.skipped == [("conv2", "weights are a constant subgraph that does not fold (FakeQuantize or "
+                                        "4-bit/fp8 weights)")]
+    assert runtime_audit(qm).int8_count == 1
+    ref, got = infer(compile_model(fp), [xs[0]])[0], infer(compile_model(qm), [xs[0]])[0]
+    assert np.linalg.norm(got - ref) < 0.05 * np.linalg.norm(ref)
 
 
 @pytest.mark.zoo
@@ -85,3 +95,41 @@ def test_onnx_light_zoo_weights_from_broadcast_run_int8(name, layers):
     assert audit.int8_count == layers and not audit.fallbacks, audit.format()
     ref, got = infer(compile_model(fp), [xs[0]])[0], infer(compile_model(q), [xs[0]])[0]
     assert np.linalg.norm(got - ref) < 0.05 * np.linalg.norm(ref)
+
+
+@pytest.mark.zoo
+def test_tflite_int8_model_weights_are_requantized():
+    """fer's emotion classifier (TFLite, int8 weights dequantized by Convert -> Multiply, some
+    then Transposed/Reshaped into GroupConvolutions): 23/23 layers INT8 (14/23 without
+    weight-path folding, the other 9 left float)."""
+    import openvino as ov
+
+    from ovq_testing.assets import AssetUnavailable, asset_path
+
+    try:
+        fp = ov.Core().read_model(str(asset_path("fer")))
+    except AssetUnavailable as exc:
+        pytest.skip(str(exc))
+    rng = np.random.default_rng(0)
+    q, report = ovq.quantize(fp, [rng.uniform(0, 1, (1, 64, 64, 1)).astype(np.float32) for _ in range(4)],
+                             return_report=True)
+    assert len(report.weights_folded) == 9 and report.skipped == []
+    audit = runtime_audit(q)
+    assert audit.int8_count == 23 and not audit.fallbacks, audit.format()
+
+
+def test_4bit_weights_are_kept_and_say_why():
+    import openvino as ov
+
+    x = param([1, 4, 8, 8], "x")
+    q4 = ov.op.Constant(ov.Type.i4, ov.Shape([8, 4, 3, 3]),
+                        np.random.default_rng(0).integers(-7, 8, 8 * 4 * 9).astype(np.int8).tolist())
+    w4 = ops.multiply(ops.convert(q4, "f32"), ops.constant(np.full((8, 1, 1, 1), 0.05, np.float32)))
+    c = ops.convolution(x, w4, [1, 1], [1, 1], [1, 1], [1, 1])
+    c.set_friendly_name("conv4")
+    g = ovq.Graph.from_ov(ov.Model([c.output(0)], [x], "int4"))
+    assert fold_weight_paths(g).ops == []
+    assert any(op.type == "Const" and op.const.element_type.name == "i4" for _n, op in g.ops())
+    _q, report = ovq.quantize(g, _samples(), return_report=True)
+    assert report.skipped == [("conv4", "weights are a constant subgraph that does not fold (FakeQuantize or "
+                                        "4-bit/fp8 weights)")]

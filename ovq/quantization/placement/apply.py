@@ -56,11 +56,14 @@ def _insert_fq(graph: Graph, name: str, src: tuple[int, int], consumers: Sequenc
     return fq
 
 
-def _weight_key(w: QuantizeWeight) -> tuple:
+def _weight_key(graph: Graph, w: QuantizeWeight) -> tuple:
     """What makes two weight commands one quantizer: the same source tensor, grid, channel
-    axes, range and unified group (a weight shared by two convolutions)."""
+    axes, range and unified group, read by ops of one type (a weight shared by two
+    convolutions). A tied embedding table read by a Gather and an LM-head MatMul keeps one
+    FQ per reader: the plugin's compressed-MatMul path wants its own decompression."""
     lo, hi = np.asarray(w.input_low, np.float32), np.asarray(w.input_high, np.float32)
-    return (w.source, w.config, w.axes, w.unified, lo.shape, lo.tobytes(), hi.tobytes())
+    return (w.source, graph.op(w.op).ov_type, w.input_index, w.config, w.axes, w.unified, lo.shape, lo.tobytes(),
+            hi.tobytes())
 
 
 def apply_plan(graph: Graph, plan: PlacementPlan) -> QuantizerTable:
@@ -75,7 +78,7 @@ def apply_plan(graph: Graph, plan: PlacementPlan) -> QuantizerTable:
         table = graph.meta[META_KEY] = QuantizerTable()
     shared: dict[tuple, Quantizer] = {}
     for w in plan.weights:
-        key = _weight_key(w)
+        key = _weight_key(graph, w)
         q = shared.get(key)
         if q is not None:  # the same constant with the same grid and range: one FQ for every reader
             graph.disconnect(w.op, w.input_index)

@@ -161,7 +161,8 @@ class _Planner:
             t = view.type(n)
             if op.bodies:
                 self._explain_bodies(op.name, t, op.bodies)
-            if t not in WEIGHTED and t not in RECURRENT_PORTS or n in placed or op.name in explained or view.const[n]:
+            compute = t in WEIGHTED or t in RECURRENT_PORTS
+            if not compute or n in placed or op.name in explained or view.const[n]:
                 continue
             if n in self.ignored:
                 why = ("ignored for model_type transformer" if self.model_type == "transformer"

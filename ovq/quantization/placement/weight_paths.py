@@ -13,10 +13,15 @@ MatMul port, W and R of recurrent ops) whose producer is a constant subgraph rat
 Emits: one ``Const`` per folded weight (OpenVINO's ``ConstantFolding`` computes it, see
 :class:`~ovq.passes.cleanup.fold_constants.FoldConstantsPass`), named like the op it
 replaces.
+Compressed weights (``Const(i8) → Convert → [Subtract] → Multiply``, as TFLite int8
+models and ``nncf.compress_weights`` store them, possibly followed by Transpose/Reshape)
+are expanded to f32 like any other weight path: placement then requantizes them per
+output channel (exactly, when each channel reaches ±127 on its old grid); the fold
+holds them as f32 meanwhile (4× their int8 size).
 Preserves: the rest of the graph as given (activation paths, shape subgraphs, constants
-feeding other ops), and quantized or compressed weights (subgraphs through FakeQuantize or
-an int8/int4 ``Convert`` are never folded: they stay with the placement reason
-:attr:`~ovq.quantization.placement.weights.WeightSkip.CONSTANT_SUBGRAPH`).
+feeding other ops), 4-bit and fp8 weights (requantizing them to int8 would double their
+size), and weights behind a FakeQuantize: such layers stay float with the reason
+:attr:`~ovq.quantization.placement.weights.WeightSkip.CONSTANT_SUBGRAPH`.
 """
 
 from __future__ import annotations
@@ -59,13 +64,13 @@ def weight_ports(graph: Graph, node: int) -> tuple[int, ...]:
 
 
 def _is_plain_weight(graph: Graph, node: int) -> bool:
-    """A Const, or the Convert of an f16/f32 Const: what a weight FQ can already sit on."""
+    """A Const, or the Convert of a float Const: what a weight FQ can already sit on."""
     op = graph.op(node)
     if op.type == "Const":
         return True
     if op.type == "Convert":
         p = graph.producer(node, 0)
-        return p is not None and graph.op(p[0]).type == "Const"
+        return p is not None and graph.op(p[0]).type == "Const" and graph.const_value(p[0]).dtype.kind == "f"
     return False
 
 
@@ -98,7 +103,7 @@ def fold_weight_paths(graph: Graph) -> WeightFolding:
         within.add(producer)
         within |= nx.ancestors(graph.nx, producer)
     before = set(found)
-    result.outputs = FoldConstantsPass().fold(graph, within)
+    result.outputs = FoldConstantsPass(fold_int8=True).fold(graph, within)
     if result.outputs:
         left = weight_subgraphs(graph)
         result.ops = sorted({name for p in before for name in found[p]} - {name for names in left.values()

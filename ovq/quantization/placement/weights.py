@@ -22,9 +22,9 @@ class WeightSkip(enum.Enum):
     NOT_FLOAT = "weights are not float"
     """An integer Const: for an embedding lookup, an integer table is no embedding at all."""
     ALREADY_QUANTIZED = "weights already quantized"
-    CONSTANT_SUBGRAPH = "weights are a constant subgraph that is not folded (already quantized or compressed)"
-    """What is left after :func:`~.weight_paths.fold_weight_paths`: paths through FakeQuantize
-    or an int8/int4 decompression Convert, which folding would expand back to float."""
+    CONSTANT_SUBGRAPH = "weights are a constant subgraph that does not fold (FakeQuantize or 4-bit/fp8 weights)"
+    """What is left after :func:`~.weight_paths.fold_weight_paths`: paths through a
+    FakeQuantize (already quantized) or a 4-bit/fp8 decompression, which it keeps."""
     NOT_CONSTANT = "weights are not constant"
 
     @property
