@@ -46,6 +46,7 @@ class QuantizeJob:
     validate: str | None = None
     validation_data: Path | None = None
     accuracy_control: Any = None  # pot_config.AccuracyAwareSettings when accuracy control runs
+    report: Path | None = None  # --report: the HTML report to write
 
 
 def parse_ignored_scope(text: str | None) -> Any:
@@ -106,6 +107,10 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
     from ovq.quantization.data_sources import load_calibration_data
     from ovq.quantization.quantize import calibrate_and_quantize, run_before_placement
 
+    if job.report is not None:
+        from ovq.report import check_target
+
+        check_target(job.report)  # before any work
     t0 = time.perf_counter()
     graph = read_model(job.model)
     t_read = time.perf_counter() - t0
@@ -138,6 +143,20 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
         figures["int8"] = audit.summary()
         echo(f"runtime (CPU): {audit.summary()}")
     echo(f"wrote {job.output}")
+    if job.report is not None:
+        from ovq.report import report_model
+
+        t0 = time.perf_counter()
+        options = {k: v for k, v in (("target_device", job.target_device), ("preset", job.preset),
+                                     ("subset_size", job.subset_size), ("bias_correction", {True: "fast", False: "full",
+                                                                                            None: "none"}[job.fast_bias_correction]),
+                                     ("model_type", job.model_type), ("compress_weights", job.compress_weights),
+                                     ("smooth_quant", job.smooth_quant), ("pipeline", job.pipeline))
+                   if v is not None}
+        figures["html_report"] = report_model(job.output, job.report, fp_model=fp_model, data=data,
+                                              quantize_report=report, options=options, source="ovq quantize",
+                                              model_name=str(job.model), echo=echo)
+        figures["report_seconds"] = time.perf_counter() - t0
     return figures
 
 
@@ -236,7 +255,8 @@ def job_from_options(model: Path | None, output: Path | None, data: Path | None,
                        audit=given.get("audit", True), progress=given.get("progress"),
                        pipeline=given.get("pipeline"), dump_after=tuple(given.get("dump_after") or ()),
                        validate=given.get("validate"), accuracy_control=accuracy,
-                       validation_data=Path(validation_data) if validation_data else None, **settings)
+                       validation_data=Path(validation_data) if validation_data else None,
+                       report=Path(given["report"]) if given.get("report") else None, **settings)
 
 
 def _accuracy_settings(from_config: Any, given: dict[str, Any]) -> Any:
