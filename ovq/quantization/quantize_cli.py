@@ -157,6 +157,7 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
                                               quantize_report=report, options=options, source="ovq quantize",
                                               model_name=str(job.model), echo=echo)
         figures["report_seconds"] = time.perf_counter() - t0
+        echo(f"report time: {figures['report_seconds']:.2f} s")
     return figures
 
 
