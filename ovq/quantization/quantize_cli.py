@@ -136,10 +136,16 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
     if before:
         echo(f"size: {before / 2**20:.2f} MiB -> {after / 2**20:.2f} MiB (.bin)")
     figures: dict[str, Any] = {"report": report, "bin_before": before, "bin_after": after}
+    compiled = None
+    if job.audit or job.report is not None:
+        from ovq.runtime import compile_model
+
+        int8_ov = graph.to_ov()
+        compiled = compile_model(int8_ov, config={"PERFORMANCE_HINT": "LATENCY"})  # the audit's and the report's
     if job.audit:
         from ovq.quantization.audit import runtime_audit
 
-        audit = runtime_audit(graph)
+        audit = runtime_audit(int8_ov, expected=graph.meta.get("ovq.quantized_ops"), compiled=compiled)
         figures["int8"] = audit.summary()
         echo(f"runtime (CPU): {audit.summary()}")
     echo(f"wrote {job.output}")
@@ -153,9 +159,9 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
                                      ("model_type", job.model_type), ("compress_weights", job.compress_weights),
                                      ("smooth_quant", job.smooth_quant), ("pipeline", job.pipeline))
                    if v is not None}
-        figures["html_report"] = report_model(job.output, job.report, fp_model=fp_model, data=data,
+        figures["html_report"] = report_model(int8_ov, job.report, fp_model=fp_model, data=data,
                                               quantize_report=report, options=options, source="ovq quantize",
-                                              model_name=str(job.model), echo=echo)
+                                              model_name=str(job.model), echo=echo, compiled_int8=compiled)
         figures["report_seconds"] = time.perf_counter() - t0
         echo(f"report time: {figures['report_seconds']:.2f} s")
     return figures

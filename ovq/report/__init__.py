@@ -37,6 +37,7 @@ def report_model(
     model_name: str | None = None,
     progress: bool | None = None,
     echo: Callable[[str], None] | None = None,
+    compiled_int8: Any = None,
 ) -> ModelReport:
     """Gather the report of ``int8_model`` and write ``path`` (HTML) and its JSON twin.
 
@@ -55,6 +56,7 @@ def report_model(
         model_name: The name the page shows.
         progress: Progress bar of the analysis.
         echo: Receives one line naming the files written.
+        compiled_int8: ``int8_model`` already compiled on CPU (f32 and LATENCY hints).
 
     Raises:
         ReportError: a bad path; :class:`NothingQuantizedError`, :class:`ModelMismatchError`.
@@ -71,7 +73,7 @@ def report_model(
 
         table = run_analysis(fp_model, int8_model, data, subset_size=subset_size, progress=progress)
     report = collect(int8_model, fp_model=fp_model, samples=data, quantize_report=quantize_report, options=options,
-                     analysis=table, source=source, model_name=model_name)
+                     analysis=table, source=source, model_name=model_name, compiled_int8=compiled_int8)
     html_path, json_path = write_report(report, path)
     if echo is not None:
         echo(f"wrote report {html_path} (+ {json_path.name}): {report.summary.compute_layers} layers, "

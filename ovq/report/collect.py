@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import platform
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from ovq.report.structure import ModelStructure, constant_bytes, fq_range
 
 HISTOGRAM_LAYERS = 6
 """Layers whose activation histogram the report plots (the worst)."""
-HISTOGRAM_SAMPLES = 8
+HISTOGRAM_SAMPLES = 2
 """Samples the histograms and sampled saturation are measured on."""
 WEIGHT_RANGE_LAYERS = 8
 """Layers whose per-channel weight ranges the report plots."""
@@ -108,6 +109,7 @@ def collect(
     model_name: str | None = None,
     measure_latency: bool = True,
     histogram_samples: int = HISTOGRAM_SAMPLES,
+    compiled_int8: Any = None,
 ) -> ModelReport:
     """Gather the report of ``int8_model``.
 
@@ -124,6 +126,9 @@ def collect(
         source: What made the report (``ovq quantize``, ``ovq report``, ...).
         model_name: The name shown (default: the path or model name).
         measure_latency: Time FP32 and INT8 inference.
+        histogram_samples: Samples the histograms are measured on.
+        compiled_int8: ``int8_model`` already compiled on CPU (f32 precision hint,
+            LATENCY hint), to save a compile.
 
     Raises:
         NothingQuantizedError: no FakeQuantize and no compressed weights in ``int8_model``.
@@ -152,23 +157,39 @@ def collect(
 
     from ovq.report.measure import latency_ms, runtime_layers
 
-    compiled = compile_model(q, config={"PERFORMANCE_HINT": "LATENCY"})
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    compiled = compiled_int8 or compile_model(q, config={"PERFORMANCE_HINT": "LATENCY"})
     runtime = runtime_layers(compiled)
+    timings["compile INT8"] = time.perf_counter() - t0
     sample_arrays = _first_samples(samples, fp if fp is not None else q, histogram_samples)
     latency_inputs = sample_arrays[0] if sample_arrays else _random_inputs(q)
     summary = ReportSummary(model=model_name or q_desc, ovq_version=ovq.__version__, source=source,
                             options=dict(options or {}), int8_bytes=constant_bytes(q), cpu=_cpu_name(),
-                            fake_quantize_ops=len(structure.fake_quantize))
+                            fake_quantize_ops=len(structure.fake_quantize), timings=timings)
     if options and options.get("target_device"):
         summary.target = str(options["target_device"])
+    report = ModelReport(summary=summary, notes=notes)
+    # The FP model compiles (for its latency) in a thread while the histogram model
+    # compiles and runs here: OpenVINO's compile is mostly single-threaded.
+    with ThreadPoolExecutor(1) as pool:
+        t0 = time.perf_counter()
+        fp_compile = pool.submit(compile_model, fp, config={"PERFORMANCE_HINT": "LATENCY"}) \
+            if fp is not None and measure_latency else None
+        observed = _add_histograms(report, structure, fp, sample_arrays, notes)
+        timings["histograms"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        fp_compiled = fp_compile.result() if fp_compile is not None else None
+        timings["compile FP (rest)"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     if measure_latency:
         summary.int8_latency_ms = latency_ms(compiled, latency_inputs)
-    del compiled
+        if fp_compiled is not None:
+            summary.fp32_latency_ms = latency_ms(fp_compiled, latency_inputs)
+    timings["latency"] = time.perf_counter() - t0
+    del compiled, fp_compiled
     if fp is not None:
         summary.fp_bytes = constant_bytes(fp)
-        if measure_latency:
-            summary.fp32_latency_ms = latency_ms(compile_model(fp, config={"PERFORMANCE_HINT": "LATENCY"}),
-                                                 latency_inputs)
     else:
         notes.append("no FP model given: no FP32 latency, size before or activation histograms")
     if quantize_report is not None:
@@ -206,14 +227,19 @@ def collect(
             row.bias_note = f"skipped (shift/bias ratio {bias_skipped[layer.name]:.3g})"
         rows.append(row)
 
-    report = ModelReport(summary=summary, layers=rows, notes=notes)
-    observed = _add_histograms(report, structure, fp, sample_arrays, notes)
+    report.layers = rows
+    for row in rows:
+        obs = observed.get(row.name)
+        if obs is not None:
+            row.saturation = obs.saturation
     if analysis is not None:
         _add_analysis(report, analysis)
     _rank_and_ranges(report, structure, observed)
     from ovq.report.graph_svg import graph_view
 
+    t0 = time.perf_counter()
     report.graph = graph_view(structure, rows)
+    timings["layout"] = time.perf_counter() - t0
     summary.compute_layers = len(rows)
     summary.quantized_layers = sum(r.quantized for r in rows)
     audited = [r for r in rows if r.runtime_type in COMPUTE_TYPES_AUDITED]
@@ -249,8 +275,7 @@ def _random_inputs(model: Any) -> list[np.ndarray]:
 
 def _add_histograms(report: ModelReport, structure: ModelStructure, fp: Any,
                     samples: Sequence[Sequence[np.ndarray]], notes: list[str]) -> dict[str, ObservedInput]:
-    """Sample the activation FakeQuantize inputs; set each row's saturation; return the
-    observations by layer name."""
+    """Sample the activation FakeQuantize inputs; return the observations by layer name."""
     from ovq.report.measure import activation_histograms
 
     if fp is None:
@@ -273,13 +298,9 @@ def _add_histograms(report: ModelReport, structure: ModelStructure, fp: Any,
                         low, high))
     observed = activation_histograms(fp, targets, samples)
     report.summary.histogram_samples = len(samples)
-    by_layer = {}
+    by_layer: dict[str, ObservedInput] = {}
     for obs in observed:
         by_layer.setdefault(obs.layer, obs)
-    for row in report.layers:
-        obs = by_layer.get(row.name)
-        if obs is not None:
-            row.saturation = obs.saturation
     missing = len(targets) - len(observed)
     if missing:
         notes.append(f"{missing} activation FakeQuantize inputs have no FP op of the same name: not sampled")

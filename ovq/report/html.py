@@ -161,7 +161,8 @@ def _summary(report: ModelReport) -> str:
         items.append(("per-layer error", f"analysed on {s.analysis_samples} samples"))
     if s.histogram_samples:
         items.append(("histograms, saturation", f"{s.histogram_samples} samples"))
-    items.append(("report", f"gathered in {s.report_seconds:.2f} s"))
+    steps = ", ".join(f"{k} {v:.2f} s" for k, v in s.timings.items())
+    items.append(("report", f"gathered in {s.report_seconds:.2f} s" + (f" ({steps})" if steps else "")))
     return '<table class="kv">' + "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in items) + "</table>"
 
 

@@ -66,8 +66,8 @@ def runtime_layers(compiled: Any) -> dict[str, RuntimeLayer]:
     return {name: entry for name, (_, entry) in best.items()}
 
 
-def latency_ms(compiled: Any, inputs: Sequence[np.ndarray], *, budget_s: float = 0.5, min_runs: int = 5,
-               warmup: int = 2) -> float:
+def latency_ms(compiled: Any, inputs: Sequence[np.ndarray], *, budget_s: float = 0.15, min_runs: int = 5,
+               warmup: int = 1) -> float:
     """Median wall time (ms) of one synchronous inference, over ``budget_s`` seconds of
     runs (at least ``min_runs``), after ``warmup`` runs."""
     request = compiled.create_infer_request()
@@ -117,8 +117,10 @@ def activation_histograms(fp_model: Any, targets: Sequence[tuple[str, str, str, 
         One :class:`ObservedInput` per target whose producer the FP model has. The bins
         span the range widened by a quarter on each side; values beyond fall in the end bins.
     """
+    from ovq.kernels import Histogram, get_kernels
     from ovq.runtime import compile_model
 
+    kernels = get_kernels()
     model = fp_model.clone()
     by_name = {op.get_friendly_name(): op for op in model.get_ordered_ops()}
     observed: list[ObservedInput] = []
@@ -149,6 +151,10 @@ def activation_histograms(fp_model: Any, targets: Sequence[tuple[str, str, str, 
                 outside = int(np.count_nonzero((x < obs.low.min()) | (x > obs.high.max())))
             obs.outside += outside
             obs.total += x.size
-            clipped = np.clip(x.reshape(-1), obs.edges[0], obs.edges[-1])
-            obs.counts += np.histogram(clipped, bins=obs.edges)[0]
+            # ovq's histogram kernel (native, one pass): counts are [below, bins..., above]
+            counts = kernels.histogram(x, Histogram(obs.edges[0], obs.edges[-1], HISTOGRAM_BINS),
+                                       name=obs.fq).counts
+            obs.counts += counts[1:-1].astype(np.int64)
+            obs.counts[0] += int(counts[0])
+            obs.counts[-1] += int(counts[-1])
     return observed

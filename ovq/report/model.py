@@ -130,6 +130,7 @@ class ReportSummary:
     analysis_samples: int = 0
     histogram_samples: int = 0
     report_seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step of gathering the report
 
 
 @dataclass
