@@ -163,7 +163,8 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
                                               quantize_report=report, options=options, source="ovq quantize",
                                               model_name=str(job.model), echo=echo, compiled_int8=compiled)
         figures["report_seconds"] = time.perf_counter() - t0
-        echo(f"report time: {figures['report_seconds']:.2f} s")
+        steps = ", ".join(f"{k} {v:.2f} s" for k, v in figures["html_report"].summary.timings.items())
+        echo(f"report time: {figures['report_seconds']:.2f} s ({steps})")
     return figures
 
 

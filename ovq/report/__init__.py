@@ -15,6 +15,7 @@ ovq.report.report_model("int8.xml", "report.html", fp_model="fp32.xml", data=sam
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -74,7 +75,9 @@ def report_model(
         table = run_analysis(fp_model, int8_model, data, subset_size=subset_size, progress=progress)
     report = collect(int8_model, fp_model=fp_model, samples=data, quantize_report=quantize_report, options=options,
                      analysis=table, source=source, model_name=model_name, compiled_int8=compiled_int8)
+    t0 = time.perf_counter()
     html_path, json_path = write_report(report, path)
+    report.summary.timings["render and write"] = time.perf_counter() - t0
     if echo is not None:
         echo(f"wrote report {html_path} (+ {json_path.name}): {report.summary.compute_layers} layers, "
              f"{report.summary.runtime_int8}/{report.summary.runtime_audited} INT8 at runtime")

@@ -150,7 +150,7 @@ def _summary(report: ModelReport) -> str:
             parts.append(f"INT8 {s.int8_latency_ms:.2f} ms")
         if s.fp32_latency_ms and s.int8_latency_ms:
             parts.append(f"speed-up {s.fp32_latency_ms / s.int8_latency_ms:.2f}×")
-        items.append(("latency (median, 1 request, this machine)", ", ".join(parts)))
+        items.append(("latency (median of ≥ 3 runs in 0.1 s, 1 request, this machine)", ", ".join(parts)))
     items.append(("CPU", s.cpu))
     if s.phases:
         items.append(("time per phase", ", ".join(f"{k} {v:.2f} s" for k, v in s.phases.items())

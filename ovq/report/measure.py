@@ -66,7 +66,7 @@ def runtime_layers(compiled: Any) -> dict[str, RuntimeLayer]:
     return {name: entry for name, (_, entry) in best.items()}
 
 
-def latency_ms(compiled: Any, inputs: Sequence[np.ndarray], *, budget_s: float = 0.15, min_runs: int = 5,
+def latency_ms(compiled: Any, inputs: Sequence[np.ndarray], *, budget_s: float = 0.1, min_runs: int = 3,
                warmup: int = 1) -> float:
     """Median wall time (ms) of one synchronous inference, over ``budget_s`` seconds of
     runs (at least ``min_runs``), after ``warmup`` runs."""
