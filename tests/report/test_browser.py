@@ -56,6 +56,8 @@ def check_page(page: Path, model: ov.Model) -> dict:
     assert [r["name"] for r in twin["layers"] if r["type"] in COMPUTE] == compute
     assert dom.count('class="plot"') >= 1 + len(twin["histograms"]) + len(twin["weight_ranges"])
     assert 'class="graph' in dom
+    links = set(re.findall(r'href="#(layer-\d+)"', dom))
+    assert links and links <= {r[0] for r in rows}  # graph nodes and error bars jump to table rows
     return twin
 
 
@@ -117,5 +119,9 @@ def test_efficientnet_lite0_page(tmp_path):
     q = ovq.quantize(fp, calib, subset_size=40, progress=False, report=tmp_path / "effnet.html")
     twin = check_page(tmp_path / "effnet.html", q)
     assert "collapsed to" in twin["graph_note"]  # ~200 ops: blocks
+    script = """document.querySelectorAll('g.block')[1].dispatchEvent(new MouseEvent('click', {bubbles: true}));
+    document.body.setAttribute('data-open', document.getElementById('block-1').className);"""
+    dom, console = load(tmp_path / "effnet.html", extra_script=script)
+    assert console == [] and 'data-open="block-detail-box open"' in dom
     assert twin["summary"]["runtime_int8"] >= twin["summary"]["runtime_audited"] // 2 > 0
     assert twin["histograms"] and twin["weight_ranges"]
