@@ -77,7 +77,8 @@ def _inputs_signature(model: Any) -> list[tuple[str, str]]:
 
 
 def check_match(fp: Any, q: Any, fp_desc: str, q_desc: str) -> None:
-    """Raise :class:`ModelMismatchError` unless ``fp`` and ``q`` take the same inputs."""
+    """Raise :class:`ModelMismatchError` unless ``fp`` and ``q`` take the same inputs
+    (names and shapes)."""
     a, b = _inputs_signature(fp), _inputs_signature(q)
     if [n for n, _ in a] != [n for n, _ in b] or [s for _, s in a] != [s for _, s in b]:
         raise ModelMismatchError(
@@ -133,7 +134,8 @@ def collect(
 
     Raises:
         NothingQuantizedError: no FakeQuantize and no compressed weights in ``int8_model``.
-        ModelMismatchError: ``fp_model`` takes other inputs than ``int8_model``.
+        ModelMismatchError: ``fp_model`` takes other inputs than ``int8_model``, or has
+            none of its compute layers (by op name).
         IRError: a model file is missing or unreadable.
     """
     import ovq
@@ -155,6 +157,11 @@ def collect(
     if fp_model is not None:
         fp, fp_desc = _load(fp_model, "FP")
         check_match(fp, q, fp_desc, q_desc)
+        fp_names = {op.get_friendly_name() for op in fp.get_ops()}
+        if structure.layers and not any(layer.name in fp_names for layer in structure.layers):
+            raise ModelMismatchError(f"FP model {fp_desc} does not match INT8 model {q_desc}: none of its "
+                                     f"{len(structure.layers)} compute layers is in the FP model (layers are "
+                                     f"matched by op name)")
 
     from ovq.report.measure import latency_ms, runtime_layers
 

@@ -94,6 +94,17 @@ def test_fp_model_must_match(digits_int8):
         collect(digits_int8[1], fp_model=fp, measure_latency=False)
 
 
+def test_fp_model_must_hold_the_layers(digits_int8):
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    x = ops.parameter(ov.PartialShape([-1, 1, 8, 8]), np.float32, name="input")  # the same input as the demo model
+    x.output(0).set_names({"input"})
+    other = ov.Model([ops.result(ops.relu(x))], [x], "other")
+    with pytest.raises(ModelMismatchError, match="none of its 6 compute layers"):
+        collect(digits_int8[1], fp_model=other, measure_latency=False)
+
+
 def test_float_layers_say_why(digits_samples):
     import ovq
     from ovq.data import demo_model_path
