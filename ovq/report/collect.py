@@ -292,7 +292,8 @@ def _add_histograms(report: ModelReport, structure: ModelStructure, fp: Any,
     if fp is None:
         return {}
     if not samples:
-        notes.append("no samples given: no activation histograms or saturation")
+        notes.append("no samples: no activation histograms or saturation (give data; a generator is used up by "
+                     "quantization, pass a list or ovq.Dataset)")
         return {}
     targets = []
     seen = set()
