@@ -198,6 +198,9 @@ def preprocess(model: Path, output: Path, mean_values: str | None, scale_values:
               help="Accuracy control: at most this many metric calls after the FP and INT8 ones.")
 @click.option("--validation-data", type=click.Path(path_type=Path), default=None,
               help="Accuracy control: the data passed to the metric (default: --data).")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write an HTML report here (a JSON twin goes next to it): per-layer ranges, runtime "
+                   "precision, latency, histograms, the graph.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def quantize(model: Path | None, output: Path | None, data: Path | None, config: Path | None,
              bias_correction: str | None, no_compress_weights: bool, no_audit: bool, quiet: bool,
@@ -240,6 +243,32 @@ def analyze(fp_model: Path, int8_model: Path, data: Path, json_out: Path | None,
 
     run_analyze_cli(fp_model, int8_model, data, json_out=json_out, top=top or None, subset_size=subset_size,
                     seed=seed, progress=False if quiet else None, data_options=data_options, echo=click.echo)
+
+
+@cli.command("report")
+@click.argument("int8_model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The HTML page (default: INT8_MODEL with .html); the JSON twin goes next to it.")
+@click.option("--fp", "fp_model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The FP model INT8_MODEL was made from: FP32 latency, size before, histograms.")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Samples (as ovq quantize --data): activation histograms; with --fp, the per-layer error.")
+@click.option("--no-analyze", is_flag=True, help="With --fp and --data: skip the per-layer error analysis.")
+@click.option("--subset-size", type=int, default=300, show_default=True, help="Samples the analysis streams.")
+@click.option("--input-shape", default=None, help="Completes dynamic input dims, e.g. '1,3,224,224'.")
+@click.option("--layout", default=None, help="Images: the input layout, e.g. 'nchw' or 'nhwc'.")
+@click.option("--mean-values", default=None, help="Images: subtracted per channel, e.g. '[123.675,116.28,103.53]'.")
+@click.option("--scale-values", default=None, help="Images: divisors per channel, e.g. '[58.395,57.12,57.375]'.")
+@click.option("--reverse-input-channels", is_flag=True, help="Images: feed BGR instead of RGB.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def report(int8_model: Path, output: Path | None, fp_model: Path | None, data: Path | None, no_analyze: bool,
+           subset_size: int, quiet: bool, **data_options: object) -> None:
+    """HTML report of INT8_MODEL (quantized by ovq, NNCF or POT): per-layer table, plots, graph."""
+    from ovq.report.cli import run_report_cli
+
+    run_report_cli(int8_model, output or int8_model.with_suffix(".html"), fp_model=fp_model, data=data,
+                   analyze=not no_analyze, subset_size=subset_size, progress=False if quiet else None,
+                   data_options=data_options, echo=click.echo)
 
 
 @cli.group()

@@ -147,7 +147,8 @@ def _rt(info: Any, key: str) -> str:
     return str(value.value if hasattr(value, "value") else value)
 
 
-def runtime_audit(model: Any, *, expected: Iterable[str] | None = None, config: dict | None = None) -> AuditReport:
+def runtime_audit(model: Any, *, expected: Iterable[str] | None = None, config: dict | None = None,
+                  compiled: Any = None) -> AuditReport:
     """Compile ``model`` on CPU (f32 hint) and report each Conv/MatMul's runtime precision.
 
     Args:
@@ -155,6 +156,8 @@ def runtime_audit(model: Any, *, expected: Iterable[str] | None = None, config: 
         expected: IR layer names meant to run INT8; defaults to the names
             ``place_fake_quantize`` recorded on a Graph (``graph.meta``), else none.
         config: Extra compile options.
+        compiled: ``model`` already compiled on CPU with the f32 precision hint (not
+            compiled again).
     """
     from ovq.ir import Graph
     from ovq.runtime import as_ov_model, compile_model
@@ -164,7 +167,8 @@ def runtime_audit(model: Any, *, expected: Iterable[str] | None = None, config: 
     ov_model = as_ov_model(model)
     matmul_like = {op.get_friendly_name() for op in ov_model.get_ops() if op.get_type_name() in MATMUL_LIKE_IR_TYPES}
     quantized = quantized_layers(ov_model)
-    compiled = compile_model(ov_model, config=config)
+    if compiled is None:
+        compiled = compile_model(ov_model, config=config)
     entries = []
     for op in compiled.get_runtime_model().get_ops():
         info = op.get_rt_info()

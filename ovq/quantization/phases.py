@@ -42,6 +42,8 @@ from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
+
 from ovq.errors import CalibrationDataError, OptionError
 from ovq.quantization.dataset import Dataset, Subset, select_subset
 from ovq.quantization.records import META_KEY, QUANTIZED_OPS_KEY, Quantizer, QuantizerTable
@@ -484,6 +486,7 @@ class BiasCorrectionPhase(Phase):
             decisions = []
         state.report.bias_corrected = sum(d.applied for d in decisions)
         state.report.bias_skipped = [(d.layer, d.ratio) for d in decisions if not d.applied]
+        state.report.bias_shifts = {d.layer: float(np.mean(np.abs(d.shift))) for d in decisions if d.applied}
 
 
 class CompressPhase(Phase):

@@ -138,6 +138,7 @@ def quantize(
     dump_dir: str | os.PathLike[str] | None = None,
     return_report: bool = False,
     advanced_parameters: Any = None,
+    report: str | os.PathLike[str] | None = None,
 ) -> Any:
     """Quantize ``model`` to INT8 with ranges and bias correction from calibration data.
 
@@ -192,6 +193,10 @@ def quantize(
             mapped onto the options above by
             :func:`~ovq.quantization.advanced_parameters.quantize_options_from`; a field
             ovq does not support, at a non-default value, is an ``OptionError``.
+        report: Also write an HTML report of the result here (``.html``; a JSON twin
+            goes next to it; its folder must exist): per-layer ranges, runtime precision
+            and kernel, latency FP32 vs INT8, activation histograms on the first
+            calibration samples, the graph (docs/report.md).
 
     Raises:
         AlreadyQuantizedError: the model already holds FakeQuantize ops or compressed
@@ -201,6 +206,7 @@ def quantize(
         OptionError: a bad option value (``subset_size`` not a positive integer, ...), or
             ``dump_after`` naming no phase or pass.
         HardwareDescriptorError / PlacementError: unknown target, preset or model type.
+        ReportError: ``report`` is in a missing folder or is not a regular file.
     """
     import openvino as ov
 
@@ -216,6 +222,10 @@ def quantize(
         overflow_fix, fast_bias_correction = merged["overflow_fix"], merged["fast_bias_correction"]
         activations_range, outlier_prob = merged["activations_range"], merged["outlier_prob"]
         preset, smooth_quant = merged["preset"], merged["smooth_quant"]
+    if report is not None:
+        from ovq.report import check_target
+
+        check_target(report)
     t0 = time.perf_counter()
     graph = read_model(model)
     if graph is model or isinstance(model, Graph):
@@ -225,20 +235,38 @@ def quantize(
     ctx, pipeline_time = run_before_placement(graph, pipeline, dump_after, dump_dir)
     if pipeline is not None:
         fp_model = None  # calibrate the transformed model
-    report = calibrate_and_quantize(
+    if report is not None and fp_model is None:
+        fp_model = graph.to_ov()  # the phases would build it anyway; the report needs it after them
+    qreport = calibrate_and_quantize(
         graph, calibration_dataset, fp_model=fp_model, target_device=target_device, preset=preset,
         subset_size=subset_size, fast_bias_correction=fast_bias_correction, model_type=model_type,
         ignored_scope=ignored_scope, compress_weights=compress_weights, activations_range=activations_range,
         outlier_prob=outlier_prob, overflow_fix=overflow_fix, smooth_quant=smooth_quant, seed=seed,
         progress=progress, strict=strict, ctx=ctx)
-    report.phases = {"read": read_time, **({"pipeline": pipeline_time} if pipeline is not None else {}),
-                     **report.phases}
+    qreport.phases = {"read": read_time, **({"pipeline": pipeline_time} if pipeline is not None else {}),
+                     **qreport.phases}
     result: Any = graph
     if isinstance(model, ov.Model):
         t0 = time.perf_counter()
         result = graph.to_ov()
-        report.phases["to_ov"] = time.perf_counter() - t0
-    return (result, report) if return_report else result
+        qreport.phases["to_ov"] = time.perf_counter() - t0
+    if report is not None:
+        from ovq.report import report_model
+
+        t0 = time.perf_counter()
+        options = {"target_device": target_device, "preset": preset, "subset_size": subset_size,
+                   "fast_bias_correction": fast_bias_correction, "model_type": model_type,
+                   "compress_weights": compress_weights, "activations_range": activations_range,
+                   "overflow_fix": overflow_fix, "smooth_quant": smooth_quant}
+        report_model(result, report, fp_model=fp_model, data=calibration_dataset, quantize_report=qreport,
+                     options={k: _value(v) for k, v in options.items() if v is not None}, source="ovq.quantize",
+                     model_name=str(model) if isinstance(model, (str, os.PathLike)) else graph.name)
+        qreport.phases["report"] = time.perf_counter() - t0
+    return (result, qreport) if return_report else result
+
+
+def _value(x: Any) -> Any:
+    return x.value if isinstance(x, enum.Enum) else x
 
 
 def run_before_placement(graph: Graph, pipeline: str | Sequence[Pass] | None, dump_after: Iterable[str],

@@ -55,6 +55,7 @@ class QuantizeJob:
     seeded random choice; None: ovq's seeded draw (``select_subset``)."""
     model_name: str | None = None
     """The written model's name (POT's ``model.model_name``); None keeps the source's."""
+    report: Path | None = None  # --report: the HTML report to write
 
 
 def parse_ignored_scope(text: str | None) -> Any:
@@ -115,6 +116,10 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
     from ovq.quantization.data_sources import load_calibration_data
     from ovq.quantization.quantize import calibrate_and_quantize, check_not_quantized, run_before_placement
 
+    if job.report is not None:
+        from ovq.report import check_target
+
+        check_target(job.report)  # before any work
     t0 = time.perf_counter()
     graph = read_model(job.model)
     check_not_quantized(graph)  # before the calibration data is read
@@ -147,13 +152,35 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
     if before:
         echo(f"size: {before / 2**20:.2f} MiB -> {after / 2**20:.2f} MiB (.bin)")
     figures: dict[str, Any] = {"report": report, "bin_before": before, "bin_after": after}
+    compiled = None
+    if job.audit or job.report is not None:
+        from ovq.runtime import compile_model
+
+        int8_ov = graph.to_ov()
+        compiled = compile_model(int8_ov, config={"PERFORMANCE_HINT": "LATENCY"})  # the audit's and the report's
     if job.audit:
         from ovq.quantization.audit import runtime_audit
 
-        audit = runtime_audit(graph)
+        audit = runtime_audit(int8_ov, expected=graph.meta.get("ovq.quantized_ops"), compiled=compiled)
         figures["int8"] = audit.summary()
         echo(f"runtime (CPU): {audit.summary()}")
     echo(f"wrote {job.output}")
+    if job.report is not None:
+        from ovq.report import report_model
+
+        t0 = time.perf_counter()
+        options = {k: v for k, v in (("target_device", job.target_device), ("preset", job.preset),
+                                     ("subset_size", job.subset_size), ("bias_correction", {True: "fast", False: "full",
+                                                                                            None: "none"}[job.fast_bias_correction]),
+                                     ("model_type", job.model_type), ("compress_weights", job.compress_weights),
+                                     ("smooth_quant", job.smooth_quant), ("pipeline", job.pipeline))
+                   if v is not None}
+        figures["html_report"] = report_model(int8_ov, job.report, fp_model=fp_model, data=data,
+                                              quantize_report=report, options=options, source="ovq quantize",
+                                              model_name=str(job.model), echo=echo, compiled_int8=compiled)
+        figures["report_seconds"] = time.perf_counter() - t0
+        steps = ", ".join(f"{k} {v:.2f} s" for k, v in figures["html_report"].summary.timings.items())
+        echo(f"report time: {figures['report_seconds']:.2f} s ({steps})")
     return figures
 
 
@@ -263,7 +290,8 @@ def job_from_options(model: Path | None, output: Path | None, data: Path | None,
                        audit=given.get("audit", True), progress=given.get("progress"),
                        pipeline=given.get("pipeline"), dump_after=tuple(given.get("dump_after") or ()),
                        validate=given.get("validate"), accuracy_control=accuracy,
-                       validation_data=Path(validation_data) if validation_data else None, **settings)
+                       validation_data=Path(validation_data) if validation_data else None,
+                       report=Path(given["report"]) if given.get("report") else None, **settings)
 
 
 def _accuracy_settings(from_config: Any, given: dict[str, Any]) -> Any:

@@ -25,6 +25,7 @@ class QuantizeReport:
     smooth_alphas: list[float] = field(default_factory=list)  # per smoothed group
     bias_corrected: int = 0
     bias_skipped: list[tuple[str, float]] = field(default_factory=list)
+    bias_shifts: dict[str, float] = field(default_factory=dict)  # applied corrections: mean |shift| per layer
     overflow_fixed: int = 0  # weight quantizers given 7-bit weights (on some or all channels)
     overflow_decisions: list[SaturationDecision] = field(default_factory=list)  # overflow_fix="auto"
     compressed: int = 0
