@@ -107,3 +107,16 @@ class RewriteError(OvqError):
     The message names the rules and the last rewrite made; typically two rules undo
     each other, or a rule's ``check`` accepts the graph its own ``rewrite`` produces.
     """
+
+
+class ManifestError(OvqError):
+    """An ``ovq batch`` manifest is malformed or asks for something ovq cannot do.
+
+    The message names the manifest file, the line (where it can be found) and the field:
+    ``batch.toml:12: job[2].subset_size: ...``.
+    """
+
+
+class BatchError(OvqError):
+    """An ``ovq batch`` run cannot start or go on: an unwritable output folder, another
+    run holding the same output folder, a Ray cluster that does not answer."""
