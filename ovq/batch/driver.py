@@ -195,7 +195,8 @@ def _execute(todo: list[Job], keys: dict[int, str], eng: Any, journal: Journal, 
     while queue or running:
         while queue and len(running) < eng.capacity:
             job = queue[0]
-            if not memory.admits(estimates[job.index], [estimates[i] for i in running]):
+            if (getattr(eng, "memory_admission", True)
+                    and not memory.admits(estimates[job.index], [estimates[i] for i in running])):
                 break
             queue.popleft()
             key = keys[job.index]
@@ -204,7 +205,7 @@ def _execute(todo: list[Job], keys: dict[int, str], eng: Any, journal: Journal, 
             staging = staging_dir(job.output, key, attempts[job.index])
             running[job.index] = (str(staging), time.monotonic())
             view.start(job.name, attempts[job.index])
-            eng.submit(job.index, job.to_spec(), str(staging), job.timeout)
+            eng.submit(job.index, {**job.to_spec(), "_memory": estimates[job.index]}, str(staging), job.timeout)
         for ev in eng.poll(0.25):
             job = by_id[ev.job_id]
             if ev.kind == "phase":
