@@ -167,6 +167,7 @@ def run(
             else:
                 workers = jobs or cores()
                 eng = LocalEngine(workers, threads or default_threads(workers), out / "logs")
+            view.t0 = time.monotonic()  # the ETA counts from a ready engine (Ray may take seconds to start)
             try:
                 _execute(todo, keys, eng, journal, memory, view, records, retry)
             finally:

@@ -42,6 +42,7 @@ class JobRecord:
     metric: float | None = None
     peak_rss: int | None = None
     error: str | None = None
+    node: str | None = None
     key: str = ""
     phases: dict[str, float] = field(default_factory=dict)
 
@@ -51,7 +52,7 @@ class JobRecord:
         return cls(name=name, output=output, status=status, key=key, int8_coverage=r.get("int8_coverage"),
                    int8_layers=r.get("int8_layers"), audited_layers=r.get("audited_layers"),
                    size_before=r.get("size_before"), size_after=r.get("size_after"), metric=r.get("metric"),
-                   peak_rss=r.get("peak_rss"), phases=r.get("phases") or {}, **extra)
+                   peak_rss=r.get("peak_rss"), node=r.get("node"), phases=r.get("phases") or {}, **extra)
 
 
 def _mib(n: int | None) -> str:

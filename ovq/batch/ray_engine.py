@@ -28,8 +28,13 @@ def _task(spec: dict[str, Any], staging: str, threads: int) -> dict[str, Any]:
     """One job inside a Ray worker process."""
     from ovq.batch.worker import configure_threads, run_job
 
+    import ray
+
     configure_threads(threads)
-    return run_job(spec, staging)
+    outcome = run_job(spec, staging)
+    if outcome.get("ok"):
+        outcome["result"]["node"] = ray.get_runtime_context().get_node_id()
+    return outcome
 
 
 def _check_reachable(address: str, seconds: float = 5.0) -> None:

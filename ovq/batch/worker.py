@@ -229,6 +229,7 @@ def run_job(spec: dict[str, Any], staging: str, phase: Phase = lambda name: None
         }
         result["seconds"] = time.perf_counter() - t0
         result["peak_rss"] = _peak_rss()
+        result["node"] = f"{os.uname().nodename}:{os.getpid()}"
         return {"ok": True, "staged": str(staged), "result": result}
     except OvqError as exc:
         return {"ok": False, "error": f"{spec['where']}: {exc}", "seconds": time.perf_counter() - t0}
