@@ -1,0 +1,179 @@
+"""``ovq batch``: throughput against a shell loop, and kill -9 trials.
+
+Usage::
+
+    python bench/batch.py throughput [--copies N] [--subset-size S]
+    python bench/batch.py kills [--trials T] [--copies N] [--seed SEED]
+
+**throughput**: N copies of the shipped digits CNN (``ovq.data``), calibrated on its 300
+calibration images. Wall time and models per hour of: a shell loop of ``ovq quantize``
+(one process per model, one after another); ``ovq.quantize`` + ``ovq.save_model`` for
+every model one after another in one process; ``ovq batch --jobs 1``; ``ovq batch --jobs 2``.
+CPU is the run's processes' user+system time over wall time × cores.
+
+**kills**: T trials on one output folder. Each trial starts ``ovq batch --jobs 2``, waits
+a random time, kills the driver or one of its workers (chosen at random) with SIGKILL,
+then reruns to completion. Counted: outputs that differ from an uninterrupted run
+(corrupted or mismatched), jobs run twice after being done (journal ``finished`` times
+that changed), staging/temporary files left after the rerun, unreadable journals. Between
+trials a random third of the outputs are deleted so the next trial has work to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import resource
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+OVQ = [sys.executable, "-m", "ovq.cli"]
+
+
+def _workspace(copies: int, subset: int) -> Path:
+    from ovq.data import demo_model_path, load_demo_data
+
+    root = Path(tempfile.mkdtemp(prefix="ovq-bench-batch-"))
+    for folder in ("models", "loop", "seq"):
+        (root / folder).mkdir()
+    src = demo_model_path()
+    for i in range(copies):
+        shutil.copy(src, root / "models" / f"m{i:02d}.xml")
+        shutil.copy(src.with_suffix(".bin"), root / "models" / f"m{i:02d}.bin")
+    x, _ = load_demo_data("calib")
+    np.save(root / "calib.npy", x.astype(np.float32))
+    (root / "batch.toml").write_text(
+        f'[defaults]\ndata = "calib.npy"\nsubset_size = {subset}\n\n[[job]]\nmodel = "models/*.xml"\n')
+    return root
+
+
+def _timed(cmd: list[str], **kw) -> tuple[float, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def throughput(copies: int, subset: int) -> None:
+    root = _workspace(copies, subset)
+    cores = len(os.sched_getaffinity(0))
+    rows = []
+    models = sorted((root / "models").glob("*.xml"))
+    loop = " && ".join(f"{' '.join(OVQ)} quantize {m} -o {root}/loop/{m.stem}.xml --data {root}/calib.npy "
+                       f"--subset-size {subset} -q > /dev/null" for m in models)
+    rows.append(("shell loop of `ovq quantize`", *_timed(["bash", "-c", loop])))
+    script = (
+        "import sys, numpy as np, ovq\nfrom pathlib import Path\nroot = Path(sys.argv[1])\n"
+        "x = np.load(root / 'calib.npy')\n"
+        "for m in sorted((root / 'models').glob('*.xml')):\n"
+        f"    q = ovq.quantize(str(m), list(x[:, None]), subset_size={subset}, progress=False)\n"
+        "    ovq.save_model(q, root / 'seq' / (m.stem + '.xml'))\n")
+    rows.append(("`ovq.quantize` one after another, one process", *_timed([sys.executable, "-c", script, str(root)])))
+    for jobs in (1, 2):
+        rows.append((f"`ovq batch --jobs {jobs}`",
+                     *_timed([*OVQ, "batch", str(root / "batch.toml"), "-o", str(root / f"out{jobs}"),
+                              "--jobs", str(jobs)])))
+    print(f"{copies} copies of the digits CNN, subset_size {subset}, {cores} cores")
+    print("| run | wall s | models/hour | CPU busy |")
+    print("|---|---:|---:|---:|")
+    for name, wall, cpu in rows:
+        print(f"| {name} | {wall:.1f} | {copies * 3600 / wall:.0f} | {cpu / (wall * cores):.0%} |")
+    base = rows[0][1]
+    print("speed-up over the shell loop: " + ", ".join(f"{name}: {base / wall:.2f}x" for name, wall, _ in rows[1:]))
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _digests(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("int8.*"))}
+
+
+def _journal(out: Path) -> dict[str, tuple]:
+    db = sqlite3.connect(out / "journal.sqlite")
+    try:
+        return {r[0]: r[1:] for r in db.execute("SELECT output, status, finished FROM jobs")}
+    finally:
+        db.close()
+
+
+def kills(trials: int, copies: int, seed: int) -> None:
+    import psutil
+
+    rng = random.Random(seed)
+    root = _workspace(copies, 64)
+    manifest = root / "batch.toml"
+    cmd = [*OVQ, "batch", str(manifest), "-o"]
+    subprocess.run([*cmd, str(root / "ref"), "--jobs", "2"], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    expected = _digests(root / "ref")
+    out = root / "out"
+    counts = {"corrupted_or_mismatched": 0, "recomputed": 0, "leftover_files": 0, "unreadable_journal": 0,
+              "driver_kills": 0, "worker_kills": 0, "not_done_after_rerun": 0}
+    for trial in range(trials):
+        proc = subprocess.Popen([*cmd, str(out), "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        delay = rng.uniform(0.5, 12.0)
+        target = rng.choice(["driver", "worker"])
+        time.sleep(delay)
+        children = psutil.Process(proc.pid).children() if proc.poll() is None else []
+        if target == "worker" and children:
+            rng.choice(children).send_signal(signal.SIGKILL)
+            counts["worker_kills"] += 1
+            proc.wait()
+        elif proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            counts["driver_kills"] += 1
+            proc.wait()
+            psutil.wait_procs(children, timeout=10)
+        try:
+            before = _journal(out)
+        except sqlite3.Error:
+            counts["unreadable_journal"] += 1
+            before = {}
+        subprocess.run([*cmd, str(out), "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        after = _journal(out)
+        counts["recomputed"] += sum(1 for o, (status, finished) in before.items()
+                                    if status == "done" and after[o][1] != finished)
+        counts["not_done_after_rerun"] += sum(1 for status, _ in after.values() if status != "done")
+        got = _digests(out)
+        counts["corrupted_or_mismatched"] += sum(1 for k, v in expected.items() if got.get(k) != v)
+        counts["leftover_files"] += sum(1 for p in out.rglob("*")
+                                        if p.name.startswith(".ovq-staging-") or p.name.endswith(".tmp"))
+        print(f"trial {trial + 1}: killed the {target} after {delay:.1f} s; "
+              f"{sum(s == 'done' for s, _ in before.values())} done before the rerun", flush=True)
+        for xml in rng.sample(sorted(out.rglob("int8.xml")), k=max(1, copies // 3)):
+            xml.unlink()
+    print(f"{trials} trials, {copies} jobs each: {counts}")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    t = sub.add_parser("throughput")
+    t.add_argument("--copies", type=int, default=8)
+    t.add_argument("--subset-size", type=int, default=300)
+    k = sub.add_parser("kills")
+    k.add_argument("--trials", type=int, default=20)
+    k.add_argument("--copies", type=int, default=6)
+    k.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.what == "throughput":
+        throughput(args.copies, args.subset_size)
+    else:
+        kills(args.trials, args.copies, args.seed)
+
+
+if __name__ == "__main__":
+    main()
