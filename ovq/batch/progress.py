@@ -160,9 +160,9 @@ class Progress:
         self._say(f"retry  {name}: {why}")
         self.draw(force=True)
 
-    def counts(self) -> str:
+    def counts(self, eta: bool = True) -> str:
         return (f"{self.done + self.skipped}/{self.total} done ({self.skipped} unchanged), {len(self.running)} running, "
-                f"{self.failed} failed, ETA {self._eta()}")
+                f"{self.failed} failed" + (f", ETA {self._eta()}" if eta else ""))
 
     def draw(self, force: bool = False) -> None:
         if not self.live:
@@ -181,5 +181,5 @@ class Progress:
         if self.live and self.drawn:
             self.stream.write("\x1b[F\x1b[K" * self.drawn)
             self.drawn = 0
-        self.stream.write(f"batch: {self.counts().replace(', ETA -', '')} in {time.monotonic() - self.t0:.1f} s\n")
+        self.stream.write(f"batch: {self.counts(eta=False)} in {time.monotonic() - self.t0:.1f} s\n")
         self.stream.flush()
