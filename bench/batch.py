@@ -4,12 +4,17 @@ Usage::
 
     python bench/batch.py throughput [--copies N] [--subset-size S]
     python bench/batch.py kills [--trials T] [--copies N] [--seed SEED]
+    python bench/batch.py ray [--copies N] [--subset-size S]
 
 **throughput**: N copies of the shipped digits CNN (``ovq.data``), calibrated on its 300
 calibration images. Wall time and models per hour of: a shell loop of ``ovq quantize``
 (one process per model, one after another); ``ovq.quantize`` + ``ovq.save_model`` for
 every model one after another in one process; ``ovq batch --jobs 1``; ``ovq batch --jobs 2``.
 CPU is the run's processes' user+system time over wall time × cores.
+
+**ray**: the same manifest on the local engine (``--jobs 2``), a local Ray with 2 CPUs
+and a two-node ``ray.cluster_utils.Cluster`` on this machine (1 CPU per node): wall time
+of the batch (Ray's start-up reported apart) and whether the outputs are identical.
 
 **kills**: T trials on one output folder. Each trial starts ``ovq batch --jobs 2``, waits
 a random time, kills the driver or one of its workers (chosen at random) with SIGKILL,
@@ -158,6 +163,46 @@ def kills(trials: int, copies: int, seed: int) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def ray_nodes(copies: int, subset: int) -> None:
+    """The same manifest on the local engine (--jobs 2), a local Ray (2 CPUs) and a
+    two-node ray.cluster_utils.Cluster on this machine (1 CPU per node)."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    import ovq.batch
+
+    root = _workspace(copies, subset)
+    rows = []
+    t0 = time.perf_counter()
+    ovq.batch.run(root / "batch.toml", root / "local", jobs=2, progress=False)
+    rows.append(("local engine, --jobs 2", time.perf_counter() - t0, 0.0))
+    t0 = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    t1 = time.perf_counter()
+    ovq.batch.run(root / "batch.toml", root / "ray", engine="ray", progress=False)
+    rows.append(("local Ray, 2 CPUs", time.perf_counter() - t1, t1 - t0))
+    ray.shutdown()
+    t0 = time.perf_counter()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+    t1 = time.perf_counter()
+    result = ovq.batch.run(root / "batch.toml", root / "cluster", engine="ray", progress=False)
+    rows.append(("two-node Ray cluster, 1 CPU per node", time.perf_counter() - t1, t1 - t0))
+    nodes = len({r.node for r in result.records})
+    ray.shutdown()
+    cluster.shutdown()
+    same = _digests(root / "local") == _digests(root / "ray") == _digests(root / "cluster")
+    print(f"{copies} copies of the digits CNN, subset_size {subset}; outputs identical across engines: {same}; "
+          f"jobs ran on {nodes} nodes of the cluster")
+    print("| run | wall s (batch) | Ray start s | models/hour |")
+    print("|---|---:|---:|---:|")
+    for name, wall, start in rows:
+        print(f"| {name} | {wall:.1f} | {start:.1f} | {copies * 3600 / wall:.0f} |")
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -168,8 +213,13 @@ def main() -> None:
     k.add_argument("--trials", type=int, default=20)
     k.add_argument("--copies", type=int, default=6)
     k.add_argument("--seed", type=int, default=0)
+    r = sub.add_parser("ray")
+    r.add_argument("--copies", type=int, default=8)
+    r.add_argument("--subset-size", type=int, default=300)
     args = parser.parse_args()
-    if args.what == "throughput":
+    if args.what == "ray":
+        ray_nodes(args.copies, args.subset_size)
+    elif args.what == "throughput":
         throughput(args.copies, args.subset_size)
     else:
         kills(args.trials, args.copies, args.seed)

@@ -127,6 +127,8 @@ def run(
     t_start = time.monotonic()
     if engine not in ("local", "ray"):
         raise OptionError(f"engine: {engine!r} is not an engine (local, ray)")
+    if ray_address is not None and engine != "ray":
+        raise OptionError("ray_address (--ray-address) needs engine='ray' (--engine ray)")
     if jobs is not None and jobs < 1:
         raise OptionError(f"jobs: must be >= 1, got {jobs}")
     if retry < 0:

@@ -56,6 +56,13 @@ def test_unusable_output_folder(workspace, manifest):
         run(path, workspace / "file")
 
 
+def test_ray_address_needs_the_ray_engine(workspace, manifest):
+    from ovq.errors import OptionError
+
+    with pytest.raises(OptionError, match="needs engine='ray'"):
+        run(manifest(THREE_JOBS), workspace / "out", ray_address="auto")
+
+
 def test_a_second_run_on_the_same_folder_is_refused(workspace, manifest):
     import fcntl
 
