@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/batch.py throughput [--copies N] [--subset-size S]
+    python bench/batch.py throughput [--copies N] [--subset-size S] [--model ASSET]
     python bench/batch.py kills [--trials T] [--copies N] [--seed SEED]
     python bench/batch.py ray [--copies N] [--subset-size S]
 
@@ -45,18 +45,31 @@ import numpy as np
 OVQ = [sys.executable, "-m", "ovq.cli"]
 
 
-def _workspace(copies: int, subset: int) -> Path:
+def _workspace(copies: int, subset: int, model: str | None = None) -> Path:
+    """N copies of the digits CNN (or of the asset ``model``, e.g. resnet_like, with random
+    normal calibration samples) and a one-glob manifest."""
     from ovq.data import demo_model_path, load_demo_data
 
     root = Path(tempfile.mkdtemp(prefix="ovq-bench-batch-"))
     for folder in ("models", "loop", "seq"):
         (root / folder).mkdir()
-    src = demo_model_path()
+    if model is None:
+        src = demo_model_path()
+        x, _ = load_demo_data("calib")
+        x = x.astype(np.float32)[:, None]  # a stack of [1, 1, 8, 8] samples
+    else:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from ovq_testing.assets import asset_path
+
+        src = Path(asset_path(model))
+        import openvino as ov
+
+        shape = [d.get_length() for d in ov.Core().read_model(src).inputs[0].get_partial_shape()]
+        x = np.random.default_rng(0).standard_normal((subset, *shape)).astype(np.float32)
     for i in range(copies):
         shutil.copy(src, root / "models" / f"m{i:02d}.xml")
         shutil.copy(src.with_suffix(".bin"), root / "models" / f"m{i:02d}.bin")
-    x, _ = load_demo_data("calib")
-    np.save(root / "calib.npy", x.astype(np.float32))
+    np.save(root / "calib.npy", x)
     (root / "batch.toml").write_text(
         f'[defaults]\ndata = "calib.npy"\nsubset_size = {subset}\n\n[[job]]\nmodel = "models/*.xml"\n')
     return root
@@ -71,8 +84,8 @@ def _timed(cmd: list[str], **kw) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def throughput(copies: int, subset: int) -> None:
-    root = _workspace(copies, subset)
+def throughput(copies: int, subset: int, model: str | None) -> None:
+    root = _workspace(copies, subset, model)
     cores = len(os.sched_getaffinity(0))
     rows = []
     models = sorted((root / "models").glob("*.xml"))
@@ -83,14 +96,15 @@ def throughput(copies: int, subset: int) -> None:
         "import sys, numpy as np, ovq\nfrom pathlib import Path\nroot = Path(sys.argv[1])\n"
         "x = np.load(root / 'calib.npy')\n"
         "for m in sorted((root / 'models').glob('*.xml')):\n"
-        f"    q = ovq.quantize(str(m), list(x[:, None]), subset_size={subset}, progress=False)\n"
+        f"    q = ovq.quantize(str(m), list(x), subset_size={subset}, progress=False)\n"
         "    ovq.save_model(q, root / 'seq' / (m.stem + '.xml'))\n")
     rows.append(("`ovq.quantize` one after another, one process", *_timed([sys.executable, "-c", script, str(root)])))
     for jobs in (1, 2):
         rows.append((f"`ovq batch --jobs {jobs}`",
                      *_timed([*OVQ, "batch", str(root / "batch.toml"), "-o", str(root / f"out{jobs}"),
                               "--jobs", str(jobs)])))
-    print(f"{copies} copies of the digits CNN, subset_size {subset}, {cores} cores")
+    print(f"{copies} copies of {model or 'the digits CNN'}, subset_size {subset}, {cores} cores, "
+          f"load average before: {os.getloadavg()[0]:.1f}")
     print("| run | wall s | models/hour | CPU busy |")
     print("|---|---:|---:|---:|")
     for name, wall, cpu in rows:
@@ -209,6 +223,7 @@ def main() -> None:
     t = sub.add_parser("throughput")
     t.add_argument("--copies", type=int, default=8)
     t.add_argument("--subset-size", type=int, default=300)
+    t.add_argument("--model", default=None, help="a test asset (resnet_like, efficientnet_lite0) instead of digits")
     k = sub.add_parser("kills")
     k.add_argument("--trials", type=int, default=20)
     k.add_argument("--copies", type=int, default=6)
@@ -220,7 +235,7 @@ def main() -> None:
     if args.what == "ray":
         ray_nodes(args.copies, args.subset_size)
     elif args.what == "throughput":
-        throughput(args.copies, args.subset_size)
+        throughput(args.copies, args.subset_size, args.model)
     else:
         kills(args.trials, args.copies, args.seed)
 

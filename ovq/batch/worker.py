@@ -131,7 +131,8 @@ def run_quantize(spec: dict[str, Any], staged: Path, phase: Phase) -> dict[str, 
     options = dict(spec["options"])
     phase("read")
     graph = read_model(spec["model"])
-    ctx, _ = run_before_placement(graph, options.pop("pipeline", None), options.pop("dump_after", ()), staged.parent)
+    ctx, _ = run_before_placement(graph, options.pop("pipeline", None), options.pop("dump_after", ()),
+                                  Path(spec["output"]).parent)
     ctx.instruments.append(_PhaseInstrument(phase))
     fp_model = graph.to_ov()
     phase("data")
