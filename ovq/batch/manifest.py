@@ -122,6 +122,8 @@ class _Lines:
                 elif top != section or "." not in name:
                     section, index = top, counts.get(top, 0)
                     self.tables.setdefault((section, index), number)
+                if "." in name and top == section:  # [job.ignored_scope]: the key's line
+                    self.keys.setdefault((section, index, name.split(".")[1]), number)
                 continue
             k = self._key.match(line)
             if k and section:

@@ -85,6 +85,18 @@ def test_unknown_option_in_defaults_points_at_the_defaults_line(workspace, manif
         load_manifest(path, workspace / "out")
 
 
+def test_sub_table_option_points_at_its_header(workspace, manifest):
+    path = manifest("""
+        [[job]]
+        model = "models/digits.xml"
+        data = "calib.npy"
+        [job.ignored_scop]
+        types = ["MatMul"]
+    """)
+    with pytest.raises(ManifestError, match=rf"^{path}:4: job\[0\]\.ignored_scop: not a job field"):
+        load_manifest(path, workspace / "out")
+
+
 def test_compress_kind_is_refused_clearly_and_unknown_kinds_listed(workspace, manifest):
     path = manifest("""
         [[job]]
