@@ -151,10 +151,13 @@ def kills(trials: int, copies: int, seed: int) -> None:
             counts["worker_kills"] += 1
             proc.wait()
         elif proc.poll() is None:
+            target = "driver"  # (also when no worker had started yet)
             proc.send_signal(signal.SIGKILL)
             counts["driver_kills"] += 1
             proc.wait()
             psutil.wait_procs(children, timeout=10)
+        else:
+            target = "nothing (the run had finished)"
         try:
             before = _journal(out)
         except sqlite3.Error:
