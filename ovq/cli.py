@@ -306,6 +306,36 @@ def hw_validate(path: Path) -> None:
 
 
 @cli.command()
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder: outputs (by the manifest's template), journal, logs, summary.json/.csv.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Jobs at once (default: the cores here; on Ray, the cluster's CPUs).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: worker processes on this machine; ray: Ray tasks (pip install 'ovq[ray]').")
+@click.option("--ray-address", default=None,
+              help="Ray cluster to join ('auto', HOST:PORT); without it --engine ray starts a local Ray.")
+@click.option("--retry", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Times a job whose worker died (segfault, OOM kill) runs again in a fresh process.")
+@click.option("--force", is_flag=True, help="Run every job, even those the journal has done with the same key.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="OpenVINO threads per job (default: cores // jobs).")
+def batch(manifest: Path, outdir: Path, jobs: int | None, engine: str, ray_address: str | None, retry: int,
+          force: bool, threads: int | None) -> int:
+    """Run every job of MANIFEST (TOML/JSON), skipping those done before; see docs/batch.md.
+
+    Exits 0 when every job is done, 1 when some failed, 2 on a bad manifest or output folder.
+    """
+    from ovq.batch import run
+
+    result = run(manifest, outdir, jobs=jobs, engine=engine, ray_address=ray_address, retry=retry, force=force,
+                 threads=threads)
+    click.echo(result.table())
+    click.echo(f"summary: {result.summary_json}, {result.summary_csv}")
+    return 1 if result.failed else 0
+
+
+@cli.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also keep the model ovq wrote here (IR .xml).")
 def demo(output: Path | None) -> None:
@@ -347,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     try:
-        cli.main(args=argv, prog_name="ovq", standalone_mode=False)
+        status = cli.main(args=argv, prog_name="ovq", standalone_mode=False)
     except OvqError as exc:
         message = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         if exc.pass_name is not None:
@@ -372,7 +402,7 @@ def _main(argv: list[str] | None) -> int:
     except click.ClickException as exc:
         click.echo(f"ovq: error: {' '.join(exc.format_message().split())}", err=True)
         return exc.exit_code
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

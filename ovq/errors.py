@@ -112,3 +112,16 @@ class RewriteError(OvqError):
 class AlreadyQuantizedError(OvqError):
     """A model given to quantize is already quantized (FakeQuantize ops or compressed
     low-precision weights); quantize its floating-point original instead."""
+
+
+class ManifestError(OvqError):
+    """An ``ovq batch`` manifest is malformed or asks for something ovq cannot do.
+
+    The message names the manifest file, the line (where it can be found) and the field:
+    ``batch.toml:12: job[2].subset_size: ...``.
+    """
+
+
+class BatchError(OvqError):
+    """An ``ovq batch`` run cannot start or go on: an unwritable output folder, another
+    run holding the same output folder, a Ray cluster that does not answer."""

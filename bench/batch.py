@@ -1,0 +1,251 @@
+"""``ovq batch``: throughput against a shell loop, and kill -9 trials.
+
+Usage::
+
+    python bench/batch.py throughput [--copies N] [--subset-size S] [--model ASSET]
+    python bench/batch.py kills [--trials T] [--copies N] [--seed SEED]
+    python bench/batch.py ray [--copies N] [--subset-size S]
+
+**throughput**: N copies of the shipped digits CNN (``ovq.data``), calibrated on its 300
+calibration images. Wall time and models per hour of: a shell loop of ``ovq quantize``
+(one process per model, one after another); ``ovq.quantize`` + ``ovq.save_model`` for
+every model one after another in one process; ``ovq batch --jobs 1``; ``ovq batch --jobs 2``.
+CPU is the run's processes' user+system time over wall time × cores.
+
+**ray**: the same manifest on the local engine (``--jobs 2``), a local Ray with 2 CPUs
+and a two-node ``ray.cluster_utils.Cluster`` on this machine (1 CPU per node): wall time
+of the batch (Ray's start-up reported apart) and whether the outputs are identical.
+
+**kills**: T trials on one output folder. Each trial starts ``ovq batch --jobs 2``, waits
+a random time, kills the driver or one of its workers (chosen at random) with SIGKILL,
+then reruns to completion. Counted: outputs that differ from an uninterrupted run
+(corrupted or mismatched), jobs run twice after being done (journal ``finished`` times
+that changed), staging/temporary files left after the rerun, unreadable journals. Between
+trials a random third of the outputs are deleted so the next trial has work to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import resource
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+OVQ = [sys.executable, "-m", "ovq.cli"]
+
+
+def _workspace(copies: int, subset: int, model: str | None = None) -> Path:
+    """N copies of the digits CNN (or of the asset ``model``, e.g. resnet_like, with random
+    normal calibration samples) and a one-glob manifest."""
+    from ovq.data import demo_model_path, load_demo_data
+
+    root = Path(tempfile.mkdtemp(prefix="ovq-bench-batch-"))
+    for folder in ("models", "loop", "seq"):
+        (root / folder).mkdir()
+    if model is None:
+        src = demo_model_path()
+        x, _ = load_demo_data("calib")
+        x = x.astype(np.float32)[:, None]  # a stack of [1, 1, 8, 8] samples
+    else:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from ovq_testing.assets import asset_path
+
+        src = Path(asset_path(model))
+        import openvino as ov
+
+        shape = [d.get_length() for d in ov.Core().read_model(src).inputs[0].get_partial_shape()]
+        x = np.random.default_rng(0).standard_normal((subset, *shape)).astype(np.float32)
+    for i in range(copies):
+        shutil.copy(src, root / "models" / f"m{i:02d}.xml")
+        shutil.copy(src.with_suffix(".bin"), root / "models" / f"m{i:02d}.bin")
+    np.save(root / "calib.npy", x)
+    (root / "batch.toml").write_text(
+        f'[defaults]\ndata = "calib.npy"\nsubset_size = {subset}\n\n[[job]]\nmodel = "models/*.xml"\n')
+    return root
+
+
+def _timed(cmd: list[str], **kw) -> tuple[float, float]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def throughput(copies: int, subset: int, model: str | None) -> None:
+    root = _workspace(copies, subset, model)
+    cores = len(os.sched_getaffinity(0))
+    rows = []
+    models = sorted((root / "models").glob("*.xml"))
+    loop = " && ".join(f"{' '.join(OVQ)} quantize {m} -o {root}/loop/{m.stem}.xml --data {root}/calib.npy "
+                       f"--subset-size {subset} -q > /dev/null" for m in models)
+    rows.append(("shell loop of `ovq quantize`", *_timed(["bash", "-c", loop])))
+    script = (
+        "import sys, numpy as np, ovq\nfrom pathlib import Path\nroot = Path(sys.argv[1])\n"
+        "x = np.load(root / 'calib.npy')\n"
+        "for m in sorted((root / 'models').glob('*.xml')):\n"
+        f"    q = ovq.quantize(str(m), list(x), subset_size={subset}, progress=False)\n"
+        "    ovq.save_model(q, root / 'seq' / (m.stem + '.xml'))\n")
+    rows.append(("`ovq.quantize` one after another, one process", *_timed([sys.executable, "-c", script, str(root)])))
+    for jobs in (1, 2):
+        rows.append((f"`ovq batch --jobs {jobs}`",
+                     *_timed([*OVQ, "batch", str(root / "batch.toml"), "-o", str(root / f"out{jobs}"),
+                              "--jobs", str(jobs)])))
+    print(f"{copies} copies of {model or 'the digits CNN'}, subset_size {subset}, {cores} cores, "
+          f"load average before: {os.getloadavg()[0]:.1f}")
+    print("| run | wall s | models/hour | CPU busy |")
+    print("|---|---:|---:|---:|")
+    for name, wall, cpu in rows:
+        print(f"| {name} | {wall:.1f} | {copies * 3600 / wall:.0f} | {cpu / (wall * cores):.0%} |")
+    base = rows[0][1]
+    print("speed-up over the shell loop: " + ", ".join(f"{name}: {base / wall:.2f}x" for name, wall, _ in rows[1:]))
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _digests(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("int8.*"))}
+
+
+def _journal(out: Path) -> dict[str, tuple]:
+    db = sqlite3.connect(out / "journal.sqlite")
+    try:
+        return {r[0]: r[1:] for r in db.execute("SELECT output, status, finished FROM jobs")}
+    finally:
+        db.close()
+
+
+def kills(trials: int, copies: int, seed: int) -> None:
+    import psutil
+
+    rng = random.Random(seed)
+    root = _workspace(copies, 64)
+    manifest = root / "batch.toml"
+    cmd = [*OVQ, "batch", str(manifest), "-o"]
+    subprocess.run([*cmd, str(root / "ref"), "--jobs", "2"], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    expected = _digests(root / "ref")
+    out = root / "out"
+    counts = {"corrupted_or_mismatched": 0, "recomputed": 0, "leftover_files": 0, "unreadable_journal": 0,
+              "driver_kills": 0, "worker_kills": 0, "not_done_after_rerun": 0}
+    for trial in range(trials):
+        proc = subprocess.Popen([*cmd, str(out), "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        delay = rng.uniform(0.5, 12.0)
+        target = rng.choice(["driver", "worker"])
+        time.sleep(delay)
+        children = psutil.Process(proc.pid).children() if proc.poll() is None else []
+        if target == "worker" and children:
+            rng.choice(children).send_signal(signal.SIGKILL)
+            counts["worker_kills"] += 1
+            proc.wait()
+        elif proc.poll() is None:
+            target = "driver"  # (also when no worker had started yet)
+            proc.send_signal(signal.SIGKILL)
+            counts["driver_kills"] += 1
+            proc.wait()
+            psutil.wait_procs(children, timeout=10)
+        else:
+            target = "nothing (the run had finished)"
+        try:
+            before = _journal(out)
+        except sqlite3.Error:
+            counts["unreadable_journal"] += 1
+            before = {}
+        # Finished before the rerun: done in the journal with its outputs intact (the
+        # bench deletes some outputs between trials; those jobs must run again).
+        intact = _digests(out)
+        finished_ok = {o: f for o, (status, f) in before.items() if status == "done" and all(
+            intact.get(k) == v for k, v in expected.items() if k.startswith(Path(o).parent.name + "/"))}
+        subprocess.run([*cmd, str(out), "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        after = _journal(out)
+        counts["recomputed"] += sum(1 for o, f in finished_ok.items() if after[o][1] != f)
+        counts["not_done_after_rerun"] += sum(1 for status, _ in after.values() if status != "done")
+        got = _digests(out)
+        counts["corrupted_or_mismatched"] += sum(1 for k, v in expected.items() if got.get(k) != v)
+        counts["leftover_files"] += sum(1 for p in out.rglob("*")
+                                        if p.name.startswith(".ovq-staging-") or p.name.endswith(".tmp"))
+        print(f"trial {trial + 1}: killed the {target} after {delay:.1f} s; "
+              f"{len(finished_ok)} finished before the rerun", flush=True)
+        for xml in rng.sample(sorted(out.rglob("int8.xml")), k=max(1, copies // 3)):
+            xml.unlink()
+    print(f"{trials} trials, {copies} jobs each: {counts}")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def ray_nodes(copies: int, subset: int) -> None:
+    """The same manifest on the local engine (--jobs 2), a local Ray (2 CPUs) and a
+    two-node ray.cluster_utils.Cluster on this machine (1 CPU per node)."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    import ovq.batch
+
+    root = _workspace(copies, subset)
+    rows = []
+    t0 = time.perf_counter()
+    ovq.batch.run(root / "batch.toml", root / "local", jobs=2, progress=False)
+    rows.append(("local engine, --jobs 2", time.perf_counter() - t0, 0.0))
+    t0 = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    t1 = time.perf_counter()
+    ovq.batch.run(root / "batch.toml", root / "ray", engine="ray", progress=False)
+    rows.append(("local Ray, 2 CPUs", time.perf_counter() - t1, t1 - t0))
+    ray.shutdown()
+    t0 = time.perf_counter()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+    t1 = time.perf_counter()
+    result = ovq.batch.run(root / "batch.toml", root / "cluster", engine="ray", progress=False)
+    rows.append(("two-node Ray cluster, 1 CPU per node", time.perf_counter() - t1, t1 - t0))
+    nodes = len({r.node for r in result.records})
+    ray.shutdown()
+    cluster.shutdown()
+    same = _digests(root / "local") == _digests(root / "ray") == _digests(root / "cluster")
+    print(f"{copies} copies of the digits CNN, subset_size {subset}; outputs identical across engines: {same}; "
+          f"jobs ran on {nodes} nodes of the cluster")
+    print("| run | wall s (batch) | Ray start s | models/hour |")
+    print("|---|---:|---:|---:|")
+    for name, wall, start in rows:
+        print(f"| {name} | {wall:.1f} | {start:.1f} | {copies * 3600 / wall:.0f} |")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    t = sub.add_parser("throughput")
+    t.add_argument("--copies", type=int, default=8)
+    t.add_argument("--subset-size", type=int, default=300)
+    t.add_argument("--model", default=None, help="a test asset (resnet_like, efficientnet_lite0) instead of digits")
+    k = sub.add_parser("kills")
+    k.add_argument("--trials", type=int, default=20)
+    k.add_argument("--copies", type=int, default=6)
+    k.add_argument("--seed", type=int, default=0)
+    r = sub.add_parser("ray")
+    r.add_argument("--copies", type=int, default=8)
+    r.add_argument("--subset-size", type=int, default=300)
+    args = parser.parse_args()
+    if args.what == "ray":
+        ray_nodes(args.copies, args.subset_size)
+    elif args.what == "throughput":
+        throughput(args.copies, args.subset_size, args.model)
+    else:
+        kills(args.trials, args.copies, args.seed)
+
+
+if __name__ == "__main__":
+    main()
