@@ -89,27 +89,51 @@ def calibrate_and_quantize(
     return QuantizeSession(graph, calibration_dataset, options, fp_model=fp_model, ctx=ctx).run()
 
 
-LOW_PRECISION_TYPES = ("i8", "u8", "i4", "u4")
 
 
 def check_not_quantized(graph: Graph) -> None:
-    """Refuse a model that is already quantized: FakeQuantize ops, or low-precision
-    constants converted to float (compressed weights).
+    """Refuse a model that is already quantized: a FakeQuantize on an activation (data
+    computed from the inputs). Weight-only forms are accepted: FakeQuantize on constant
+    weights and low-precision weight constants (an int8 TFLite or weight-compressed
+    model), whose 8-bit paths placement folds and requantizes and whose other paths it
+    leaves with a reason.
 
     Raises:
         AlreadyQuantizedError: naming what was found.
     """
     from ovq.errors import AlreadyQuantizedError
 
-    fqs = sum(1 for _n, op in graph.ops() if op.type == "FakeQuantize")
-    compressed = sum(
-        1 for n, op in graph.ops()
-        if op.const is not None and op.const.element_type.name in LOW_PRECISION_TYPES
-        and any(graph.op(c).type == "Convert" for c, _port in graph.consumers(n, 0))
-    )
-    if fqs or compressed:
-        found = " and ".join(x for x in (f"{fqs} FakeQuantize ops" if fqs else "",
-                                         f"{compressed} low-precision weight constants" if compressed else "") if x)
+    constant: dict[int, bool] = {}
+
+    def is_constant(node: int) -> bool:
+        stack = [node]
+        while stack:  # iterative post-order: weight paths can be long
+            n = stack[-1]
+            if n in constant:
+                stack.pop()
+                continue
+            op = graph.op(n)
+            if op.const is not None or op.type == "Const":
+                constant[n] = True
+                stack.pop()
+                continue
+            inputs = [src[0] for k in range(len(op.inputs)) if (src := graph.producer(n, k)) is not None]
+            if not inputs or op.type in ("Parameter", "ReadValue"):
+                constant[n] = not inputs and op.type not in ("Parameter", "ReadValue")
+                stack.pop()
+                continue
+            todo = [i for i in inputs if i not in constant]
+            if todo:
+                stack.extend(todo)
+                continue
+            constant[n] = all(constant[i] for i in inputs)
+            stack.pop()
+        return constant[node]
+
+    fqs = sum(1 for n, op in graph.ops()
+              if op.type == "FakeQuantize" and (src := graph.producer(n, 0)) is not None and not is_constant(src[0]))
+    if fqs:
+        found = f"{fqs} FakeQuantize ops on activations"
         raise AlreadyQuantizedError(f"{graph.source}: the model is already quantized ({found}); "
                                     "quantize its floating-point original")
 

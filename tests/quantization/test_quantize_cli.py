@@ -387,8 +387,8 @@ def test_requantizing_an_int8_model_says_it_is_already_quantized(calib, tmp_path
     run("quantize", demo_model_path(), "-o", q, "--data", calib, "--subset-size", 8, "--no-audit")
     proc = run("quantize", q, "-o", tmp_path / "q2.xml", "--data", calib, check=False)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr == (f"ovq: error: {q}: the model is already quantized (6 FakeQuantize ops and 5 low-precision "
-                           "weight constants); quantize its floating-point original\n")
+    assert proc.stderr == (f"ovq: error: {q}: the model is already quantized (6 FakeQuantize ops on "
+                           "activations); quantize its floating-point original\n")
 
 
 def test_usage_errors_are_one_line_in_the_ovq_style(tmp_path):
