@@ -13,4 +13,5 @@ PYBIND11_MODULE(_native, m) {
     ovq::register_info(m);
     ovq::register_reduce(m);
     ovq::register_quant(m);
+    ovq::register_wcompress(m);
 }

@@ -14,6 +14,8 @@ void register_info(pybind11::module_& m);
 void register_reduce(pybind11::module_& m);
 // FakeQuantize emulation, quantize, dequantize.
 void register_quant(pybind11::module_& m);
+// Weight compression: compress_groups, int8_asym_error.
+void register_wcompress(pybind11::module_& m);
 
 namespace bind {
 

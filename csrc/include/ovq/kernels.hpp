@@ -71,4 +71,12 @@ bool quantize(DType dt, const Operand& x, IType it, const Operand& out, const Bo
 void dequantize(IType it, const Operand& q, const Operand& out, const Box& box,
                 const float* scale, const float* zp, bool per_k);
 
+// Weight compression of a C-contiguous (rows x cols) weight in groups of `group` columns:
+// levels into q (rows x cols bytes, or rows x cols/2 nibble pairs when packed), scales
+// and (asym) zero points into (rows x cols/group). False if the weight is not finite.
+bool compress_groups(DType dt, const void* data, int64_t rows, int64_t cols, int bits, bool sym, int64_t group,
+                     bool packed, uint8_t* q, float* scale, uint8_t* zp);
+// Per-row mean squared error of per-row INT8_ASYM quantization; false if not finite.
+bool int8_asym_error(DType dt, const void* data, int64_t rows, int64_t cols, double* out);
+
 }  // namespace ovq

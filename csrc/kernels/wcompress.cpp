@@ -1,0 +1,205 @@
+// Weight-only compression: group-wise scales and zero points, integer levels, nibble
+// packing and the per-row INT8_ASYM error. Semantics: ovq/kernels/reference.py
+// (group_params, compress_groups, int8_asym_error); float32 arithmetic with a true
+// division and round half to even, as NNCF 3.4's data-free integer quantization.
+#include <cfloat>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "ovq/detail.hpp"
+#include "ovq/simd.hpp"
+
+namespace ovq {
+namespace {
+
+using detail::Elem;
+#if OVQ_X86
+using detail::load8;
+#endif
+
+struct Params {
+    float s, zp, lo, hi;  // scale, zero point (levels), clamp bounds of the levels
+};
+
+inline Params group_params(float mn, float mx, int bits, bool sym) {
+    Params p{};
+    if (sym) {
+        const float half = static_cast<float>(1 << (bits - 1));
+        const float a = std::fabs(mn);
+        p.s = (a >= mx ? a : -mx) / half;
+        if (std::fabs(p.s) < FLT_EPSILON) p.s = FLT_EPSILON;
+        p.zp = 0.0f;
+        p.lo = -half;
+        p.hi = half - 1.0f;
+    } else {
+        const float top = static_cast<float>((1 << bits) - 1);
+        const float lo = mn < 0.0f ? mn : 0.0f;
+        const float hi = mx > 0.0f ? mx : 0.0f;
+        p.s = (hi - lo) / top;
+        if (std::fabs(p.s) < FLT_EPSILON) p.s = FLT_EPSILON;
+        const float z = -std::nearbyint(lo / p.s);
+        p.zp = z < 0.0f ? 0.0f : (z > top ? top : z);
+        p.lo = 0.0f;
+        p.hi = top;
+    }
+    return p;
+}
+
+#if OVQ_X86
+// The vector part of span_minmax: returns the count consumed (a multiple of 8).
+template <DType D>
+__attribute__((target("avx2,fma,f16c"))) int64_t minmax_avx2(const typename Elem<D>::T* p, int64_t n, float& mn,
+                                                            float& mx, float& nf) {
+    __m256 vmn = _mm256_set1_ps(INFINITY), vmx = _mm256_set1_ps(-INFINITY);
+    __m256 vnf = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m256 v = load8<D>(p + j);
+        vmn = _mm256_min_ps(vmn, v);
+        vmx = _mm256_max_ps(vmx, v);
+        vnf = _mm256_add_ps(vnf, _mm256_sub_ps(v, v));  // stays 0 unless a value is NaN/Inf
+    }
+    alignas(32) float a[8], b[8], c[8];
+    _mm256_store_ps(a, vmn);
+    _mm256_store_ps(b, vmx);
+    _mm256_store_ps(c, vnf);
+    for (int k = 0; k < 8; ++k) {
+        mn = a[k] < mn ? a[k] : mn;
+        mx = b[k] > mx ? b[k] : mx;
+        nf += c[k];
+    }
+    return j;
+}
+
+// The vector part of span_levels.
+template <DType D>
+__attribute__((target("avx2,fma,f16c"))) int64_t levels_avx2(const typename Elem<D>::T* p, int64_t n, float s,
+                                                             float zp, float lo, float hi, int32_t* out) {
+    const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(zp);
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 t = _mm256_round_ps(_mm256_add_ps(_mm256_div_ps(load8<D>(p + j), vs), vz), kRound);
+        t = _mm256_min_ps(_mm256_max_ps(t, vlo), vhi);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), _mm256_cvttps_epi32(t));
+    }
+    return j;
+}
+#endif
+
+// min and max of n values; false if one is NaN or +-Inf.
+template <DType D>
+bool span_minmax(const typename Elem<D>::T* p, int64_t n, float& mn_out, float& mx_out) {
+    float mn = INFINITY, mx = -INFINITY, nf = 0.0f;
+    int64_t i = 0;
+#if OVQ_X86
+    if (simd_enabled()) i = minmax_avx2<D>(p, n, mn, mx, nf);
+#endif
+    for (; i < n; ++i) {
+        const float v = Elem<D>::load(p + i);
+        mn = v < mn ? v : mn;
+        mx = v > mx ? v : mx;
+        nf += v - v;
+    }
+    mn_out = mn;
+    mx_out = mx;
+    return nf == 0.0f;
+}
+
+// Levels of n values as int32 into out (clip(rint(v / s + zp), lo, hi)).
+template <DType D>
+void span_levels(const typename Elem<D>::T* p, int64_t n, const Params& g, int32_t* out) {
+    int64_t i = 0;
+#if OVQ_X86
+    if (simd_enabled()) i = levels_avx2<D>(p, n, g.s, g.zp, g.lo, g.hi, out);
+#endif
+    for (; i < n; ++i) {
+        float t = std::nearbyint(Elem<D>::load(p + i) / g.s + g.zp);
+        t = t < g.lo ? g.lo : (t > g.hi ? g.hi : t);
+        out[i] = static_cast<int32_t>(t);
+    }
+}
+
+template <DType D>
+bool compress_groups_t(const void* data, int64_t rows, int64_t cols, int bits, bool sym, int64_t group,
+                       bool packed, uint8_t* q, float* scale, uint8_t* zp) {
+    const int64_t ng = cols / group;
+    std::vector<char> bad(static_cast<size_t>(rows), 0);
+    parallel_for(rows, cols, [&](int64_t r) {
+        const auto* row = static_cast<const typename Elem<D>::T*>(data) + r * cols;
+        std::vector<int32_t> lv(static_cast<size_t>(cols));
+        for (int64_t gi = 0; gi < ng; ++gi) {
+            const auto* p = row + gi * group;
+            float mn, mx;
+            if (!span_minmax<D>(p, group, mn, mx)) {
+                bad[static_cast<size_t>(r)] = 1;
+                mn = mx = 0.0f;
+            }
+            const Params g = group_params(mn, mx, bits, sym);
+            scale[r * ng + gi] = g.s;
+            if (!sym) zp[r * ng + gi] = static_cast<uint8_t>(g.zp);
+            span_levels<D>(p, group, g, lv.data() + gi * group);
+        }
+        if (packed) {
+            uint8_t* o = q + r * (cols / 2);
+            for (int64_t i = 0; i < cols / 2; ++i)
+                o[i] = static_cast<uint8_t>((lv[2 * i] & 0x0F) | ((lv[2 * i + 1] & 0x0F) << 4));
+        } else {
+            uint8_t* o = q + r * cols;
+            for (int64_t i = 0; i < cols; ++i) o[i] = static_cast<uint8_t>(lv[i]);  // low byte: int8 as two's complement
+        }
+    });
+    for (char b : bad)
+        if (b) return false;
+    return true;
+}
+
+template <DType D>
+bool int8_asym_error_t(const void* data, int64_t rows, int64_t cols, double* out) {
+    std::vector<char> bad(static_cast<size_t>(rows), 0);
+    parallel_for(rows, cols, [&](int64_t r) {
+        const auto* row = static_cast<const typename Elem<D>::T*>(data) + r * cols;
+        float mn, mx;
+        if (!span_minmax<D>(row, cols, mn, mx)) {
+            bad[static_cast<size_t>(r)] = 1;
+            out[r] = 0.0;
+            return;
+        }
+        const Params g = group_params(mn, mx, 8, false);
+        double acc = 0.0;
+        for (int64_t i = 0; i < cols; ++i) {
+            const float w = Elem<D>::load(row + i);
+            float t = std::nearbyint(w / g.s + g.zp);
+            t = t < g.lo ? g.lo : (t > g.hi ? g.hi : t);
+            const float d = (t - g.zp) * g.s - w;
+            acc += static_cast<double>(d) * static_cast<double>(d);
+        }
+        out[r] = acc / static_cast<double>(cols);
+    });
+    for (char b : bad)
+        if (b) return false;
+    return true;
+}
+
+}  // namespace
+
+bool compress_groups(DType dt, const void* data, int64_t rows, int64_t cols, int bits, bool sym, int64_t group,
+                     bool packed, uint8_t* q, float* scale, uint8_t* zp) {
+    switch (dt) {
+        case DType::F32: return compress_groups_t<DType::F32>(data, rows, cols, bits, sym, group, packed, q, scale, zp);
+        case DType::F16: return compress_groups_t<DType::F16>(data, rows, cols, bits, sym, group, packed, q, scale, zp);
+        default: return compress_groups_t<DType::BF16>(data, rows, cols, bits, sym, group, packed, q, scale, zp);
+    }
+}
+
+bool int8_asym_error(DType dt, const void* data, int64_t rows, int64_t cols, double* out) {
+    switch (dt) {
+        case DType::F32: return int8_asym_error_t<DType::F32>(data, rows, cols, out);
+        case DType::F16: return int8_asym_error_t<DType::F16>(data, rows, cols, out);
+        default: return int8_asym_error_t<DType::BF16>(data, rows, cols, out);
+    }
+}
+
+}  // namespace ovq
