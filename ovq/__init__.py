@@ -4,6 +4,14 @@ from __future__ import annotations
 
 # First: a bare source checkout (no passes, no native kernels) fails here, with the fix.
 from ovq import _install_check  # noqa: F401
+from ovq.compression import (
+    BackupMode,
+    CompressionReport,
+    CompressWeightsMode,
+    GroupSizeFallbackMode,
+    SensitivityMetric,
+    compress_weights,
+)
 from ovq.errors import BackendError, CalibrationDataError, GraphError, IRError, OvqError, VerificationError
 from ovq.ir import Graph, read_model, save_model
 from ovq.kernels import kernels_backend
@@ -27,6 +35,12 @@ __version__ = "0.1.0"
 __all__ = [
     "AccuracyControlReport",
     "AccuracyControlWarning",
+    "BackupMode",
+    "CompressWeightsMode",
+    "CompressionReport",
+    "GroupSizeFallbackMode",
+    "SensitivityMetric",
+    "compress_weights",
     "BackendError",
     "DropType",
     "CalibrationDataError",
