@@ -12,9 +12,9 @@ Emits, for a weight ``W`` named ``<name>`` read as element type ``T``::
 A MatMul weight stored ``[in, out]`` (``transpose_b`` false) is compressed as its
 transpose ``[out, in]`` and its MatMul readers get ``transpose_b`` true (the CPU plugin
 folds the chain only without a Transpose); a Transpose back is emitted only when
-something else reads the weight too. This is what ``nncf.compress_weights`` writes and what the CPU plugin's
-``ConvertFullyConnectedToFullyConnectedCompressed`` folds into a FullyConnected that
-keeps the integer weights. Preserves: every reader of the weight tensor (they read the
+something else reads the weight too. The chain is what ``nncf.compress_weights``
+writes and what the CPU plugin's ``ConvertFullyConnectedToFullyConnectedCompressed``
+folds into a FullyConnected that keeps the integer weights. Preserves: every reader of the weight tensor (they read the
 last op instead), its tensor names; the float Const is removed once nothing reads it.
 """
 
