@@ -168,7 +168,7 @@ def compress_graph(graph: Graph, opts: CompressionOptions, *, ignored_scope: Any
     t0 = time.perf_counter()
     kernels = get_kernels(backend)
     scope = as_ignored_scope(ignored_scope)
-    ignored = scope.resolve(graph, strict=strict) if not scope.is_empty else set()
+    ignored = scope.resolve(graph, strict=strict) if not scope.is_empty() else set()
     ignored_names = {graph.op(n).name for n in ignored if graph.op(n).type == "Const"}
     sites, sel, last_skipped = find_sites(graph, ignored, ignored_names)
     sel = select_precisions(graph, sites, sel, last_skipped, opts, _sensitivity(graph, kernels))
