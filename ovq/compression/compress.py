@@ -3,10 +3,11 @@
 Phases, each its own module: options (:mod:`ovq.compression.options`, NNCF 3.4's
 defaults and checks), layer selection and precisions (:mod:`ovq.compression.layers`),
 the kernels (:meth:`ovq.kernels.api.Kernels.compress_groups`), and the graph edit
-(:mod:`ovq.compression.decompress`). Weights are read one at a time from the
-memory-mapped ``.bin`` (pages dropped after each) and the integer weights are appended
-to a scratch file (:mod:`ovq.compression.spill`), so the process holds about one weight
-at a time, never a copy of the model. Activations are untouched.
+(:mod:`ovq.compression.decompress`). Weights are read in row blocks of
+:data:`BLOCK_BYTES` straight from the ``.bin`` (``pread`` into one buffer) and their
+integer levels appended to a scratch file (:mod:`ovq.compression.spill`) block by block,
+so the process holds one block, plus one row of scales per weight, never a copy of the
+model or of a whole weight. Activations are untouched.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -30,10 +31,6 @@ from ovq.ir.element_types import ELEMENT_TYPES
 from ovq.kernels._layout import bfloat16
 
 log = logging.getLogger("ovq.compression")
-
-DROP_PAGES_EVERY = 16 << 20
-"""Bytes of float weights read between two drops of the source ``.bin``'s mapped pages."""
-
 
 @dataclass(frozen=True)
 class CompressedLayer:
@@ -106,25 +103,52 @@ class CompressionReport:
         return "\n".join(lines)
 
 
-def _weight_matrix(graph: Graph, site: WeightSite) -> np.ndarray:
-    """The weight as the kernel reads it: a float ``(R, C)`` view (a copy if transposed)."""
+BLOCK_BYTES = 8 << 20
+"""Float weight bytes read per kernel call: weights are compressed in row blocks."""
+
+
+def _dtype(site: WeightSite) -> np.dtype:
+    return np.dtype(bfloat16()) if site.element_type == "bf16" else ELEMENT_TYPES[site.element_type].numpy
+
+
+def _row_blocks(graph: Graph, site: WeightSite) -> Iterator[np.ndarray]:
+    """The weight as ``(rows, C)`` float blocks of about :data:`BLOCK_BYTES`, in row order.
+
+    Weights still in their ``.bin`` are read with ``pread`` into one reused buffer (nothing
+    of the file is mapped); a MatMul weight stored ``[in, out]`` is read through the
+    mapping, block by block of its transpose, and its pages dropped afterwards.
+    """
     data = graph.const_data(site.const)
-    w = data.value()
-    if site.element_type == "bf16":
-        w = w.view(bfloat16())
     r, c = site.matrix
-    if site.transposed:
-        return np.ascontiguousarray(w.T)
-    return w.reshape(r, c)
+    dt = _dtype(site)
+    step = max(1, BLOCK_BYTES // max(1, c * dt.itemsize))
+    if site.transposed or not data.in_file:
+        w = data.value()
+        if site.element_type == "bf16":
+            w = w.view(dt)
+        w = w.T if site.transposed else w.reshape(r, c)
+        for r0 in range(0, r, step):
+            yield np.ascontiguousarray(w[r0 : r0 + step])
+        if data.in_file:
+            data.bin.drop_pages()
+        return
+    row_bytes = c * dt.itemsize
+    buf = np.empty(min(step, r) * row_bytes, np.uint8)
+    for r0 in range(0, r, step):
+        n = min(step, r - r0)
+        view = memoryview(buf)[: n * row_bytes]
+        if data.bin.pread_into(view, data.offset + r0 * row_bytes) != len(view):
+            raise OptionError(f"{data.bin.path}: short read of weight {site.name!r} (file changed?)")
+        yield buf[: n * row_bytes].view(dt).reshape(n, c)
 
 
 def _sensitivity(graph: Graph, kernels) -> Callable[[WeightSite], float]:
     eps = float(np.finfo(np.float32).eps)
 
     def score(site: WeightSite) -> float:
-        err = kernels.int8_asym_error(_weight_matrix(graph, site), name=site.name)
-        graph.drop_constant_pages()
-        return 1.0 / (float(np.max(err)) + eps)
+        worst = max(float(np.max(kernels.int8_asym_error(block, name=site.name)))
+                    for block in _row_blocks(graph, site))
+        return 1.0 / (worst + eps)
 
     return score
 
@@ -134,13 +158,25 @@ def _compress_one(graph: Graph, plan: LayerPlan, spill: SpillFile, kernels) -> C
     before = graph.const_data(site.const).size
     if p is None:
         return CompressedLayer(site.op_name, site.op_type, site.name, site.shape, "float", plan.reason, before, before)
-    w = _weight_matrix(graph, site)
-    q, scale, zp = kernels.compress_groups(w, p.bits, sym=p.sym, group_size=p.group_size, name=site.name)
-    del w
-    if p.bits == 4 and q.shape[1] == site.matrix[1]:  # odd columns: levels came back unpacked
-        q = kernels.pack_nibbles(q)
-    levels = spill.append(np.ascontiguousarray(q).view(np.uint8).reshape(-1), p.element_type,
-                          tuple(levels_shape(site, p)))
+    start = spill.size
+    scales, zps = [], []
+    odd4 = p.bits == 4 and site.matrix[1] % 2 == 1  # rows do not end on a byte: pack the whole weight
+    pending = []
+    for block in _row_blocks(graph, site):
+        q, scale, zp = kernels.compress_groups(block, p.bits, sym=p.sym, group_size=p.group_size,
+                                               pack=not odd4, name=site.name)
+        if odd4:
+            pending.append(q)
+        else:
+            spill.write(np.ascontiguousarray(q).view(np.uint8).reshape(-1))
+        scales.append(scale)
+        if zp is not None:
+            zps.append(zp)
+    if odd4:
+        spill.write(kernels.pack_nibbles(np.concatenate(pending)))
+    levels = spill.const(start, p.element_type, tuple(levels_shape(site, p)))
+    scale = np.concatenate(scales)
+    zp = np.concatenate(zps) if zps else None
     insert_decompression(graph, site, p, levels, scale, zp)
     after = levels.size + scale.size * 2 + (0 if zp is None else ELEMENT_TYPES[f"u{p.bits}"].nbytes(zp.shape))
     return CompressedLayer(site.op_name, site.op_type, site.name, site.shape, p.label, plan.reason, before, after)
@@ -178,14 +214,9 @@ def compress_graph(graph: Graph, opts: CompressionOptions, *, ignored_scope: Any
                     len(sel.already_compressed), ", ".join(sel.already_compressed[:5])
                     + (" ..." if len(sel.already_compressed) > 5 else ""))
     spill = SpillFile(spill_dir)
-    unread = DROP_PAGES_EVERY
     with _progress(progress, len(sel.plans)) as bar:
         for plan in sel.plans:
             report.layers.append(_compress_one(graph, plan, spill, kernels))
-            unread -= report.layers[-1].bytes_before
-            if unread <= 0:
-                graph.drop_constant_pages()
-                unread = DROP_PAGES_EVERY
             bar.update(1)
     graph.drop_constant_pages()
     report.seconds = time.perf_counter() - t0

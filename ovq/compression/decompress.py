@@ -44,6 +44,16 @@ def _convert(graph: Graph, src: int, name: str, shape: list[int], to: str) -> in
     return _op(graph, "Convert", name, [src], shape, ELEMENT_TYPES[to].precision, {"destination_type": to})
 
 
+def _levels_const(values: np.ndarray, bits: int, shape: list[int]) -> ConstData:
+    """An owned u8 / u4 constant (u4 packed two per byte, low nibble first, by the kernel)."""
+    from ovq.kernels import pack_nibbles
+
+    et = f"u{bits}"
+    raw = np.ascontiguousarray(values, np.uint8).reshape(-1)
+    data = (pack_nibbles(raw) if bits == 4 else raw).tobytes()
+    return ConstData(element_type=ELEMENT_TYPES[et], shape=tuple(shape), owned=data, size=len(data))
+
+
 def is_grouped(site: WeightSite, precision: Precision) -> bool:
     """True when the weight is split into several groups per row (a Reshape follows)."""
     return precision.group_size not in (-1, site.matrix[1])
@@ -85,7 +95,7 @@ def insert_decompression(graph: Graph, site: WeightSite, precision: Precision, l
     qc = graph.add_const_data(levels, name)
     last = _convert(graph, qc, f"{name}/convert", q_shape, "f16")
     if zero_point is not None:
-        zc = graph.add_const(zero_point.reshape(p_shape), f"{name}/zero_point", element_type=f"u{precision.bits}")
+        zc = graph.add_const_data(_levels_const(zero_point, precision.bits, p_shape), f"{name}/zero_point")
         zcv = _convert(graph, zc, f"{name}/zero_point/convert", p_shape, "f16")
         last = _op(graph, "Subtract", f"{name}/zero_point/subtract", [last, zcv], q_shape, "FP16",
                    {"auto_broadcast": "numpy"})

@@ -26,19 +26,26 @@ class SpillFile(BinFile):
         self._mapped = 0
         self._old_maps: list[mmap.mmap] = []
 
-    def append(self, data: bytes | bytearray | memoryview, element_type_name: str,
-               shape: tuple[int, ...]) -> ConstData:
-        """Write ``data`` at the end of the file; return a constant viewing it."""
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Append ``data``; return the offset it was written at."""
         view = memoryview(data).cast("B")
-        offset = self.size
-        pos = offset
+        offset = pos = self.size
         while len(view):
             n = os.pwrite(self._wfd, view, pos)
             view = view[n:]
             pos += n
         self.size = pos
+        return offset
+
+    def const(self, offset: int, element_type_name: str, shape: tuple[int, ...]) -> ConstData:
+        """A constant viewing the bytes written from ``offset`` to the end of the file."""
         return ConstData(element_type=element_type(element_type_name), shape=tuple(int(d) for d in shape),
-                         bin=self, offset=offset, size=pos - offset)
+                         bin=self, offset=offset, size=self.size - offset)
+
+    def append(self, data: bytes | bytearray | memoryview, element_type_name: str,
+               shape: tuple[int, ...]) -> ConstData:
+        """Write ``data`` at the end of the file; return a constant viewing it."""
+        return self.const(self.write(data), element_type_name, shape)
 
     @property
     def buffer(self) -> memoryview:
