@@ -65,6 +65,8 @@ class CompressionReport:
     ignored: list[str] = field(default_factory=list)
     already_compressed: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    kernel_seconds: float = 0.0
+    """Time inside the compression kernels (float weights in, levels/scales out)."""
 
     @property
     def bytes_before(self) -> int:
@@ -153,7 +155,8 @@ def _sensitivity(graph: Graph, kernels) -> Callable[[WeightSite], float]:
     return score
 
 
-def _compress_one(graph: Graph, plan: LayerPlan, spill: SpillFile, kernels) -> CompressedLayer:
+def _compress_one(graph: Graph, plan: LayerPlan, spill: SpillFile, kernels,
+                  report: CompressionReport) -> CompressedLayer:
     site, p = plan.site, plan.precision
     before = graph.const_data(site.const).size
     if p is None:
@@ -163,8 +166,10 @@ def _compress_one(graph: Graph, plan: LayerPlan, spill: SpillFile, kernels) -> C
     odd4 = p.bits == 4 and site.matrix[1] % 2 == 1  # rows do not end on a byte: pack the whole weight
     pending = []
     for block in _row_blocks(graph, site):
+        t0 = time.perf_counter()
         q, scale, zp = kernels.compress_groups(block, p.bits, sym=p.sym, group_size=p.group_size,
                                                pack=not odd4, name=site.name)
+        report.kernel_seconds += time.perf_counter() - t0
         if odd4:
             pending.append(q)
         else:
@@ -216,7 +221,7 @@ def compress_graph(graph: Graph, opts: CompressionOptions, *, ignored_scope: Any
     spill = SpillFile(spill_dir)
     with _progress(progress, len(sel.plans)) as bar:
         for plan in sel.plans:
-            report.layers.append(_compress_one(graph, plan, spill, kernels))
+            report.layers.append(_compress_one(graph, plan, spill, kernels, report))
             bar.update(1)
     graph.drop_constant_pages()
     report.seconds = time.perf_counter() - t0
