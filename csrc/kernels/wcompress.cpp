@@ -72,19 +72,63 @@ __attribute__((target("avx2,fma,f16c"))) int64_t minmax_avx2(const typename Elem
     return j;
 }
 
+// Rounding decides only near half-integers: w * (1/s) is within a few ulps of w / s, and
+// |w / s| <= 2^bits, so a lane whose fast value is farther than kNearHalf from a half-
+// integer rounds the same either way. Vectors with a lane closer than that take the
+// true division, so the levels equal the division's exactly.
+constexpr float kNearHalf = 1.0f / 256.0f;
+
+template <DType D>
+__attribute__((target("avx2,fma,f16c"))) inline __m256 levels8(const typename Elem<D>::T* p, __m256 vs, __m256 vinv,
+                                                               __m256 vz, __m256 vlo, __m256 vhi, __m256& v) {
+    constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 edge = _mm256_set1_ps(0.5f - kNearHalf);
+    v = load8<D>(p);
+    __m256 t = _mm256_add_ps(_mm256_mul_ps(v, vinv), vz);
+    __m256 r = _mm256_round_ps(t, kRound);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(_mm256_sub_ps(t, r), absm), edge, _CMP_GT_OQ))) {
+        t = _mm256_add_ps(_mm256_div_ps(v, vs), vz);
+        r = _mm256_round_ps(t, kRound);
+    }
+    return _mm256_min_ps(_mm256_max_ps(r, vlo), vhi);
+}
+
 // The vector part of span_levels.
 template <DType D>
 __attribute__((target("avx2,fma,f16c"))) int64_t levels_avx2(const typename Elem<D>::T* p, int64_t n, float s,
                                                              float zp, float lo, float hi, int32_t* out) {
-    const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(zp);
+    const __m256 vs = _mm256_set1_ps(s), vinv = _mm256_set1_ps(1.0f / s), vz = _mm256_set1_ps(zp);
     const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
-    constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
     int64_t j = 0;
+    __m256 v;
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j),
+                            _mm256_cvttps_epi32(levels8<D>(p + j, vs, vinv, vz, vlo, vhi, v)));
+    return j;
+}
+
+// The vector part of the INT8_ASYM error: adds the squared errors of the first
+// multiple-of-8 values to acc (float64 lanes); returns the count consumed.
+template <DType D>
+__attribute__((target("avx2,fma,f16c"))) int64_t error_avx2(const typename Elem<D>::T* p, int64_t n, float s,
+                                                            float zp, float lo, float hi, double& acc) {
+    const __m256 vs = _mm256_set1_ps(s), vinv = _mm256_set1_ps(1.0f / s), vz = _mm256_set1_ps(zp);
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+    int64_t j = 0;
+    __m256 v;
     for (; j + 8 <= n; j += 8) {
-        __m256 t = _mm256_round_ps(_mm256_add_ps(_mm256_div_ps(load8<D>(p + j), vs), vz), kRound);
-        t = _mm256_min_ps(_mm256_max_ps(t, vlo), vhi);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), _mm256_cvttps_epi32(t));
+        const __m256 q = levels8<D>(p + j, vs, vinv, vz, vlo, vhi, v);
+        const __m256 d = _mm256_sub_ps(_mm256_mul_ps(_mm256_sub_ps(q, vz), vs), v);
+        const __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(d));
+        const __m256d d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(d, 1));
+        a0 = _mm256_fmadd_pd(d0, d0, a0);
+        a1 = _mm256_fmadd_pd(d1, d1, a1);
     }
+    alignas(32) double t[4];
+    _mm256_store_pd(t, _mm256_add_pd(a0, a1));
+    acc += (t[0] + t[1]) + (t[2] + t[3]);
     return j;
 }
 #endif
@@ -169,7 +213,11 @@ bool int8_asym_error_t(const void* data, int64_t rows, int64_t cols, double* out
         }
         const Params g = group_params(mn, mx, 8, false);
         double acc = 0.0;
-        for (int64_t i = 0; i < cols; ++i) {
+        int64_t i = 0;
+#if OVQ_X86
+        if (simd_enabled()) i = error_avx2<D>(row, cols, g.s, g.zp, g.lo, g.hi, acc);
+#endif
+        for (; i < cols; ++i) {
             const float w = Elem<D>::load(row + i);
             float t = std::nearbyint(w / g.s + g.zp);
             t = t < g.lo ? g.lo : (t > g.hi ? g.hi : t);

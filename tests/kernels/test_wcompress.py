@@ -138,3 +138,16 @@ def test_bad_input(kern):
         kern.compress_groups(w, 8, sym=False, name="fc1")
     with pytest.raises(NonFiniteError):
         kern.int8_asym_error(w)
+
+
+@pytest.mark.parametrize("sym", [False, True])
+def test_exact_halves_round_to_even(kern, ref, sym):
+    # s = 0.5 exactly (asym: max 127.5, min 0; sym: |min| 64 -> s = 0.5): w / s lands on .5 steps.
+    k = np.arange(1, 120, dtype=np.float32)
+    w = np.concatenate([[0.0, 127.5] if not sym else [-64.0, 0.0], (k + 0.5) * 0.5 * (1 if not sym else -0.5)])
+    w = np.tile(w.astype(np.float32), (3, 1))
+    q, s, zp = kern.compress_groups(w, 8, sym=sym)
+    assert np.all(s == 0.5)
+    np.testing.assert_array_equal(q, ref.compress_groups(w, 8, sym=sym)[0])
+    t = w[0, 2:] / np.float32(0.5)
+    np.testing.assert_array_equal(q[0, 2:].astype(np.float32), np.rint(t))  # half to even
