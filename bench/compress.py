@@ -144,10 +144,10 @@ def output_error(name: str, fp_xml: Path, xmls: dict[str, str]) -> dict[str, str
             out[tool] = f"cos {cos.mean():.4f}/{cos.min():.4f}"
         return out
     x = lm_inputs(name)
-    ref = core.compile_model(fp_xml, "CPU", F32)(x)[0]
+    ref = core.compile_model(fp_xml, "CPU", F32)(x)[0].astype(np.float64)
     out = {}
     for tool, xml in xmls.items():
-        y = core.compile_model(xml, "CPU", F32)(x)[0]
+        y = core.compile_model(xml, "CPU", F32)(x)[0].astype(np.float64)
         out[tool] = f"SQNR {10 * np.log10((ref ** 2).sum() / ((y - ref) ** 2).sum()):.2f} dB"
     return out
 
