@@ -5,6 +5,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "ovq/detail.hpp"
@@ -108,6 +109,26 @@ __attribute__((target("avx2,fma,f16c"))) int64_t levels_avx2(const typename Elem
     return j;
 }
 
+// Levels of n values (n a multiple of 8) packed two per byte, low nibble first, into out.
+template <DType D>
+__attribute__((target("avx2,fma,f16c"))) void levels_packed_avx2(const typename Elem<D>::T* p, int64_t n, float s,
+                                                                 float zp, float lo, float hi, uint8_t* out) {
+    const __m256 vs = _mm256_set1_ps(s), vinv = _mm256_set1_ps(1.0f / s), vz = _mm256_set1_ps(zp);
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    const __m256i nib = _mm256_set1_epi32(0x0F);
+    // byte 0 of each 64-bit lane (a_even | a_odd << 4) to bytes 0, 1 of each 128-bit half
+    const __m256i pick = _mm256_setr_epi8(0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 8, -1,
+                                          -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    __m256 v;
+    for (int64_t j = 0; j < n; j += 8) {
+        const __m256i q = _mm256_and_si256(_mm256_cvttps_epi32(levels8<D>(p + j, vs, vinv, vz, vlo, vhi, v)), nib);
+        const __m256i x = _mm256_shuffle_epi8(_mm256_or_si256(q, _mm256_srli_epi64(q, 28)), pick);
+        const uint32_t word = static_cast<uint32_t>(_mm256_extract_epi16(x, 0)) |
+                              (static_cast<uint32_t>(_mm256_extract_epi16(x, 8)) << 16);
+        std::memcpy(out + j / 2, &word, 4);
+    }
+}
+
 // The vector part of the INT8_ASYM error: adds the squared errors of the first
 // multiple-of-8 values to acc (float64 lanes); returns the count consumed.
 template <DType D>
@@ -173,6 +194,23 @@ bool compress_groups_t(const void* data, int64_t rows, int64_t cols, int bits, b
     std::vector<char> bad(static_cast<size_t>(rows), 0);
     parallel_for(rows, cols, [&](int64_t r) {
         const auto* row = static_cast<const typename Elem<D>::T*>(data) + r * cols;
+#if OVQ_X86
+        if (packed && group % 8 == 0 && simd_enabled()) {  // levels packed straight into the output
+            for (int64_t gi = 0; gi < ng; ++gi) {
+                const auto* p = row + gi * group;
+                float mn, mx;
+                if (!span_minmax<D>(p, group, mn, mx)) {
+                    bad[static_cast<size_t>(r)] = 1;
+                    mn = mx = 0.0f;
+                }
+                const Params g = group_params(mn, mx, bits, sym);
+                scale[r * ng + gi] = g.s;
+                if (!sym) zp[r * ng + gi] = static_cast<uint8_t>(g.zp);
+                levels_packed_avx2<D>(p, group, g.s, g.zp, g.lo, g.hi, q + r * (cols / 2) + gi * group / 2);
+            }
+            return;
+        }
+#endif
         std::vector<int32_t> lv(static_cast<size_t>(cols));
         for (int64_t gi = 0; gi < ng; ++gi) {
             const auto* p = row + gi * group;
