@@ -291,9 +291,10 @@ def compress_weights(
         OptionError: a bad or unsupported option, a group size that does not fit a
             layer; the model is not changed.
     """
-    if compression_format not in (None, "dq") and getattr(compression_format, "value", None) != "dq":
+    fmt = getattr(compression_format, "value", compression_format)
+    if fmt not in (None, "dq", "dequantize"):
         raise OptionError(f"compression_format={compression_format!r} is not supported; ovq writes the "
-                          "decompression (dq) format only")
+                          "decompression format (CompressionFormat.DQ, 'dequantize') only")
     opts = resolve_options(mode=mode, ratio=ratio, group_size=group_size, all_layers=all_layers,
                            backup_mode=backup_mode, sensitivity_metric=sensitivity_metric, dataset=dataset,
                            awq=awq, scale_estimation=scale_estimation, gptq=gptq, lora_correction=lora_correction,

@@ -70,3 +70,13 @@ def test_refuses_to_write_over_a_non_regular_file(model_xml, tmp_path):
     os.symlink(target, tmp_path / "link.xml")
     p = run_cli("compress", model_xml, "-o", tmp_path / "link.xml", check=False)
     assert p.returncode == 2 and "not a regular file" in p.stderr and target.read_text() == "keep"
+
+
+def test_inspect_runtime_shows_compressed_fully_connected(model_xml, tmp_path):
+    out = tmp_path / "c.xml"
+    run_cli("compress", model_xml, "-o", out, "--mode", "int4_sym", "--no-audit", "-q")
+    text = run_cli("inspect", out, "--runtime").stdout
+    rows = [line for line in text.splitlines() if "FullyConnected" in line]
+    assert len(rows) == 5
+    assert sum(" i4 " in r and "(integer weights, float compute)" in r for r in rows) == 4
+    assert sum(" u8 " in r for r in rows) == 1 and "fallback" not in text
