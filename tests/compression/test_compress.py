@@ -154,3 +154,13 @@ def test_graph_and_path_inputs(tmp_path, fp32):
     assert fc_precisions(compiled) == ["u4"] * 4 + ["u8"] and _cos(ref, y) > 0.99
     path_out = ovq.compress_weights(tmp_path / "m.xml", mode="int4_asym")
     assert isinstance(path_out, ovq.Graph)
+
+
+def test_ignored_last_matmul_is_not_singled_out(fp32):
+    # As NNCF: when the last weighted op is ignored, no other MatMul is kept at 8 bits in its place.
+    model, _ = fp32
+    last = [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() == "MatMul"][-1]
+    _, rep = ovq.compress_weights(model, mode="int4_asym", ignored_scope={"names": [last]}, return_report=True)
+    assert rep.ignored == [last]
+    assert rep.counts() == {"int4_asym g128": 4, "int8_asym": 1}
+    assert [lay.reason for lay in rep.layers if lay.op_type == "Gather"] == ["backup: embedding"]
