@@ -74,9 +74,18 @@ def main() -> None:
          gb(w), None),
         ("dequantize weights per-row", None, gb(w), None),
     ]
+    w16 = w.astype(np.float16)  # weight compression reads f16 weights (OpenVINO LLM IRs)
+    cases += [
+        ("compress int8_asym per-row f16", lambda k: k.compress_groups(w16, 8, sym=False), gb(w16), None),
+        ("compress int4_asym g128 f16", lambda k: k.compress_groups(w16, 4, sym=False, group_size=128),
+         gb(w16), None),
+        ("compress int4_sym g128 f16", lambda k: k.compress_groups(w16, 4, sym=True, group_size=128),
+         gb(w16), None),
+        ("int8_asym_error per-row f16", lambda k: k.int8_asym_error(w16), gb(w16), None),
+    ]
     q8 = ks["numpy"]._m.quantize(w, wl, wh, 255, 0, offset=-127)
     scale = ((wh - wl) / 254).astype(np.float32)
-    cases[-1] = ("dequantize weights per-row", lambda k: k.dequantize(q8, scale, 0, 0), gb(q8), None)
+    cases[8] = ("dequantize weights per-row", lambda k: k.dequantize(q8, scale, 0, 0), gb(q8), None)
 
     hdr = f"{'kernel':38s}" + "".join(f"{b + ' GB/s':>14s}" for b in backends)
     hdr += f"{'nat/numpy':>10s}{'nat/numba':>10s}{'%bw':>6s}"
