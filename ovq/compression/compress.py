@@ -22,8 +22,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ovq.compression.decompress import insert_decompression, levels_shape
-from ovq.compression.layers import LayerPlan, Selection, WeightSite, find_sites, select_precisions
-from ovq.compression.options import CompressionOptions, Precision, resolve_options
+from ovq.compression.layers import LayerPlan, WeightSite, find_sites, select_precisions
+from ovq.compression.options import CompressionOptions, resolve_options
 from ovq.compression.spill import SpillFile
 from ovq.errors import OptionError
 from ovq.ir import Graph, read_model

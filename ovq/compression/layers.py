@@ -22,7 +22,6 @@ Weights already stored as integers (a decompression subgraph) are reported and l
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,8 +34,6 @@ from ovq.compression.options import (
 )
 from ovq.errors import OptionError
 from ovq.ir.graph import Graph
-
-log = logging.getLogger("ovq.compression")
 
 FLOAT_TYPES = ("f32", "f16", "bf16")
 INT_TYPES = ("u8", "i8", "u4", "i4", "nf4", "u2", "u3", "f4e2m1", "f8e4m3", "f8e5m2")

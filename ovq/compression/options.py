@@ -13,6 +13,7 @@ are refused the same way.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -182,8 +183,8 @@ def resolve_options(*, mode: Any, ratio: Any, group_size: Any, all_layers: Any, 
     if group_size is None:
         gs = -1 if int8 else 128
     else:
-        if isinstance(group_size, bool) or not isinstance(group_size, (int, float)) or (
-                isinstance(group_size, float) and not group_size.is_integer()):
+        if isinstance(group_size, bool) or not isinstance(group_size, numbers.Real) or (
+                float(group_size) != int(group_size)):
             raise OptionError(f"group_size={group_size!r} is not an integer")
         gs = int(group_size)
         if gs < 1 and gs != -1:
