@@ -61,15 +61,18 @@ __attribute__((target("avx2,fma,f16c"))) int64_t minmax_avx2(const typename Elem
         vmx = _mm256_max_ps(vmx, v);
         vnf = _mm256_add_ps(vnf, _mm256_sub_ps(v, v));  // stays 0 unless a value is NaN/Inf
     }
-    alignas(32) float a[8], b[8], c[8];
-    _mm256_store_ps(a, vmn);
-    _mm256_store_ps(b, vmx);
-    _mm256_store_ps(c, vnf);
-    for (int k = 0; k < 8; ++k) {
-        mn = a[k] < mn ? a[k] : mn;
-        mx = b[k] > mx ? b[k] : mx;
-        nf += c[k];
-    }
+    // horizontal min/max in registers (the order cannot change a min/max; the sign of a
+    // zero extreme does not change the scale)
+    __m128 lo = _mm_min_ps(_mm256_castps256_ps128(vmn), _mm256_extractf128_ps(vmn, 1));
+    __m128 hi = _mm_max_ps(_mm256_castps256_ps128(vmx), _mm256_extractf128_ps(vmx, 1));
+    lo = _mm_min_ps(lo, _mm_movehl_ps(lo, lo));
+    hi = _mm_max_ps(hi, _mm_movehl_ps(hi, hi));
+    lo = _mm_min_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+    hi = _mm_max_ss(hi, _mm_shuffle_ps(hi, hi, 1));
+    const float l = _mm_cvtss_f32(lo), h = _mm_cvtss_f32(hi);
+    mn = l < mn ? l : mn;
+    mx = h > mx ? h : mx;
+    if (_mm256_movemask_ps(_mm256_cmp_ps(vnf, _mm256_setzero_ps(), _CMP_NEQ_UQ))) nf = NAN;
     return j;
 }
 
@@ -127,6 +130,25 @@ __attribute__((target("avx2,fma,f16c"))) void levels_packed_avx2(const typename 
                               (static_cast<uint32_t>(_mm256_extract_epi16(x, 8)) << 16);
         std::memcpy(out + j / 2, &word, 4);
     }
+}
+
+// Levels of the first multiple-of-8 values as bytes (the low byte of each level: int8 as
+// two's complement) into out; returns the count done.
+template <DType D>
+__attribute__((target("avx2,fma,f16c"))) int64_t levels_bytes_avx2(const typename Elem<D>::T* p, int64_t n, float s,
+                                                                   float zp, float lo, float hi, uint8_t* out) {
+    const __m256 vs = _mm256_set1_ps(s), vinv = _mm256_set1_ps(1.0f / s), vz = _mm256_set1_ps(zp);
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    const __m256i byte = _mm256_set1_epi32(0xff);
+    __m256 v;
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        // masking first makes the unsigned saturating packs keep the low bytes exactly
+        const __m256i q = _mm256_and_si256(_mm256_cvttps_epi32(levels8<D>(p + j, vs, vinv, vz, vlo, vhi, v)), byte);
+        const __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(out + j), _mm_packus_epi16(w, w));
+    }
+    return j;
 }
 
 // The vector part of the INT8_ASYM error: adds the squared errors of the first
@@ -211,6 +233,31 @@ bool compress_groups_t(const void* data, int64_t rows, int64_t cols, int bits, b
             return;
         }
 #endif
+        if (!packed) {  // one byte per level, written as computed
+            uint8_t* o = q + r * cols;
+            for (int64_t gi = 0; gi < ng; ++gi) {
+                const auto* p = row + gi * group;
+                float mn, mx;
+                if (!span_minmax<D>(p, group, mn, mx)) {
+                    bad[static_cast<size_t>(r)] = 1;
+                    mn = mx = 0.0f;
+                }
+                const Params g = group_params(mn, mx, bits, sym);
+                scale[r * ng + gi] = g.s;
+                if (!sym) zp[r * ng + gi] = static_cast<uint8_t>(g.zp);
+                uint8_t* og = o + gi * group;
+                int64_t i = 0;
+#if OVQ_X86
+                if (simd_enabled()) i = levels_bytes_avx2<D>(p, group, g.s, g.zp, g.lo, g.hi, og);
+#endif
+                for (; i < group; ++i) {
+                    float t = std::nearbyint(Elem<D>::load(p + i) / g.s + g.zp);
+                    t = t < g.lo ? g.lo : (t > g.hi ? g.hi : t);
+                    og[i] = static_cast<uint8_t>(static_cast<int32_t>(t));  // low byte: int8 as two's complement
+                }
+            }
+            return;
+        }
         std::vector<int32_t> lv(static_cast<size_t>(cols));
         for (int64_t gi = 0; gi < ng; ++gi) {
             const auto* p = row + gi * group;
@@ -224,14 +271,9 @@ bool compress_groups_t(const void* data, int64_t rows, int64_t cols, int bits, b
             if (!sym) zp[r * ng + gi] = static_cast<uint8_t>(g.zp);
             span_levels<D>(p, group, g, lv.data() + gi * group);
         }
-        if (packed) {
-            uint8_t* o = q + r * (cols / 2);
-            for (int64_t i = 0; i < cols / 2; ++i)
-                o[i] = static_cast<uint8_t>((lv[2 * i] & 0x0F) | ((lv[2 * i + 1] & 0x0F) << 4));
-        } else {
-            uint8_t* o = q + r * cols;
-            for (int64_t i = 0; i < cols; ++i) o[i] = static_cast<uint8_t>(lv[i]);  // low byte: int8 as two's complement
-        }
+        uint8_t* o = q + r * (cols / 2);  // packed, groups not a multiple of 8 (or no AVX2)
+        for (int64_t i = 0; i < cols / 2; ++i)
+            o[i] = static_cast<uint8_t>((lv[2 * i] & 0x0F) | ((lv[2 * i + 1] & 0x0F) << 4));
     });
     for (char b : bad)
         if (b) return false;

@@ -151,3 +151,14 @@ def test_exact_halves_round_to_even(kern, ref, sym):
     np.testing.assert_array_equal(q, ref.compress_groups(w, 8, sym=sym)[0])
     t = w[0, 2:] / np.float32(0.5)
     np.testing.assert_array_equal(q[0, 2:].astype(np.float32), np.rint(t))  # half to even
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_in_vector_lanes(kern, bad):
+    w = np.ones((3, 256), np.float32)
+    w[1, 77] = bad
+    for bits, group in ((8, -1), (4, 128)):
+        with pytest.raises(NonFiniteError, match="'w'"):
+            kern.compress_groups(w, bits, sym=False, group_size=group, name="w")
+    with pytest.raises(NonFiniteError):
+        kern.int8_asym_error(w)
