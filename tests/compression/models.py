@@ -1,4 +1,5 @@
-"""Small OpenVINO models for the weight-compression tests (built with opset ops)."""
+"""Small OpenVINO models for the weight-compression tests (built with opset ops), and the
+runtime check of FullyConnected weight precisions."""
 
 from __future__ import annotations
 
@@ -44,3 +45,13 @@ def tiny_lm(vocab: int = 512, hidden: int = 256, ffn: int = 512, layers: int = 2
         logits = linear(x, hidden, vocab)
     logits.output(0).get_tensor().set_names({"logits"})
     return ov.Model([logits], [ids], "tiny_lm")
+
+
+def fc_precisions(compiled) -> list[str]:
+    """runtimePrecision of every FullyConnected of a compiled model, in execution order."""
+    out = []
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        rt = op.get_rt_info()
+        if rt["layerType"].astype(str) == "FullyConnected":
+            out.append(rt["runtimePrecision"].astype(str))
+    return out

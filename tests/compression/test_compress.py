@@ -9,7 +9,7 @@ import pytest
 
 import ovq
 from ovq.errors import OptionError
-from tests.compression.models import tiny_lm
+from tests.compression.models import fc_precisions, tiny_lm
 
 IDS = np.random.default_rng(1).integers(0, 512, (2, 16))
 MODES = {"int8_asym": "u8", "int8_sym": "i8", "int4_sym": "i4", "int4_asym": "u4"}
@@ -18,16 +18,6 @@ MODES = {"int8_asym": "u8", "int8_sym": "i8", "int4_sym": "i4", "int4_asym": "u4
 def _run(model):
     c = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     return c, c({"ids": IDS})[0]
-
-
-def fc_precisions(compiled) -> list[str]:
-    """runtimePrecision of every FullyConnected of a compiled model, in execution order."""
-    out = []
-    for op in compiled.get_runtime_model().get_ordered_ops():
-        rt = op.get_rt_info()
-        if rt["layerType"].astype(str) == "FullyConnected":
-            out.append(rt["runtimePrecision"].astype(str))
-    return out
 
 
 def _cos(a, b):

@@ -11,7 +11,7 @@ import pytest
 
 import ovq
 from ovq_testing.assets import AssetUnavailable, asset_path, lm_inputs, mean_pool_normalize, minilm_inputs
-from tests.compression.test_compress import fc_precisions
+from tests.compression.models import fc_precisions
 
 pytestmark = pytest.mark.zoo
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
