@@ -79,6 +79,15 @@ def main() -> None:
         ("pair_saturation 2048x1152 x 192 (G prod/s)", lambda k: k.pair_saturation(sat_a, sat_w),
          sat_a.shape[0] * sat_a.shape[1] * sat_w.shape[0] / 1e9, None),
     ]
+    w16 = w.astype(np.float16)  # weight compression reads f16 weights (OpenVINO LLM IRs)
+    cases += [
+        ("compress int8_asym per-row f16", lambda k: k.compress_groups(w16, 8, sym=False), gb(w16), None),
+        ("compress int4_asym g128 f16", lambda k: k.compress_groups(w16, 4, sym=False, group_size=128),
+         gb(w16), None),
+        ("compress int4_sym g128 f16", lambda k: k.compress_groups(w16, 4, sym=True, group_size=128),
+         gb(w16), None),
+        ("int8_asym_error per-row f16", lambda k: k.int8_asym_error(w16), gb(w16), None),
+    ]
     q8 = ks["numpy"]._m.quantize(w, wl, wh, 255, 0, offset=-127)
     scale = ((wh - wl) / 254).astype(np.float32)
     at = next(i for i, c in enumerate(cases) if c[0] == "dequantize weights per-row")

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 # First: a bare source checkout (no passes, no native kernels) fails here, with the fix.
 from ovq import _install_check  # noqa: F401
+from ovq.compression import (
+    BackupMode,
+    CompressionReport,
+    CompressWeightsMode,
+    GroupSizeFallbackMode,
+    SensitivityMetric,
+    compress_weights,
+)
 from ovq.errors import (
     AlreadyQuantizedError,
     BackendError,
@@ -63,6 +71,12 @@ __all__ = [
     "AccuracyControlReport",
     "AccuracyControlWarning",
     "AlreadyQuantizedError",
+    "BackupMode",
+    "CompressWeightsMode",
+    "CompressionReport",
+    "GroupSizeFallbackMode",
+    "SensitivityMetric",
+    "compress_weights",
     "BackendError",
     "DropType",
     "CalibrationDataError",

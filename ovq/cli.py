@@ -218,6 +218,43 @@ def quantize(model: Path | None, output: Path | None, data: Path | None, config:
 
 
 @cli.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output IR .xml.")
+@click.option("--mode", default="int8_asym", show_default=True,
+              type=click.Choice(["int8_asym", "int8_sym", "int4_asym", "int4_sym"], case_sensitive=False),
+              help="Primary weight precision.")
+@click.option("--group-size", type=int, default=None,
+              help="Weights per scale along the input channels (4-bit default 128; -1: per channel).")
+@click.option("--ratio", type=float, default=None,
+              help="4-bit modes: share of the MatMul weights (by elements) in 4 bits, least sensitive first.")
+@click.option("--all-layers", is_flag=True, help="4-bit modes: the embeddings and the last MatMul in 4 bits too.")
+@click.option("--backup-mode", default=None, type=click.Choice(["int8_asym", "int8_sym", "none"], case_sensitive=False),
+              help="4-bit modes: precision of the other weights (default int8_asym; none keeps them float).")
+@click.option("--group-size-fallback", default=None, type=click.Choice(["error", "ignore", "adjust"]),
+              help="Weights whose input channels the group size does not divide: error (default), ignore (float) "
+                   "or adjust (a smaller power-of-two group).")
+@click.option("--ignored-scope", default=None,
+              help="Op names (comma-separated), JSON {\"names\", \"types\", \"patterns\"}, or a .json file.")
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="Data-aware compression (not supported yet).")
+@click.option("--awq", is_flag=True, help="AWQ (data-aware; not supported yet).")
+@click.option("--scale-estimation", is_flag=True, help="Scale estimation (data-aware; not supported yet).")
+@click.option("--no-audit", is_flag=True, help="Skip compiling the result to report the FullyConnected weight precisions.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def compress(model: Path, output: Path, mode: str, group_size: int | None, ratio: float | None, all_layers: bool,
+             backup_mode: str | None, group_size_fallback: str | None, ignored_scope: str | None, data: Path | None,
+             awq: bool, scale_estimation: bool, no_audit: bool, quiet: bool) -> None:
+    """Compress MODEL's weights to 8 or 4 bits (data-free, nncf.compress_weights-compatible) and write IR."""
+    from ovq.compression.cli import CompressJob, run_compress_job
+    from ovq.quantization.quantize_cli import parse_ignored_scope
+
+    job = CompressJob(model=model, output=output, mode=mode.lower(), group_size=group_size, ratio=ratio,
+                      all_layers=all_layers, backup_mode=backup_mode, group_size_fallback=group_size_fallback,
+                      ignored_scope=parse_ignored_scope(ignored_scope), data=data, awq=awq,
+                      scale_estimation=scale_estimation, audit=not no_audit, progress=False if quiet else None)
+    run_compress_job(job, echo=click.echo)
+
+
+@cli.command()
 @click.argument("fp_model", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("int8_model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--data", required=True, type=click.Path(path_type=Path),

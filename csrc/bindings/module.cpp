@@ -14,4 +14,5 @@ PYBIND11_MODULE(_native, m) {
     ovq::register_reduce(m);
     ovq::register_quant(m);
     ovq::register_saturation(m);
+    ovq::register_wcompress(m);
 }

@@ -274,6 +274,17 @@ class Graph:
         self._store_const(node, data)
         return node
 
+    def add_const_data(self, data: ConstData, name: str) -> int:
+        """Add a Const holding an existing payload (e.g. a view onto a scratch ``.bin``)."""
+        node = self.add_op(
+            "Const",
+            name,
+            attrs={"element_type": data.element_type.name, "shape": "", "offset": 0, "size": data.size},
+            outputs=[Port(id=0)],
+        )
+        self._store_const(node, data)
+        return node
+
     def remove_node(self, node: int) -> None:
         """Remove ``node`` and every edge touching it."""
         self.op(node)

@@ -253,3 +253,51 @@ class Kernels:
         if a.shape[1] % 2:
             raise KernelError("pair_saturation needs an even number of columns (pad with a zero column)")
         return self._m.pair_saturation(a, w)
+
+
+    # ------------------------------------------------------- weight compression
+    def compress_groups(self, w, bits: int, *, sym: bool, group_size: int = -1, pack: bool = True,
+                        name: str = "tensor"):
+        """Weight-only integer quantization of the rows of a 2-D weight ``(R, C)``.
+
+        Each row is cut into groups of ``group_size`` columns (``-1``: the whole row) and
+        each group gets a float32 scale (and, asym, a zero point): see
+        :func:`ovq.kernels.reference.compress_groups`. ``bits`` is 4 or 8.
+
+        Returns:
+            ``(q, scale, zero_point)``: ``q`` int8 (sym) / uint8 (asym) ``(R, C)``, or for
+            4 bits with ``pack`` and an even ``C`` the packed ``(R, C // 2)`` uint8 bytes
+            (low nibble first); ``scale`` float32 and ``zero_point`` uint8 (or ``None``)
+            of shape ``(R, C // group_size)``.
+
+        Raises:
+            KernelError: not 2-D, ``bits`` not 4/8, a group size not dividing ``C``.
+            NonFiniteError: a NaN or ±Inf weight.
+        """
+        w = _as_float(w)
+        if w.ndim != 2:
+            raise KernelError(f"{name}: compress_groups needs a 2-D weight, got shape {w.shape}")
+        if bits not in (4, 8):
+            raise KernelError(f"{name}: bits must be 4 or 8, got {bits}")
+        cols = w.shape[1]
+        group = cols if group_size in (-1, None) else int(group_size)
+        if group < 1 or cols == 0 or cols % group:
+            raise KernelError(f"{name}: group size {group_size} does not divide the {cols} columns")
+        packed = bool(pack) and bits == 4 and cols % 2 == 0
+        q, s, zp = self._m.compress_groups(np.ascontiguousarray(w), int(bits), bool(sym), group, packed,
+                                           name=name)
+        return q, s, zp
+
+    def pack_nibbles(self, q):
+        """Two 4-bit values per byte, low nibble first (OpenVINO's u4/i4 order)."""
+        q = np.asarray(q)
+        if q.dtype not in (np.int8, np.uint8):
+            raise KernelError(f"pack_nibbles needs int8 or uint8 levels, got {q.dtype}")
+        return self._m.pack_nibbles(q)
+
+    def int8_asym_error(self, w, *, name: str = "tensor"):
+        """Per-row MSE of per-row INT8_ASYM quantization of a 2-D weight (float64 ``(R,)``)."""
+        w = _as_float(w)
+        if w.ndim != 2 or w.shape[1] == 0:
+            raise KernelError(f"{name}: int8_asym_error needs a non-empty 2-D weight, got shape {w.shape}")
+        return self._m.int8_asym_error(np.ascontiguousarray(w), name=name)

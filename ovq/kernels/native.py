@@ -181,3 +181,31 @@ def dequantize(q, scale, zero_point, axis=None):
 
 def pair_saturation(a, w):
     return _native.pair_saturation(np.ascontiguousarray(a, np.uint8), np.ascontiguousarray(w, np.int8))
+
+
+def compress_groups(w, bits, sym, group, packed, *, name="tensor"):
+    x, code = _code(np.ascontiguousarray(w))
+    r, c = x.shape
+    q = np.empty((r, c // 2 if packed else c), np.uint8 if packed or not sym else np.int8)
+    scale = np.empty((r, c // group), np.float32)
+    zp = None if sym else np.empty((r, c // group), np.uint8)
+    if x.size == 0:
+        return q, scale, zp
+    ok = _native.compress_groups(x, code, int(bits), bool(sym), int(group), bool(packed), q.reshape(-1).view(np.uint8),
+                                 scale, zp if zp is not None else np.empty(0, np.uint8))
+    if not ok:
+        raise NonFiniteError(name)
+    return q, scale, zp
+
+
+def int8_asym_error(w, *, name="tensor"):
+    x, code = _code(np.ascontiguousarray(w))
+    out = np.empty(x.shape[0], np.float64)
+    if x.size == 0:
+        return np.zeros(x.shape[0])
+    if not _native.int8_asym_error(x, code, out):
+        raise NonFiniteError(name)
+    return out
+
+
+pack_nibbles = _ref.pack_nibbles

@@ -1223,3 +1223,147 @@ def pair_saturation(a, w):
     if a.shape[0] and w.shape[0] and a.shape[1]:
         _pair_saturation(a, w, err_sq, saturated)
     return err_sq, saturated
+
+
+# ------------------------------------------------------------------ weight compression
+# One task per row (rows are independent); per group: min/max, the scale and zero point
+# of reference.group_params, then the levels (true float32 division, np.rint = round
+# half to even), packed two per byte when asked.
+
+_EPS32 = np.float32(np.finfo(np.float32).eps)
+
+
+@_jit
+def _wc_params(mn, mx, bits, sym):
+    if sym:
+        half = np.float32(1 << (bits - 1))
+        a = abs(mn)
+        s = (a if a >= mx else -mx) / half
+        if abs(s) < _EPS32:
+            s = _EPS32
+        return np.float32(s), np.float32(0.0), -half, half - np.float32(1.0)
+    top = np.float32((1 << bits) - 1)
+    lo = mn if mn < np.float32(0.0) else np.float32(0.0)
+    hi = mx if mx > np.float32(0.0) else np.float32(0.0)
+    s = np.float32((hi - lo) / top)
+    if abs(s) < _EPS32:
+        s = _EPS32
+    z = -np.rint(np.float32(lo / s))
+    z = np.float32(0.0) if z < 0 else (top if z > top else z)
+    return s, np.float32(z), np.float32(0.0), top
+
+
+@_jit
+def _wc_minmax(a, base, n, bf):
+    mn = np.float32(np.inf)
+    mx = np.float32(-np.inf)
+    nf = np.float32(0.0)
+    for i in range(n):
+        v = _val(a[base + i], bf)
+        mn = min(mn, v)
+        mx = max(mx, v)
+        nf += v - v
+    return mn, mx, nf == np.float32(0.0)
+
+
+@_jit
+def _wc_row(a, r, cols, bf, bits, sym, group, packed, q, scale, zp, lv):
+    ng = cols // group
+    ok = True
+    for gi in range(ng):
+        base = r * cols + gi * group
+        mn, mx, fin = _wc_minmax(a, base, group, bf)
+        if not fin:
+            ok = False
+            mn = np.float32(0.0)
+            mx = np.float32(0.0)
+        s, z, lo, hi = _wc_params(mn, mx, bits, sym)
+        scale[r * ng + gi] = s
+        if not sym:
+            zp[r * ng + gi] = np.uint8(z)
+        for i in range(group):
+            t = np.rint(np.float32(_val(a[base + i], bf) / s) + z)
+            t = lo if t < lo else (hi if t > hi else t)
+            lv[gi * group + i] = np.int32(t)
+    if packed:
+        half = cols // 2
+        for i in range(half):
+            q[r * half + i] = np.uint8((lv[2 * i] & 15) | ((lv[2 * i + 1] & 15) << 4))
+    else:
+        for i in range(cols):
+            q[r * cols + i] = np.uint8(lv[i] & 255)
+    return ok
+
+
+@_pjit
+def _wc_k(a, rows, cols, bf, bits, sym, group, packed, q, scale, zp, threads):
+    bad = np.zeros(rows, np.bool_)
+    nw, chunk, nxt = _share(rows, threads)
+    for _ in numba.prange(nw):
+        lv = np.empty(cols, np.int32)
+        t0, t1 = _take(nxt, chunk, rows)
+        while t0 < t1:
+            for t in range(t0, t1):
+                bad[t] = not _wc_row(a, t, cols, bf, bits, sym, group, packed, q, scale, zp, lv)
+            t0, t1 = _take(nxt, chunk, rows)
+    return bad
+
+
+@_jit
+def _wc_err_row(a, r, cols, bf):
+    base = r * cols
+    mn, mx, fin = _wc_minmax(a, base, cols, bf)
+    if not fin:
+        return 0.0, False
+    s, z, lo, hi = _wc_params(mn, mx, 8, False)
+    acc = 0.0
+    for i in range(cols):
+        w = _val(a[base + i], bf)
+        t = np.rint(np.float32(w / s) + z)
+        t = lo if t < lo else (hi if t > hi else t)
+        d = np.float32(np.float32(t - z) * s) - w
+        acc += np.float64(d) * np.float64(d)
+    return acc / cols, True
+
+
+@_pjit
+def _wc_err_k(a, rows, cols, bf, out, threads):
+    bad = np.zeros(rows, np.bool_)
+    nw, chunk, nxt = _share(rows, threads)
+    for _ in numba.prange(nw):
+        t0, t1 = _take(nxt, chunk, rows)
+        while t0 < t1:
+            for t in range(t0, t1):
+                e, ok = _wc_err_row(a, t, cols, bf)
+                out[t] = e
+                bad[t] = not ok
+            t0, t1 = _take(nxt, chunk, rows)
+    return bad
+
+
+def compress_groups(w, bits, sym, group, packed, *, name="tensor"):
+    a, bf, _, _ = _raw(np.ascontiguousarray(w))
+    r, c = a.shape
+    q = np.empty((r, c // 2 if packed else c), np.uint8 if packed or not sym else np.int8)
+    scale = np.empty((r, c // group), np.float32)
+    zp = np.empty((r, c // group), np.uint8)
+    if a.size:
+        bad = _wc_k(a.reshape(-1), r, c, bf, int(bits), bool(sym), int(group), bool(packed),
+                    q.reshape(-1).view(np.uint8), scale.reshape(-1), zp.reshape(-1),
+                    numba.get_num_threads())
+        if bad.any():
+            raise NonFiniteError(name)
+    return q, scale, None if sym else zp
+
+
+def int8_asym_error(w, *, name="tensor"):
+    a, bf, _, _ = _raw(np.ascontiguousarray(w))
+    out = np.zeros(a.shape[0], np.float64)
+    if a.size:
+        bad = _wc_err_k(a.reshape(-1), a.shape[0], a.shape[1], bf, out, numba.get_num_threads())
+        if bad.any():
+            raise NonFiniteError(name)
+    return out
+
+
+pack_nibbles = _ref.pack_nibbles

@@ -344,3 +344,102 @@ def pair_saturation(a: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarra
         err_sq[o] = float((d.sum(axis=1).astype(np.float64) ** 2).sum())
         saturated[o] = int(np.count_nonzero(d))
     return err_sq, saturated
+
+
+# ------------------------------------------------------------------ weight compression
+# Weight-only compression (``ovq.compress_weights``): group-wise scales and zero points,
+# rounding to 8/4-bit integers, nibble packing, and the per-row INT8_ASYM error that
+# orders layers by sensitivity. The arithmetic is NNCF 3.4's data-free integer
+# quantization (``weight_lowering.py``) in float32: true division, round half to even.
+
+EPS32 = np.float32(np.finfo(np.float32).eps)
+
+
+def group_params(g32: np.ndarray, bits: int, sym: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Scale (float32) and zero point (float32 levels, or None) of each group.
+
+    ``g32`` is ``(R, G, g)`` float32, reduced over its last axis.
+
+    * asym: ``lo = min(min, 0)``, ``hi = max(max, 0)``, ``s = (hi - lo) / (2^bits - 1)``,
+      ``zp = clip(-rint(lo / s), 0, 2^bits - 1)``;
+    * sym: ``s = |min| / 2^(bits-1)`` if ``|min| >= max`` else ``-max / 2^(bits-1)`` (the
+      sign that sends the largest-magnitude weight exactly to the lowest level);
+
+    then ``|s| < eps(f32)`` becomes ``eps``.
+    """
+    mn = g32.min(axis=-1, keepdims=True)
+    mx = g32.max(axis=-1, keepdims=True)
+    if sym:
+        half = np.float32(2 ** (bits - 1))
+        a = np.abs(mn)
+        s = np.where(a >= mx, a, -mx) / half
+        return np.where(np.abs(s) < EPS32, EPS32, s).astype(np.float32), None
+    top = np.float32(2**bits - 1)
+    lo = np.minimum(mn, np.float32(0))
+    hi = np.maximum(mx, np.float32(0))
+    s = ((hi - lo) / top).astype(np.float32)
+    s = np.where(np.abs(s) < EPS32, EPS32, s).astype(np.float32)
+    zp = np.clip(-np.rint(lo / s), np.float32(0), top).astype(np.float32)
+    return s, zp
+
+
+def pack_nibbles(q: np.ndarray) -> np.ndarray:
+    """Two 4-bit values per byte, low nibble first (OpenVINO's u4/i4 layout).
+
+    ``q`` is int8 or uint8 in ``[-8, 7]`` / ``[0, 15]`` (two's complement low nibbles
+    for i4). The last row of an odd count gets a zero high nibble.
+    """
+    b = np.ascontiguousarray(q).reshape(-1).view(np.uint8) & np.uint8(0x0F)
+    if b.size % 2:
+        b = np.concatenate([b, np.zeros(1, np.uint8)])
+    return (b[0::2] | (b[1::2] << np.uint8(4))).astype(np.uint8)
+
+
+def compress_groups(w: np.ndarray, bits: int, sym: bool, group: int, packed: bool, *,
+                    name: str = "tensor") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Quantize the rows of a 2-D weight ``w`` ``(R, C)`` in groups of ``group`` columns.
+
+    Levels: ``q = clip(rint(w / s), -2^(bits-1), 2^(bits-1) - 1)`` as int8 (sym) or
+    ``q = clip(rint(w / s + zp), 0, 2^bits - 1)`` as uint8 (asym), with ``s``/``zp`` of
+    :func:`group_params`.
+
+    Returns:
+        ``(q, scale, zero_point)``: ``q`` ``(R, C)`` int8/uint8, or, with ``packed``
+        (``bits == 4`` and ``C`` even), ``(R, C // 2)`` uint8 nibble pairs (low first);
+        ``scale`` float32 ``(R, C // group)``; ``zero_point`` uint8 ``(R, C // group)``
+        or ``None`` (sym).
+
+    Raises:
+        NonFiniteError: ``w`` holds NaN or ±Inf.
+    """
+    x = _f32(w)
+    _check_finite(x, name)
+    r, c = x.shape
+    g = x.reshape(r, c // group, group)
+    s, zp = group_params(g, bits, sym)
+    if sym:
+        half = np.float32(2 ** (bits - 1))
+        q = np.clip(np.rint(g / s), -half, half - 1).astype(np.int8).reshape(r, c)
+    else:
+        top = np.float32(2**bits - 1)
+        q = np.clip(np.rint(g / s + zp), 0, top).astype(np.uint8).reshape(r, c)
+    if packed:
+        q = pack_nibbles(q).reshape(r, c // 2)
+    zp8 = None if zp is None else zp.reshape(r, -1).astype(np.uint8)
+    return q, s.reshape(r, -1), zp8
+
+
+def int8_asym_error(w: np.ndarray, *, name: str = "tensor") -> np.ndarray:
+    """Per-row mean squared error of per-row INT8_ASYM quantization of ``w`` ``(R, C)``.
+
+    ``mean((f32(q - zp) * s - w)^2)`` over each row, accumulated in float64; NNCF's
+    data-free sensitivity of a layer is ``1 / (max of this + eps)``.
+    """
+    x = _f32(w)
+    _check_finite(x, name)
+    r, c = x.shape
+    g = x.reshape(r, 1, c)
+    s, zp = group_params(g, 8, False)
+    q = np.clip(np.rint(g / s + zp), 0, np.float32(255))
+    d = ((q - zp) * s - g).astype(np.float64)
+    return (d * d).mean(axis=(1, 2))

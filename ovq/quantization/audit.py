@@ -23,6 +23,7 @@ from typing import Any
 AUDITED_LAYER_TYPES = {"Convolution", "GroupConvolution", "Deconvolution", "FullyConnected", "MatMul",
                        "FullyConnectedCompressed", "RNNSeq", "RNNCell"}
 INT8_PRECISIONS = {"u8", "i8"}
+COMPRESSED_WEIGHT_PRECISIONS = {"u8", "i8", "u4", "i4", "nf4", "f4e2m1"}
 MATMUL_LIKE_IR_TYPES = {"MatMul", "Convolution", "GroupConvolution", "ConvolutionBackpropData",
                         "GroupConvolutionBackpropData", "ScaledDotProductAttention"}
 
@@ -41,6 +42,13 @@ class AuditEntry:
     def int8(self) -> bool:
         """True if the layer executes with an 8-bit integer kernel."""
         return self.runtime_precision in INT8_PRECISIONS and self.primitive_type.upper().endswith("_I8")
+
+    @property
+    def compressed_weights(self) -> bool:
+        """True for a FullyConnected that keeps integer weights and computes in float
+        (weight-only compression, ``ovq.compress_weights``)."""
+        return (not self.int8 and self.layer_type == "FullyConnected"
+                and self.runtime_precision in COMPRESSED_WEIGHT_PRECISIONS)
 
 
 @dataclass
@@ -116,8 +124,10 @@ class AuditReport:
         width = max([len(e.name) for e in self.entries] + [5])
         lines.append(f"{'layer':<{width}}  {'type':<16} {'precision':<9} kernel")
         for e in self.entries:
-            mark = {"INT8": "", "float": "   (float model)",
-                    "fallback": "   <- fallback: " + ",".join(e.original_layers)}[self.label(e)]
+            label = self.label(e)
+            mark = ("" if label == "INT8" else "   (float model)" if label == "float"
+                    else "   (integer weights, float compute)" if e.compressed_weights
+                    else "   <- fallback: " + ",".join(e.original_layers))
             lines.append(f"{e.name:<{width}}  {e.layer_type:<16} {e.runtime_precision:<9} {e.primitive_type}{mark}")
         for n in self.missing() if self.expected else []:
             lines.append(f"expected INT8 but not: {n}")

@@ -69,6 +69,7 @@ __all__ = [
     "mean_pool_normalize",
     "minilm_inputs",
     "minilm_sentences",
+    "lm_inputs",
     "random_inputs",
 ]
 
@@ -657,6 +658,56 @@ def mean_pool_normalize(hidden: np.ndarray, attention_mask: np.ndarray) -> np.nd
 
 
 # --------------------------------------------------------------------------------------
+# Decoder-only language models (random weights, small configs; weight compression)
+
+#: name -> (transformers config class, config keywords, save weights as f16)
+DECODER_LMS: dict[str, tuple[str, dict[str, Any], bool]] = {
+    # Llama-style: tied embeddings, grouped-query attention (8 heads, 2 KV heads), rotary.
+    "llama_tiny": ("LlamaConfig", dict(vocab_size=2048, hidden_size=256, intermediate_size=768,
+                                       num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2,
+                                       tie_word_embeddings=True), False),
+    # Qwen2-style: q/k/v biases, untied lm head, GQA; FP16-compressed IR (f16 weights + Convert).
+    "qwen2_tiny": ("Qwen2Config", dict(vocab_size=2048, hidden_size=256, intermediate_size=768,
+                                       num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2,
+                                       tie_word_embeddings=False), True),
+    # 1.2 GB of f16 weights (607M parameters): streaming and bandwidth measurements.
+    "llama_1g": ("LlamaConfig", dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632,
+                                     num_hidden_layers=12, num_attention_heads=16, num_key_value_heads=4,
+                                     tie_word_embeddings=True), True),
+}
+LM_SEQ = 16
+
+
+def _build_decoder_lm(name: str, folder: pathlib.Path) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import openvino as ov
+    import torch
+    import transformers
+
+    cls_name, kw, f16 = DECODER_LMS[name]
+    config = getattr(transformers, cls_name)(max_position_embeddings=256, use_cache=False, **kw)
+    torch.manual_seed(0)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float16 if f16 else torch.float32)  # no f32 copy of a large model
+    try:
+        model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    finally:
+        torch.set_default_dtype(previous)
+    ids = torch.randint(0, config.vocab_size, (2, LM_SEQ), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ov_model = ov.convert_model(model, example_input={"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+    del model
+    ov.save_model(ov_model, str(folder / "model.xml"), compress_to_fp16=f16)
+
+
+def lm_inputs(name: str, batch: int = 2, seq: int = LM_SEQ, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random token ids (and an all-ones attention mask) for a decoder LM asset."""
+    vocab = DECODER_LMS[name][1]["vocab_size"]
+    ids = np.random.default_rng(seed).integers(0, vocab, (batch, seq), dtype=np.int64)
+    return {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+
+
+# --------------------------------------------------------------------------------------
 # Package files
 
 ONNX_LIGHT_MODELS = (
@@ -692,6 +743,7 @@ def _package_file_path(spec: AssetSpec) -> pathlib.Path:
 _ir_builders: dict[str, Callable[[pathlib.Path], None]] = {
     "efficientnet_lite0": _build_efficientnet,
     "minilm": _build_minilm,
+    **{name: functools.partial(_build_decoder_lm, name) for name in DECODER_LMS},
     "resnet_like": _build_resnet_like,
 }
 
@@ -708,6 +760,13 @@ def _specs() -> dict[str, AssetSpec]:
         AssetSpec("minilm", "ir", "all-MiniLM-L6-v2 BERT encoder; inputs input_ids, "
                   "attention_mask, token_type_ids [?,?] -> last_hidden_state",
                   (_TORCH, _TRANSFORMERS, _TOKENIZERS, _SKLEARN, _MINILM), recipe=2),
+    ]
+    specs += [
+        AssetSpec(name, "ir", f"{DECODER_LMS[name][0][:-6]} decoder, random weights (seed 0), "
+                  f"{DECODER_LMS[name][1]['num_hidden_layers']} layers, hidden {DECODER_LMS[name][1]['hidden_size']}"
+                  f"; inputs input_ids, attention_mask [?,?] -> logits; {'f16' if DECODER_LMS[name][2] else 'f32'} "
+                  "weights", (_TORCH, _TRANSFORMERS))
+        for name in DECODER_LMS
     ]
     specs += [
         AssetSpec(f"onnx_light/{m}", "onnx", f"onnx light model zoo {m} (weights are "

@@ -78,4 +78,12 @@ void dequantize(IType it, const Operand& q, const Operand& out, const Box& box,
 void pair_saturation(const uint8_t* a, int64_t rows, const int8_t* w, int64_t outs, int64_t k,
                      double* err_sq, int64_t* saturated);
 
+// Weight compression of a C-contiguous (rows x cols) weight in groups of `group` columns:
+// levels into q (rows x cols bytes, or rows x cols/2 nibble pairs when packed), scales
+// and (asym) zero points into (rows x cols/group). False if the weight is not finite.
+bool compress_groups(DType dt, const void* data, int64_t rows, int64_t cols, int bits, bool sym, int64_t group,
+                     bool packed, uint8_t* q, float* scale, uint8_t* zp);
+// Per-row mean squared error of per-row INT8_ASYM quantization; false if not finite.
+bool int8_asym_error(DType dt, const void* data, int64_t rows, int64_t cols, double* out);
+
 }  // namespace ovq
