@@ -239,10 +239,12 @@ def quantize(model: Path | None, output: Path | None, data: Path | None, config:
 @click.option("--awq", is_flag=True, help="AWQ (data-aware; not supported yet).")
 @click.option("--scale-estimation", is_flag=True, help="Scale estimation (data-aware; not supported yet).")
 @click.option("--no-audit", is_flag=True, help="Skip compiling the result to report the FullyConnected weight precisions.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write an HTML report of the result here (a .json twin beside it; docs/report.md).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def compress(model: Path, output: Path, mode: str, group_size: int | None, ratio: float | None, all_layers: bool,
              backup_mode: str | None, group_size_fallback: str | None, ignored_scope: str | None, data: Path | None,
-             awq: bool, scale_estimation: bool, no_audit: bool, quiet: bool) -> None:
+             awq: bool, scale_estimation: bool, no_audit: bool, report_path: Path | None, quiet: bool) -> None:
     """Compress MODEL's weights to 8 or 4 bits (data-free, nncf.compress_weights-compatible) and write IR."""
     from ovq.compression.cli import CompressJob, run_compress_job
     from ovq.quantization.quantize_cli import parse_ignored_scope
@@ -251,7 +253,17 @@ def compress(model: Path, output: Path, mode: str, group_size: int | None, ratio
                       all_layers=all_layers, backup_mode=backup_mode, group_size_fallback=group_size_fallback,
                       ignored_scope=parse_ignored_scope(ignored_scope), data=data, awq=awq,
                       scale_estimation=scale_estimation, audit=not no_audit, progress=False if quiet else None)
+    if report_path is not None:
+        from ovq.report import check_target
+
+        check_target(report_path)  # before any work
     run_compress_job(job, echo=click.echo)
+    if report_path is not None:
+        from ovq.report import report_model
+
+        report_model(job.output, report_path, fp_model=model, source="ovq compress",
+                     options={"mode": job.mode, "group_size": group_size, "ratio": ratio, "all_layers": all_layers},
+                     progress=False if quiet else None, echo=click.echo)
 
 
 @cli.command()

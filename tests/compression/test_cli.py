@@ -80,3 +80,15 @@ def test_inspect_runtime_shows_compressed_fully_connected(model_xml, tmp_path):
     assert len(rows) == 5
     assert sum(" i4 " in r and "(integer weights, float compute)" in r for r in rows) == 4
     assert sum(" u8 " in r for r in rows) == 1 and "fallback" not in text
+
+
+def test_report_of_a_compressed_model(model_xml, tmp_path):
+    import json
+
+    out, page = tmp_path / "c.xml", tmp_path / "r.html"
+    run_cli("compress", model_xml, "-o", out, "--mode", "int4_asym", "--report", page, "-q")
+    twin = json.loads(page.with_suffix(".json").read_text())
+    assert page.read_text().startswith("<!DOCTYPE html>") and twin["summary"]
+    bad = run_cli("compress", model_xml, "-o", tmp_path / "d.xml", "--report", tmp_path / "missing" / "r.html",
+                  check=False)
+    assert bad.returncode == 2 and not (tmp_path / "d.xml").exists()
