@@ -210,6 +210,25 @@ def _validation_data(validation_dataset: Any) -> Any:
 _EMPTY = object()
 
 
+def _other_quantized_ops(graph: Any, layers: Sequence[str]) -> list[str]:
+    """Ops outside ``layers`` that read an activation FakeQuantize (residual Adds,
+    Concats, ...), in graph order: reverted after every ranked layer, so that the last
+    candidate of the search is the model with no quantizer left."""
+    from ovq.quantization.records import META_KEY
+
+    table = graph.meta.get(META_KEY)
+    if table is None:
+        return []
+    seen, extra = set(layers), []
+    for q in table.activations(graph):
+        for op, _port in graph.consumers(q.node, 0):
+            name = graph.op(op).name
+            if name not in seen:
+                seen.add(name)
+                extra.append(name)
+    return extra
+
+
 def rank_layers(fp_model: Any, int8_model: Any, samples: Iterable[Any], layers: Sequence[str], *,
                 progress: bool | None = None) -> list[str]:
     """``layers`` (quantized compute ops) ordered by the error their quantization adds,
@@ -342,6 +361,7 @@ def quantize_with_accuracy_control(
         report.int8_metric = validate(graph.to_ov(), 0, "the fully quantized model")
     best = _Candidate(graph, [], report.int8_metric)
     layers = list(graph.meta.get(QUANTIZED_OPS_KEY, []))
+    layers += _other_quantized_ops(graph, layers)
     if compute_drop(report.fp_metric, report.int8_metric, drop_type) > max_drop and layers \
             and not validate.exhausted:
         with timer("rank"):
