@@ -385,26 +385,13 @@ def _et(port: Any) -> str:
     return port.get_element_type().get_type_name()
 
 
-class _Builder:
-    """Builds the analysis model: the FP model plus shadow islands cloned from the INT8 model."""
+class ConstantSubgraphs:
+    """Which nodes of an ``openvino.Model`` compute constants, and which of those hold a
+    FakeQuantize or a low-precision constant (quantized weights), memoized per node."""
 
-    def __init__(self, fp: Any, q: Any) -> None:
-        self.fp, self.q = fp, q
-        self.fp_ops = {op.get_friendly_name(): op for op in fp.get_ordered_ops()}
-        self.q_ops = list(q.get_ordered_ops())
-        self.q_name = {op.get_instance_id(): op.get_friendly_name() for op in self.q_ops}
+    def __init__(self) -> None:
         self._const: dict[int, bool] = {}
-        self._quantized_const: dict[int, bool] = {}
-        self._walked: dict[tuple[int, int], Any] = {}  # (node id, output) -> (rewired?, quantized FQs)
-        self.fqs: dict[str, Any] = {}  # activation FQ name -> the INT8 clone's FQ node (its input rewired)
-        for op in self.q_ops:  # the clone's tensor names would clash with the FP model's
-            for out in op.outputs():
-                out.get_tensor().set_names(set())
-
-    # ---- structure of the INT8 model
-
-    def name(self, node: Any) -> str:
-        return self.q_name[node.get_instance_id()]
+        self._quantized: dict[int, bool] = {}
 
     def is_const(self, node: Any) -> bool:
         """True if ``node`` computes a constant (no Parameter or state upstream)."""
@@ -422,16 +409,45 @@ class _Builder:
     def quantized_const(self, node: Any) -> bool:
         """True if the constant subgraph ``node`` holds a FakeQuantize or a low-precision constant."""
         key = node.get_instance_id()
-        if key not in self._quantized_const:
+        if key not in self._quantized:
             t = node.get_type_name()
             if t == "FakeQuantize":
-                self._quantized_const[key] = True
+                self._quantized[key] = True
             elif t == "Constant":
-                self._quantized_const[key] = _et(node.output(0)) in LOW_PRECISION
+                self._quantized[key] = _et(node.output(0)) in LOW_PRECISION
             else:
-                self._quantized_const[key] = any(self.quantized_const(i.get_source_output().get_node())
-                                                 for i in node.inputs())
-        return self._quantized_const[key]
+                self._quantized[key] = any(self.quantized_const(i.get_source_output().get_node())
+                                           for i in node.inputs())
+        return self._quantized[key]
+
+
+class _Builder:
+    """Builds the analysis model: the FP model plus shadow islands cloned from the INT8 model."""
+
+    def __init__(self, fp: Any, q: Any) -> None:
+        self.fp, self.q = fp, q
+        self.fp_ops = {op.get_friendly_name(): op for op in fp.get_ordered_ops()}
+        self.q_ops = list(q.get_ordered_ops())
+        self.q_name = {op.get_instance_id(): op.get_friendly_name() for op in self.q_ops}
+        self.constants = ConstantSubgraphs()
+        self._walked: dict[tuple[int, int], Any] = {}  # (node id, output) -> (rewired?, quantized FQs)
+        self.fqs: dict[str, Any] = {}  # activation FQ name -> the INT8 clone's FQ node (its input rewired)
+        for op in self.q_ops:  # the clone's tensor names would clash with the FP model's
+            for out in op.outputs():
+                out.get_tensor().set_names(set())
+
+    # ---- structure of the INT8 model
+
+    def name(self, node: Any) -> str:
+        return self.q_name[node.get_instance_id()]
+
+    def is_const(self, node: Any) -> bool:
+        """True if ``node`` computes a constant (no Parameter or state upstream)."""
+        return self.constants.is_const(node)
+
+    def quantized_const(self, node: Any) -> bool:
+        """True if the constant subgraph ``node`` holds a FakeQuantize or a low-precision constant."""
+        return self.constants.quantized_const(node)
 
     def quantized_inputs(self, node: Any) -> tuple[list[int], list[int]]:
         """(activation inputs reached through a FakeQuantize, quantized constant inputs) of ``node``."""

@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from ovq.quantization.analyze import LINEAR_TYPES, LOW_PRECISION, TRANSPARENT_TYPES, _describe_weights
+from ovq.quantization.analyze import (
+    LINEAR_TYPES,
+    LOW_PRECISION,
+    TRANSPARENT_TYPES,
+    ConstantSubgraphs,
+    _describe_weights,
+)
 
 _MAX_WALK = 8
 _INT_BOUNDS = {"i8": (-128, 127), "u8": (0, 255), "i4": (-8, 7), "u4": (0, 15), "i16": (-32768, 32767),
@@ -55,8 +61,7 @@ class ModelStructure:
     def __init__(self, model: Any) -> None:
         self.model = model
         self.ops = list(model.get_ordered_ops())
-        self._const: dict[int, bool] = {}
-        self._qconst: dict[int, bool] = {}
+        self._constants = ConstantSubgraphs()
         self.fake_quantize = [op for op in self.ops if op.get_type_name() == "FakeQuantize"]
         self.low_precision_constants = [op for op in self.ops if op.get_type_name() == "Constant"
                                         and op.get_output_element_type(0).get_type_name() in LOW_PRECISION]
@@ -69,29 +74,10 @@ class ModelStructure:
 
     def is_const(self, node: Any) -> bool:
         """True if ``node`` computes a constant (no Parameter or state upstream)."""
-        key = node.get_instance_id()
-        if key not in self._const:
-            t = node.get_type_name()
-            if t == "Constant":
-                self._const[key] = True
-            elif t in ("Parameter", "ReadValue") or node.get_input_size() == 0:
-                self._const[key] = False
-            else:
-                self._const[key] = all(self.is_const(i.get_source_output().get_node()) for i in node.inputs())
-        return self._const[key]
+        return self._constants.is_const(node)
 
     def _quantized_const(self, node: Any) -> bool:
-        key = node.get_instance_id()
-        if key not in self._qconst:
-            t = node.get_type_name()
-            if t == "FakeQuantize":
-                self._qconst[key] = True
-            elif t == "Constant":
-                self._qconst[key] = node.get_output_element_type(0).get_type_name() in LOW_PRECISION
-            else:
-                self._qconst[key] = any(self._quantized_const(i.get_source_output().get_node())
-                                        for i in node.inputs())
-        return self._qconst[key]
+        return self._constants.quantized_const(node)
 
     def _find_fq(self, node: Any, depth: int) -> Any:
         t = node.get_type_name()
