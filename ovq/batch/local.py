@@ -99,7 +99,9 @@ class LocalEngine:
         env.update({"OVQ_BATCH_THREADS": n, "OMP_NUM_THREADS": n, "NUMBA_NUM_THREADS": n, "OVQ_NUM_THREADS": n,
                     "OVQ_BATCH_PARENT": str(os.getpid())})
         with open(log, "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "ovq.batch.worker"], stdin=subprocess.PIPE,
+            # -P: the current folder is not put on sys.path, so a checkout's bare ovq/ (no
+            # extension) cannot shadow the installed package in the worker
+            proc = subprocess.Popen([sys.executable, "-P", "-m", "ovq.batch.worker"], stdin=subprocess.PIPE,
                                     stdout=subprocess.PIPE, stderr=err, env=env, close_fds=True)
         os.set_blocking(proc.stdout.fileno(), False)
         worker = _Worker(proc, log)

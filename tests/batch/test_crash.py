@@ -8,7 +8,6 @@ die with it (``PR_SET_PDEATHSIG``). Marked ``slow``: each trial runs real quanti
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import sqlite3
 import subprocess
@@ -69,7 +68,7 @@ def _leftovers(folder):
 
 
 def _start(path, out):
-    return subprocess.Popen([sys.executable, "-m", "ovq.cli", "batch", str(path), "-o", str(out), "--jobs", "2"],
+    return subprocess.Popen([sys.executable, "-P", "-m", "ovq.cli", "batch", str(path), "-o", str(out), "--jobs", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -94,8 +93,8 @@ def test_kill_driver_at_random_moments_then_rerun(workspace, manifest):
     ref = run(path, workspace / "ref", jobs=2, progress=False)
     assert all(r.status == "done" for r in ref.records), ref.table()
     expected = _files(workspace / "ref")
-    out = workspace / "out"
-    for delay in (2.0, 5.0, 8.5, 12.0):
+    for trial, delay in enumerate((2.0, 5.0, 8.5, 12.0)):
+        out = workspace / f"out{trial}"  # a fresh folder: every trial has all the work to do
         proc = _start(path, out)
         time.sleep(delay)
         workers = _children(proc.pid)
@@ -116,9 +115,6 @@ def test_kill_driver_at_random_moments_then_rerun(workspace, manifest):
                 assert next(r for r in result.records if r.name == name).status == "skipped"
         assert _files(out) == expected
         assert not _leftovers(workspace)
-        os.unlink(out / "a" / "int8.xml")  # the next trial has work to do
-        os.unlink(out / "d" / "int8.xml")
-        os.unlink(out / "e" / "int8.xml")
 
 
 def test_kill_a_worker_mid_job_retries_it_in_a_fresh_process(workspace, manifest):

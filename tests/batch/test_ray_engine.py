@@ -36,6 +36,14 @@ FOUR_JOBS = """
 """
 
 
+@pytest.fixture(autouse=True)
+def outside_the_checkout(tmp_path, monkeypatch):
+    """Ray's workers start in the driver's folder and put it on sys.path: from the
+    repository root they would import the bare ovq/ of the checkout (no extension)
+    instead of the installed package, as any Python started there does."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _files(out):
     return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("int8.*"))}
 
