@@ -332,5 +332,6 @@ def test_efficientnet_lite0():
     assert len(analysed) == len(convs)
     assert all(10 < r.sqnr_db < 80 and r.output_nmse is not None for r in table)
     assert sum(r.runtime_precision in ("u8", "i8") for r in table) >= len(convs) // 2
-    # the layer whose quantization hurts the output most on its own is a conv (not the pooling)
-    assert table.worst(1)[0].type in ("Convolution", "GroupConvolution")
+    # the layer whose quantization hurts the output most on its own is a weighted layer (not the
+    # pooling): with overflow_fix="auto" on an AVX2 CPU, the classifier MatMul
+    assert table.worst(1)[0].type in ("Convolution", "GroupConvolution", "MatMul")
