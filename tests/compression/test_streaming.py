@@ -53,8 +53,10 @@ def _model(path, layers=4, n=2048):
 
 def test_peak_rss_growth_is_one_block(tmp_path):
     _model(tmp_path / "m.xml")  # 4 weights of 16 MiB; int4_asym: 3 in 4 bits, the last in INT8
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "m.xml"), str(tmp_path / "c.xml")],
+    proc = subprocess.run([sys.executable, "-P", "-c", CHILD, str(tmp_path / "m.xml"), str(tmp_path / "c.xml")],
                           capture_output=True, text=True, check=True)
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["counts"] == {"int4_asym g128": 3, "int8_asym": 1}
-    assert got["growth"] < 16 << 20, got  # below the largest weight (and the 64 MiB model)
+    # the bound: the largest weight (16 MiB) plus a small constant, far below the 64 MiB
+    # model (measured 14.7 MiB; 17.0 MiB once save_model checksums the written .bin)
+    assert got["growth"] < (16 + 4) << 20, got
