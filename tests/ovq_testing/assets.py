@@ -856,6 +856,8 @@ def example_inputs(name: str, n: int = 8) -> dict[str, np.ndarray]:
         return {k: v[:n] for k, v in minilm_inputs().items()}
     if name == "resnet_like":
         return {"input": random_inputs(n=1)[0]}
+    if name in DECODER_LMS:  # token ids in the vocabulary and a mask of ones (zeros give NaN logits)
+        return lm_inputs(name, batch=1)
 
     import openvino as ov
 
