@@ -124,8 +124,10 @@ def test_kill_a_worker_mid_job_retries_it_in_a_fresh_process(workspace, manifest
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(_children(proc.pid)) < 2:
         time.sleep(0.2)
-    time.sleep(2.5)  # into a job
-    victim = _children(proc.pid)[0]
+    time.sleep(0.3)  # into a job: the six jobs take only a few seconds on a quiet machine
+    workers = _children(proc.pid)
+    assert workers, "the batch ended before a worker could be killed"
+    victim = workers[0]
     victim.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=300) == 0
     db = sqlite3.connect(out / "journal.sqlite")
