@@ -32,29 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
+from memory import peak_mb, reset_peak, rss_mb  # bench/memory.py: this script's folder is on sys.path
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 DEFAULT = ["minilm", "llama_tiny", "qwen2_tiny", "llama_1g"]
 MODES = ["int8_asym", "int4_sym", "int4_asym"]
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
-def _peak_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
 
 
 def child(tool: str, name: str, mode: str, out: str) -> dict:
@@ -70,15 +54,15 @@ def child(tool: str, name: str, mode: str, out: str) -> dict:
         opts = resolve_options(mode=mode, ratio=None, group_size=None, all_layers=None, backup_mode=None,
                                sensitivity_metric=None, dataset=None, awq=None, scale_estimation=None, gptq=None,
                                lora_correction=None, group_size_fallback_mode=None)
-        rss0 = _rss_mb()
-        _reset_peak()
+        rss0 = rss_mb()
+        reset_peak()
         t0 = time.perf_counter()
         graph = ovq.read_model(xml)
         report = compress_graph(graph, opts, progress=False, spill_dir=str(Path(out).parent))
         ovq.save_model(graph, out)
         seconds = time.perf_counter() - t0
         read = sum(lay.bytes_before for lay in report.layers)
-        return {"seconds": seconds, "rss_growth_mb": _peak_mb() - rss0, "kernel_seconds": report.kernel_seconds,
+        return {"seconds": seconds, "rss_growth_mb": peak_mb() - rss0, "kernel_seconds": report.kernel_seconds,
                 "weight_bytes": read, "counts": report.counts()}
     import logging
 
@@ -87,14 +71,14 @@ def child(tool: str, name: str, mode: str, out: str) -> dict:
 
     logging.getLogger("nncf").setLevel(logging.ERROR)
     core = ov.Core()
-    rss0 = _rss_mb()
-    _reset_peak()
+    rss0 = rss_mb()
+    reset_peak()
     t0 = time.perf_counter()
     model = core.read_model(xml)
     model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode(mode))
     ov.save_model(model, out, compress_to_fp16=False)
     seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "rss_growth_mb": _peak_mb() - rss0}
+    return {"seconds": seconds, "rss_growth_mb": peak_mb() - rss0}
 
 
 def copy_bandwidth() -> float:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -40,29 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
+from memory import peak_mb, reset_peak, rss_mb  # bench/memory.py: this script's folder is on sys.path
+
 # The test assets live with the tests (tests/ovq_testing), not in the installed ovq.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 DEFAULT = ["digits", "resnet_like", "efficientnet_lite0", "minilm"]
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _reset_peak() -> None:
-    """Reset VmHWM (Linux: ``5`` into /proc/self/clear_refs) so the peak covers only what follows."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
-def _peak_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def calibration(name: str) -> list:
@@ -176,13 +158,13 @@ def child(tool: str, name: str, out: str) -> None:
     if tool == "ovq":
         import ovq
 
-        _reset_peak()
-        rss0 = _rss_mb()
+        reset_peak()
+        rss0 = rss_mb()
         t = time.perf_counter()
         q, report = ovq.quantize(model, samples, model_type="transformer" if transformer else None,
                                  subset_size=300, progress=False, return_report=True)
         result["seconds"] = time.perf_counter() - t
-        result["rss_growth_mb"] = _peak_mb() - rss0
+        result["rss_growth_mb"] = peak_mb() - rss0
         result["phases"] = report.phases
         floor = min((_fp32_pass(model, samples) for _ in range(2)), key=lambda ct: ct[1])
         result["fp32_compile"], result["fp32_pass"] = floor
@@ -197,13 +179,13 @@ def child(tool: str, name: str, out: str) -> None:
         import nncf
 
         logging.getLogger("nncf").setLevel(logging.ERROR)
-        _reset_peak()
-        rss0 = _rss_mb()
+        reset_peak()
+        rss0 = rss_mb()
         t = time.perf_counter()
         kwargs = {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
         q = nncf.quantize(model, nncf.Dataset(samples), subset_size=300, **kwargs)
         result["seconds"] = time.perf_counter() - t
-        result["rss_growth_mb"] = _peak_mb() - rss0
+        result["rss_growth_mb"] = peak_mb() - rss0
     ov.save_model(q, out, compress_to_fp16=False)
     print(json.dumps(result))
 
