@@ -170,6 +170,9 @@ def preprocess(model: Path, output: Path, mean_values: str | None, scale_values:
               help="7-bit weights against int16 saturation on x86 CPUs without VNNI: auto (default: the output "
                    "channels where measured saturation costs more than the coarser grid), first_layer (NNCF's "
                    "default), enable (all layers) or disable.")
+@click.option("--range-search", type=click.Choice(["none", "activations", "weights", "all"]), default=None,
+              help="Narrow activation and/or per-channel weight ranges where that lowers each layer's quantized "
+                   "output error on the first 4 calibration samples (default none; see docs/accuracy.md).")
 @click.option("--input-shape", default=None, help="Completes dynamic input dims, e.g. '1,3,224,224'.")
 @click.option("--layout", default=None, help="Images: the input layout, e.g. 'nchw' or 'nhwc'.")
 @click.option("--data-mean-values", "--mean-values", "mean_values", default=None,
@@ -185,7 +188,7 @@ def preprocess(model: Path, output: Path, mean_values: str | None, scale_values:
               help="Passes to run before placement, e.g. 'fold-constants,fuse-batchnorm' (see `ovq passes`).")
 @click.option("--dump-after", multiple=True, metavar="PHASE",
               help="Write the IR (next to the output, NNN-PHASE.xml) after this phase or --pipeline pass "
-                   "(repeatable); phases: placement, statistics, smooth_quant, ranges, overflow_fix, "
+                   "(repeatable); phases: placement, statistics, smooth_quant, ranges, range_search, overflow_fix, "
                    "bias_correction, compress.")
 @click.option("--validate", default=None, metavar="MODULE:FUNCTION",
               help="Accuracy control: the metric, FUNCTION(compiled_model, validation_data) -> float (higher "

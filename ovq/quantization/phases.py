@@ -10,6 +10,8 @@
 ``smooth_quant``          SmoothQuant scales moved from activations into MatMul
                           weights (:mod:`.smooth_quant`; transformers)
 ``ranges``                activation ranges from the statistics (:mod:`.ranges`)
+``range_search``          optional: narrower activation/weight ranges where they lower
+                          the layers' quantized output error (:mod:`.range_search`)
 ``overflow_fix``          7-bit effective weights where 8-bit products saturate
                           (``auto``: measured per output channel, :mod:`.saturation`)
 ``bias_correction``       fast (analytic) or full bias correction (:mod:`.bias_correction`)
@@ -106,6 +108,7 @@ class QuantizeOptions:
     activations_range: str = "mean_minmax"
     outlier_prob: float = 1e-4
     overflow_fix: str = "auto"
+    range_search: str = "none"
     smooth_quant: float | str | None = None
     """The resolved alpha, ``"search"``, or None (off)."""
     seed: int = 0
@@ -115,7 +118,7 @@ class QuantizeOptions:
     @classmethod
     def build(cls, *, target_device: Any = "ANY", preset: Any = None, model_type: Any = None,
               overflow_fix: str | None = None, smooth_quant: float | bool | str | None = None,
-              **options: Any) -> QuantizeOptions:
+              range_search: Any = None, **options: Any) -> QuantizeOptions:
         """Validate user-facing options (enums or strings; ``None`` defaults) into options.
 
         Raises:
@@ -136,9 +139,12 @@ class QuantizeOptions:
             from ovq.quantization.dataset import check_subset_size
 
             options["subset_size"] = check_subset_size(options["subset_size"])
+        from ovq.quantization.range_search import check_mode
+
         model_type = _value(model_type)
         return cls(target_device=_value(target_device), preset=_value(preset), model_type=model_type,
-                   overflow_fix=overflow_fix, smooth_quant=smooth_quant_alpha(smooth_quant, model_type), **options)
+                   overflow_fix=overflow_fix, range_search=check_mode(range_search),
+                   smooth_quant=smooth_quant_alpha(smooth_quant, model_type), **options)
 
     @property
     def full_bias_correction(self) -> bool:
@@ -421,31 +427,74 @@ class OverflowFixPhase(Phase):
 
         graph = state.graph
         layers = sat.find_layers(graph, state.weights(), state.activations(), state.sources)
-        samples = (state.kept_samples or [])[:sat.PROBE_SAMPLES]
-        if not layers or not samples:
-            return
-        missing = [layer for layer in layers if layer.source not in state.probed]
-        if missing:  # once per session: a requantize analyses a subset of the same layers
-            state.probed.update(sat.probe_activations(state.fp_model, missing, samples))
-        probed = state.probed
-        smoothing = {fq: r for r in state.smoothed for fq in r.group.fqs}
+        inputs = layer_inputs(state, layers, sat.PROBE_SAMPLES)
         kernels = get_kernels()
         decisions = []
         for layer in layers:
-            xs = probed[layer.source]
-            smoothed = smoothing.get(layer.activation.node)
-            if smoothed is not None and not layer.direct:
-                continue  # the probed tensor is past a Reshape: where the scales apply is unknown
-            if smoothed is not None:  # the FakeQuantize reads the activation divided by the scales
-                shape = [1] * xs[0].ndim
-                shape[smoothed.group.act_axis] = -1
-                xs = [x / smoothed.scales.reshape(shape).astype(np.float32) for x in xs]
-            decision, mask = sat.analyse_layer(layer, graph, xs, kernels)
+            if layer.name not in inputs:
+                continue
+            decision, mask = sat.analyse_layer(layer, graph, inputs[layer.name], kernels)
             decisions.append(decision)
             if mask.any():
                 halve_weight_range(graph, layer.weight, mask)
         state.report.overflow_decisions = decisions
         state.report.overflow_fixed = sum(d.halved > 0 for d in decisions)
+
+
+def layer_inputs(state: QuantizeState, layers: Sequence[Any], count: int) -> dict[str, list[np.ndarray]]:
+    """Per layer name, the FP tensors its activation FakeQuantize reads on the first
+    ``count`` kept calibration samples: probed once per session (one compile, cached in
+    :attr:`QuantizeState.probed` for requantize runs) and divided by the SmoothQuant
+    scales where a smoothed group's FakeQuantize feeds the layer. A smoothed layer
+    behind a Reshape is left out (where the scales apply is unknown there)."""
+    from ovq.quantization.saturation import probe_activations
+
+    samples = (state.kept_samples or [])[:count]
+    if not layers or not samples:
+        return {}
+    missing = [layer for layer in layers if len(state.probed.get(layer.source, ())) < len(samples)]
+    if missing:
+        state.probed.update(probe_activations(state.fp_model, missing, samples))
+    smoothing = {fq: r for r in state.smoothed for fq in r.group.fqs}
+    out = {}
+    for layer in layers:
+        xs = state.probed[layer.source][:len(samples)]
+        smoothed = smoothing.get(layer.activation.node)
+        if smoothed is not None and not layer.direct:
+            continue
+        if smoothed is not None:  # the FakeQuantize reads the activation divided by the scales
+            shape = [1] * xs[0].ndim
+            shape[smoothed.group.act_axis] = -1
+            xs = [x / smoothed.scales.reshape(shape).astype(np.float32) for x in xs]
+        out[layer.name] = xs
+    return out
+
+
+class RangeSearchPhase(Phase):
+    """Narrow activation and weight ranges where that lowers the layers' quantized
+    output error on the first calibration samples (``range_search``; :mod:`.range_search`).
+
+    Runs after ``ranges`` (it starts from their result) and before ``overflow_fix``
+    (whose analysis reads the final grids). Decisions in ``QuantizeReport.range_search``.
+    """
+
+    name = "range_search"
+
+    def enabled(self, state: QuantizeState) -> bool:
+        return state.options.range_search != "none"
+
+    def samples_needed(self, state: QuantizeState) -> int:
+        from ovq.quantization.range_search import SEARCH_SAMPLES
+
+        return SEARCH_SAMPLES
+
+    def run(self, state: QuantizeState) -> None:
+        from ovq.quantization import range_search as rs
+        from ovq.quantization.saturation import find_layers
+
+        layers = find_layers(state.graph, state.weights(), state.activations(), state.sources, depthwise=True)
+        inputs = layer_inputs(state, layers, rs.SEARCH_SAMPLES)
+        state.report.range_search = rs.search_ranges(state.graph, layers, inputs, state.options.range_search)
 
 
 class BiasCorrectionPhase(Phase):
@@ -563,8 +612,8 @@ class StatisticsPhase(Phase):
 
 def default_phases() -> list[Phase]:
     """The phases of ``ovq.quantize``, in order."""
-    later: list[Phase] = [SmoothQuantPhase(), RangesPhase(), OverflowFixPhase(), BiasCorrectionPhase(),
-                          CompressPhase()]
+    later: list[Phase] = [SmoothQuantPhase(), RangesPhase(), RangeSearchPhase(), OverflowFixPhase(),
+                          BiasCorrectionPhase(), CompressPhase()]
     return [PlacementPhase(), StatisticsPhase(later), *later]
 
 

@@ -73,6 +73,7 @@ def calibrate_and_quantize(
     activations_range: str = "mean_minmax",
     outlier_prob: float = 1e-4,
     overflow_fix: str | None = None,
+    range_search: str | None = None,
     smooth_quant: float | bool | str | None = None,
     seed: int = 0,
     progress: bool | None = None,
@@ -85,7 +86,8 @@ def calibrate_and_quantize(
         target_device=target_device, preset=preset, subset_size=subset_size,
         fast_bias_correction=fast_bias_correction, model_type=model_type, ignored_scope=ignored_scope,
         compress_weights=compress_weights, activations_range=activations_range, outlier_prob=outlier_prob,
-        overflow_fix=overflow_fix, smooth_quant=smooth_quant, seed=seed, progress=progress, strict=strict)
+        overflow_fix=overflow_fix, range_search=range_search, smooth_quant=smooth_quant, seed=seed,
+        progress=progress, strict=strict)
     return QuantizeSession(graph, calibration_dataset, options, fp_model=fp_model, ctx=ctx).run()
 
 
@@ -153,6 +155,7 @@ def quantize(
     activations_range: str = "mean_minmax",
     outlier_prob: float = 1e-4,
     overflow_fix: str | None = None,
+    range_search: str | None = None,
     smooth_quant: float | bool | str | None = None,
     seed: int = 0,
     progress: bool | None = None,
@@ -196,6 +199,11 @@ def quantize(
             ``first_layer`` (NNCF's default: the first plain Convolution on each path
             from an input), ``enable`` (every Convolution-like and MatMul layer) or
             ``disable``. See docs/accuracy.md for the figures per CPU.
+        range_search: ``"activations"``, ``"weights"`` or ``"all"``: after the ranges
+            from the statistics, search narrower per-tensor activation ranges and/or
+            per-channel weight ranges that lower each layer's quantized output error on
+            the first 4 calibration samples (``report.range_search``; seconds of numpy
+            work on a transformer). ``None``/``"none"`` (default): off.
         smooth_quant: SmoothQuant for MatMuls. ``None`` (default): NNCF's alpha 0.95
             for ``model_type="transformer"``, off otherwise. ``"search"``: each group's
             alpha from (0.5, 0.6, 0.7, 0.8, 0.9, 0.95), the one whose quantized
@@ -265,7 +273,8 @@ def quantize(
         graph, calibration_dataset, fp_model=fp_model, target_device=target_device, preset=preset,
         subset_size=subset_size, fast_bias_correction=fast_bias_correction, model_type=model_type,
         ignored_scope=ignored_scope, compress_weights=compress_weights, activations_range=activations_range,
-        outlier_prob=outlier_prob, overflow_fix=overflow_fix, smooth_quant=smooth_quant, seed=seed,
+        outlier_prob=outlier_prob, overflow_fix=overflow_fix, range_search=range_search, smooth_quant=smooth_quant,
+        seed=seed,
         progress=progress, strict=strict, ctx=ctx)
     qreport.phases = {"read": read_time, **({"pipeline": pipeline_time} if pipeline is not None else {}),
                      **qreport.phases}
@@ -281,7 +290,7 @@ def quantize(
         options = {"target_device": target_device, "preset": preset, "subset_size": subset_size,
                    "fast_bias_correction": fast_bias_correction, "model_type": model_type,
                    "compress_weights": compress_weights, "activations_range": activations_range,
-                   "overflow_fix": overflow_fix, "smooth_quant": smooth_quant}
+                   "overflow_fix": overflow_fix, "range_search": range_search, "smooth_quant": smooth_quant}
         report_model(result, report, fp_model=fp_model, data=calibration_dataset, quantize_report=qreport,
                      options={k: _value(v) for k, v in options.items() if v is not None}, source="ovq.quantize",
                      model_name=str(model) if isinstance(model, (str, os.PathLike)) else graph.name)

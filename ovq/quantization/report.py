@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ovq.quantization.range_search import RangeSearchDecision
     from ovq.quantization.saturation import SaturationDecision
 
 
@@ -28,6 +29,7 @@ class QuantizeReport:
     bias_shifts: dict[str, float] = field(default_factory=dict)  # applied corrections: mean |shift| per layer
     overflow_fixed: int = 0  # weight quantizers given 7-bit weights (on some or all channels)
     overflow_decisions: list[SaturationDecision] = field(default_factory=list)  # overflow_fix="auto"
+    range_search: list[RangeSearchDecision] = field(default_factory=list)  # range_search != "none"
     compressed: int = 0
     weight_bytes_before: int = 0
     weight_bytes_after: int = 0
@@ -49,6 +51,12 @@ class QuantizeReport:
             f"bias correction: {self.bias_corrected} layers corrected, {len(self.bias_skipped)} left (shift too large "
             f"or zero bias)",
         ]
+        if self.range_search:
+            acts = [d for d in self.range_search if d.kind == "activation"]
+            narrowed = sum(d.after_nmse < d.before_nmse for d in acts)
+            clipped = sum(d.clipped_channels for d in self.range_search if d.kind == "weight")
+            lines.append(f"range search: {narrowed} of {len(acts)} activation ranges narrowed, "
+                         f"{clipped} weight channels clipped")
         if self.overflow_decisions:
             hit = [d for d in self.overflow_decisions if d.saturated]
             halved = sum(d.halved for d in self.overflow_decisions)

@@ -104,8 +104,9 @@ class SaturationDecision:
 
 
 def find_layers(graph: Graph, weights: Iterable[Quantizer], activations: Iterable[Quantizer],
-                sources: Mapping[str, Hashable]) -> list[SaturationLayer]:
-    """The layers whose INT8 kernels could saturate (see the module docstring)."""
+                sources: Mapping[str, Hashable], *, depthwise: bool = False) -> list[SaturationLayer]:
+    """The layers whose INT8 kernels could saturate (see the module docstring); with
+    ``depthwise`` also depthwise convolutions (as ``group_conv``), which cannot."""
     act_by_node = {q.node: q for q in activations}
     layers = []
     for w in weights:
@@ -131,7 +132,7 @@ def find_layers(graph: Graph, weights: Iterable[Quantizer], activations: Iterabl
             kind = "conv"
         elif o.type == "GroupConvolution":
             shape = graph.const_value(graph.producer(w.node, 0)[0]).shape
-            if len(shape) < 3 or shape[2] < 2:
+            if len(shape) < 3 or (shape[2] < 2 and not depthwise):
                 continue  # depthwise: computed exactly
             kind = "group_conv"
         elif o.type == "MatMul":

@@ -139,6 +139,15 @@ def test_overflow_fix_option(calib, tmp_path):
     assert "saturation (x86" not in proc.stdout and "overflow fix: 7-bit weights on" in proc.stdout
 
 
+def test_range_search_option(calib, tmp_path):
+    out = tmp_path / "q.xml"
+    proc = run("quantize", demo_model_path(), "-o", out, "--data", calib, "--subset-size", 20, "--no-audit",
+               "--range-search", "all")
+    assert "range search:" in proc.stdout and "range_search" in proc.stdout and _accuracy(out) > 0.9
+    proc = run("quantize", demo_model_path(), "-o", out, "--data", calib, "--range-search", "mse", check=False)
+    assert proc.returncode != 0 and "mse" in proc.stderr
+
+
 def test_parse_smooth_quant():
     from ovq.errors import OptionError
     from ovq.quantization.quantize_cli import parse_smooth_quant
