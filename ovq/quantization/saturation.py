@@ -12,8 +12,10 @@ and halves the weight range of exactly the channels where saturation costs more
 * saturation error of channel ``o``: Σ over sampled output positions of (exact integer
   dot product − the pair-saturated one)², from the :meth:`~ovq.kernels.api.Kernels.pair_saturation`
   kernel on the u8 activation codes and s8 weight codes;
-* halving cost: Σ of (output error with 7-bit weights)² − (with 8-bit weights)², the
-  extra rounding error of the coarser grid, from float matrix products of the same codes.
+* halving cost: the expected Σ of (output error with 7-bit weights)² − (with 8-bit
+  weights)², the extra rounding error of the coarser grid: Σ_k (Σ_rows a_k²)·(e7_ok² −
+  e8_ok²) with a the centred activation codes and e the weight rounding errors (errors of
+  different inputs uncorrelated, so no matrix product is needed).
 
 Both are in units of (activation step × weight step) of that channel, so they compare
 directly. The integer codes are the CPU's: an activation code is its level index on the
@@ -51,7 +53,7 @@ samples a channel's estimate rests on a handful of events, while the rounding er
 smooth, so a tie goes to 8 bits (resnet_like on AVX2: 105.61 dB with a margin of 1,
 105.91 dB with 2; 106.10 dB with no fix, NNCF 105.64)."""
 
-SIGNAL_ROWS = 256
+SIGNAL_ROWS = 64
 """Rows the output energy (the normalizer of the reported errors) is estimated on."""
 
 _SEED = 0x5A7
@@ -298,9 +300,9 @@ def analyse_layer(layer: SaturationLayer, graph: Graph, xs: Sequence[np.ndarray]
         cost = np.zeros_like(err_sq)
         hot = np.nonzero(saturated)[0]
         if hot.size:
-            e8 = centred @ (u[hot] - c8[hot]).astype(np.float32).T
-            e7 = centred @ (u[hot] - c7[hot]).astype(np.float32).T
-            cost[hot] = (e7.astype(np.float64) ** 2).sum(0) - (e8.astype(np.float64) ** 2).sum(0)
+            energy = (centred.astype(np.float64) ** 2).sum(0)  # Σ_rows a_k²
+            extra = (u[hot] - c7[hot]).astype(np.float64) ** 2 - (u[hot] - c8[hot]).astype(np.float64) ** 2
+            cost[hot] = extra @ energy
         sat_err.append(err_sq)
         halve_cost.append(cost)
         signal.append((out.astype(np.float64) ** 2).sum(0) * (centred.shape[0] / few.shape[0]))
