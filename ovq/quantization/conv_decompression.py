@@ -54,7 +54,6 @@ def fold_conv_weight_decompression(model: Any) -> tuple[Any, int]:
     constant = _constant_nodes(ops)
     tainted = {c.get_instance_id() for c in decompressed_conv_weights(folded)}
     before = len(tainted)
-    values: dict[int, list[Any]] = {}
     for op in ops:
         key = op.get_instance_id()
         if key in constant and any(v.get_node().get_instance_id() in tainted for v in op.input_values()):
@@ -65,8 +64,8 @@ def fold_conv_weight_decompression(model: Any) -> tuple[Any, int]:
         producer = weights.get_node()
         if producer.get_instance_id() not in tainted:
             continue
-        try:
-            value = _evaluate(weights, values)
+        try:  # a fresh cache per weight: only one weight's intermediate tensors are alive at a time
+            value = _evaluate(weights, {})
         except _Unevaluable:
             continue
         const = ov.op.Constant(value)
