@@ -25,6 +25,10 @@ scalars over a dynamic batch, and an i64 index of whatever sizes and shapes are 
 known at run time; the callback checks finiteness once and slices views (one Result
 per reduction would cost a fetch, a copy and a check each).
 
+Convolution weights stored as int8 decompression subgraphs are folded to f32 constants
+first, on a copy (:mod:`.conv_decompression`: with more than one stream the CPU plugin
+sometimes runs such convolutions with the wrong weights).
+
 When the model's inputs have dynamic dims, the instrumented model is built on a copy
 reshaped to the first sample's input shapes (:class:`_Pass`): the CPU plugin then skips
 shape inference on every inference and the packs have static offsets; the statistics
@@ -66,6 +70,7 @@ from typing import Any
 import numpy as np
 
 from ovq.errors import CalibrationDataError, InferenceError, NonFiniteError, ObservationError
+from ovq.quantization.conv_decompression import fold_conv_weight_decompression
 from ovq.quantization.dataset import InputSpec, Subset
 
 
@@ -120,6 +125,7 @@ class CollectionReport:
     requests: int = 0
     static_shapes: tuple[tuple[int, ...], ...] | None = None  # input shapes the first model was compiled for
     models: int = 0  # instrumented models compiled (a shape change or the rows fallback adds one)
+    folded_conv_weights: int = 0  # int8 convolution weight decompressions folded to f32 (see .conv_decompression)
 
 
 @dataclass
@@ -737,6 +743,10 @@ class _Pass:
             fixed = _reshaped(model, static)
             if fixed is not None:
                 self.model, self.shapes = fixed, static
+        # int8 convolution weights computed in each stream's graph sometimes run with the
+        # wrong weights under THROUGHPUT (an OpenVINO CPU bug): fold them to f32 constants
+        self.model, folded = fold_conv_weight_decompression(self.model)
+        report.folded_conv_weights = max(report.folded_conv_weights, folded)
         self.queue: Any = None
         self.stateful = bool(model.get_sinks())
         self.per_sample: dict[int, list[dict[str, np.ndarray]]] = {}
