@@ -123,3 +123,37 @@ def test_batch_shards_gives_the_unsharded_outputs(workspace, manifest):
     assert [r.status for r in again.records] == ["skipped", "skipped", "skipped", "done"]
     proc = run_cli("batch", path, "-o", workspace / "x", "--shards", "0", check=False)
     assert proc.returncode == 2 and "--shards" in proc.stderr
+
+
+def _fq_ranges(xml: Path) -> dict[str, list[bytes]]:
+    import openvino as ov
+
+    out = {}
+    for op in ov.Core().read_model(xml).get_ordered_ops():
+        if op.get_type_name() == "FakeQuantize":
+            out[op.get_friendly_name()] = [op.input_value(k).get_node().get_data().tobytes() for k in range(1, 5)]
+    return out
+
+
+@pytest.mark.zoo
+def test_efficientnet_lite0_two_shards_equal_the_unsharded_run(tmp_path):
+    import numpy as np
+
+    from ovq_testing import assets
+
+    try:
+        xml = Path(assets.asset_path("efficientnet_lite0"))
+        crops = assets.efficientnet_crops(100)
+    except assets.AssetUnavailable as exc:
+        pytest.skip(str(exc))
+    np.save(tmp_path / "crops.npy", np.asarray(crops)[:, None])  # 100 samples of [1, 3, 224, 224]
+    path = tmp_path / "batch.toml"
+    path.write_text(f'[[job]]\nmodel = "{xml}"\ndata = "crops.npy"\nsubset_size = 100\n')
+    plain = run(path, tmp_path / "plain", jobs=2, progress=False)
+    sharded = run(path, tmp_path / "sharded", jobs=2, shards=2, progress=False)
+    assert plain.records[0].status == sharded.records[0].status == "done", (plain.table(), sharded.table())
+    assert sharded.records[0].shards == 2 and plain.records[0].int8_layers == sharded.records[0].int8_layers
+    a, b = plain.records[0].output, sharded.records[0].output
+    ranges = _fq_ranges(Path(a))
+    assert len(ranges) > 50 and ranges == _fq_ranges(Path(b))
+    assert _digests(tmp_path / "plain") == _digests(tmp_path / "sharded")
