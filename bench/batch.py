@@ -5,6 +5,7 @@ Usage::
     python bench/batch.py throughput [--copies N] [--subset-size S] [--model ASSET]
     python bench/batch.py kills [--trials T] [--copies N] [--seed SEED]
     python bench/batch.py ray [--copies N] [--subset-size S]
+    python bench/batch.py shards [--shards K] [--subset-size S] [--repeats R]
 
 **throughput**: N copies of the shipped digits CNN (``ovq.data``), calibrated on its 300
 calibration images. Wall time and models per hour of: a shell loop of ``ovq quantize``
@@ -15,6 +16,13 @@ CPU is the run's processes' user+system time over wall time × cores.
 **ray**: the same manifest on the local engine (``--jobs 2``), a local Ray with 2 CPUs
 and a two-node ``ray.cluster_utils.Cluster`` on this machine (1 CPU per node): wall time
 of the batch (Ray's start-up reported apart) and whether the outputs are identical.
+
+**shards**: one EfficientNet-Lite0 job (the ``efficientnet_lite0`` test asset,
+calibrated on the first S of its 600 deterministic crops): wall time of ``ovq batch
+--jobs 1`` (one worker, all cores), ``--jobs K`` (one worker busy, one thread) and
+``--jobs K --shards K`` (K statistics tasks at once, then the finishing task), each R
+times (the median is reported), with the load average before and after each, the
+statistics tasks' seconds and whether the outputs are identical.
 
 **kills**: T trials on one output folder. Each trial starts ``ovq batch --jobs 2``, waits
 a random time, kills the driver or one of its workers (chosen at random) with SIGKILL,
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import random
 import resource
@@ -224,6 +233,55 @@ def ray_nodes(copies: int, subset: int) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def shards(count: int, subset: int, repeats: int) -> None:
+    """One EfficientNet-Lite0 job unsharded and with --shards ``count``; see the module docstring."""
+    import statistics as stats
+
+    import ovq.batch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from ovq_testing.assets import asset_path, efficientnet_crops
+
+    root = Path(tempfile.mkdtemp(prefix="ovq-bench-shards-"))
+    np.save(root / "crops.npy", np.asarray(efficientnet_crops(subset))[:, None])
+    (root / "batch.toml").write_text(f'[[job]]\nmodel = "{asset_path("efficientnet_lite0")}"\n'
+                                     f'data = "crops.npy"\nsubset_size = {subset}\n')
+    cores = len(os.sched_getaffinity(0))
+    setups = [("unsharded, --jobs 1", 1, None), (f"unsharded, --jobs {count}", count, None),
+              (f"--shards {count} --jobs {count}", count, count)]
+    rows = []
+    digests = {}
+    for name, jobs, k in setups:
+        walls, loads, tasks = [], [], []
+        for r in range(repeats):
+            out = root / f"out-{jobs}-{k}-{r}"
+            load = os.getloadavg()[0]
+            t0 = time.perf_counter()
+            result = ovq.batch.run(root / "batch.toml", out, jobs=jobs, shards=k, progress=False)
+            walls.append(time.perf_counter() - t0)
+            loads.append((load, os.getloadavg()[0]))
+            record = result.records[0]
+            assert record.status == "done", result.table()
+            summary = json.loads((out / "summary.json").read_text())["jobs"][0]
+            phases = summary.get("phases", {})
+            tasks.append(phases.get("statistics_tasks", phases.get("statistics", 0.0)))
+            digests[(name, r)] = _digests(out)
+            shutil.rmtree(out, ignore_errors=True)
+        rows.append((name, stats.median(walls), walls, loads, stats.median(tasks)))
+    same = len({tuple(sorted(d.items())) for d in digests.values()}) == 1
+    print(f"EfficientNet-Lite0, subset_size {subset}, {cores} cores, {repeats} run(s) each; "
+          f"outputs identical across all runs: {same}")
+    print("| run | wall s (median) | runs | statistics s | load average before -> after | vs unsharded --jobs 1 |")
+    print("|---|---:|---|---:|---|---:|")
+    base = rows[0][1]
+    for name, wall, walls, loads, stat in rows:
+        print(f"| {name} | {wall:.1f} | {', '.join(f'{w:.1f}' for w in walls)} | {stat:.1f} | "
+              f"{', '.join(f'{a:.1f}->{b:.1f}' for a, b in loads)} | {base / wall:.2f}x |")
+    print("statistics s: the statistics phase of the unsharded job; for the sharded one, the slowest "
+          "statistics task (its read and placement included)")
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -238,8 +296,14 @@ def main() -> None:
     r = sub.add_parser("ray")
     r.add_argument("--copies", type=int, default=8)
     r.add_argument("--subset-size", type=int, default=300)
+    s = sub.add_parser("shards")
+    s.add_argument("--shards", type=int, default=2)
+    s.add_argument("--subset-size", type=int, default=300)
+    s.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    if args.what == "ray":
+    if args.what == "shards":
+        shards(args.shards, args.subset_size, args.repeats)
+    elif args.what == "ray":
         ray_nodes(args.copies, args.subset_size)
     elif args.what == "throughput":
         throughput(args.copies, args.subset_size, args.model)

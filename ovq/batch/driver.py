@@ -331,7 +331,9 @@ def _execute(todo: list[Job], keys: dict[int, str], eng: Any, journal: Journal, 
                 result = dict(ev.data["result"])
                 result["peak_rss"] = max(run.peak_rss, int(result.get("peak_rss") or 0))
                 if run.shards > 1:
-                    result.update(shards=run.shards, shard_seconds=run.shard_seconds)
+                    # the slowest statistics task (read, placement and its slice's pass)
+                    result.update(shards=run.shards, shard_seconds=run.shard_seconds,
+                                  phases={"statistics_tasks": max(run.shard_seconds), **result.get("phases", {})})
                 _commit(journal, job, Path(ev.data["staged"]), result, seconds)
                 memory.learn(job, int(result.get("peak_rss") or 0))
                 attempts = max(v for (j, _t), v in tries.items() if j == job.index)
