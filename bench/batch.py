@@ -22,7 +22,8 @@ calibrated on the first S of its 600 deterministic crops): wall time of ``ovq ba
 --jobs 1`` (one worker, all cores), ``--jobs K`` (one worker busy, one thread) and
 ``--jobs K --shards K`` (K statistics tasks at once, then the finishing task), each R
 times (the median is reported), with the load average before and after each, the
-statistics tasks' seconds and whether the outputs are identical.
+statistics seconds, the workers' CPU time (user + system of the worker processes) and
+whether the outputs are identical.
 
 **kills**: T trials on one output folder. Each trial starts ``ovq batch --jobs 2``, waits
 a random time, kills the driver or one of its workers (chosen at random) with SIGKILL,
@@ -252,13 +253,16 @@ def shards(count: int, subset: int, repeats: int) -> None:
     rows = []
     digests = {}
     for name, jobs, k in setups:
-        walls, loads, tasks = [], [], []
+        walls, loads, tasks, cpus = [], [], [], []
         for r in range(repeats):
             out = root / f"out-{jobs}-{k}-{r}"
             load = os.getloadavg()[0]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             result = ovq.batch.run(root / "batch.toml", out, jobs=jobs, shards=k, progress=False)
             walls.append(time.perf_counter() - t0)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers, reaped when the engine closed
+            cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             loads.append((load, os.getloadavg()[0]))
             record = result.records[0]
             assert record.status == "done", result.table()
@@ -267,15 +271,16 @@ def shards(count: int, subset: int, repeats: int) -> None:
             tasks.append(phases.get("statistics_tasks", phases.get("statistics", 0.0)))
             digests[(name, r)] = _digests(out)
             shutil.rmtree(out, ignore_errors=True)
-        rows.append((name, stats.median(walls), walls, loads, stats.median(tasks)))
+        rows.append((name, stats.median(walls), walls, loads, stats.median(tasks), stats.median(cpus)))
     same = len({tuple(sorted(d.items())) for d in digests.values()}) == 1
     print(f"EfficientNet-Lite0, subset_size {subset}, {cores} cores, {repeats} run(s) each; "
           f"outputs identical across all runs: {same}")
-    print("| run | wall s (median) | runs | statistics s | load average before -> after | vs unsharded --jobs 1 |")
-    print("|---|---:|---|---:|---|---:|")
+    print("| run | wall s (median) | runs | statistics s | workers' CPU s | load average before -> after "
+          "| speed vs unsharded --jobs 1 |")
+    print("|---|---:|---|---:|---:|---|---:|")
     base = rows[0][1]
-    for name, wall, walls, loads, stat in rows:
-        print(f"| {name} | {wall:.1f} | {', '.join(f'{w:.1f}' for w in walls)} | {stat:.1f} | "
+    for name, wall, walls, loads, stat, cpu in rows:
+        print(f"| {name} | {wall:.1f} | {', '.join(f'{w:.1f}' for w in walls)} | {stat:.1f} | {cpu:.1f} | "
               f"{', '.join(f'{a:.1f}->{b:.1f}' for a, b in loads)} | {base / wall:.2f}x |")
     print("statistics s: the statistics phase of the unsharded job; for the sharded one, the slowest "
           "statistics task (its read and placement included)")
