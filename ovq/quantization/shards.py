@@ -116,13 +116,13 @@ class PartialStatistics:
 class _Shapes:
     """Streams a subset while recording each sample's input shapes."""
 
-    def __init__(self, subset: Subset, spec: InputSpec, start: int) -> None:
-        self.subset, self.spec, self.start = subset, spec, start
+    def __init__(self, subset: Subset, spec: InputSpec) -> None:
+        self.subset, self.spec = subset, spec
         self.shapes: list[tuple[tuple[int, ...], ...]] = []
 
     def __iter__(self) -> Any:
-        for i, sample in enumerate(self.subset):
-            self.shapes.append(tuple(a.shape for a in self.spec.arrays(sample, self.start + i)))
+        for i, sample in enumerate(self.subset):  # numbered within the slice, as collect_statistics does
+            self.shapes.append(tuple(a.shape for a in self.spec.arrays(sample, i)))
             yield sample
 
 
@@ -140,7 +140,7 @@ def collect_partial_statistics(model: Any, observations: Sequence[Observation], 
     """
     local = [replace(o, keep_samples=max(0, o.keep_samples - piece.start)) if o.keep_samples else o
              for o in observations]
-    stream = _Shapes(slice_subset(subset, piece), InputSpec(model), piece.start)
+    stream = _Shapes(slice_subset(subset, piece), InputSpec(model))
     try:
         stats, report = collect_statistics(model, local, Subset(stream, None, piece.count), progress=progress,
                                            requests=requests, keep_sample_means=True)
@@ -153,16 +153,12 @@ def collect_partial_statistics(model: Any, observations: Sequence[Observation], 
 
 
 def _in_slice(exc: OvqError, piece: ShardSlice) -> OvqError:
-    """``exc`` with the slice's sample range appended (local sample numbers start at 0)."""
+    """``exc`` with the slice's sample range appended to its message (sample numbers in
+    it count from the slice's first sample)."""
     where = (f" (shard {piece.index + 1}/{piece.of}: subset samples {piece.start}..{piece.stop - 1}; "
              "sample numbers count from the shard's first)")
-    try:
-        new = type(exc).__new__(type(exc))
-        Exception.__init__(new, str(exc) + where)
-        new.__dict__.update(exc.__dict__)
-        return new
-    except TypeError:
-        return OvqError(str(exc) + where)
+    exc.args = (f"{exc}{where}", *exc.args[1:])
+    return exc
 
 
 def _fold_means(rows: Sequence[np.ndarray], weights: Sequence[float]) -> tuple[np.ndarray, float]:

@@ -149,3 +149,13 @@ def test_partials_that_do_not_tile_the_subset_are_refused():
     other = collect_partial_statistics(model, OBSERVATIONS[1:2], subset, shard_slices(4, 2)[1])
     with pytest.raises(OptionError, match="observed other tensors"):
         merge_partial_statistics([a, other])
+
+
+def test_errors_in_a_slice_name_the_slice():
+    from ovq.errors import CalibrationDataError
+
+    samples = _samples(6)
+    samples[4] = samples[4] * np.nan
+    with pytest.raises(CalibrationDataError, match=r"calibration sample 1: input 'x' holds NaN or Inf "
+                                                   r"\(shard 2/2: subset samples 3\.\.5; sample numbers count from"):
+        collect_partial_statistics(_net(), OBSERVATIONS, select_subset(samples, None), shard_slices(6, 2)[1])
