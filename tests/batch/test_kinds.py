@@ -70,3 +70,36 @@ def test_compress_job_data_goes_to_compress_weights_as_dataset(workspace, manife
     # int8_asym (the default) takes no dataset, as nncf.compress_weights: the option error names the job
     assert not outcome["ok"]
     assert outcome["error"].startswith(f"{path}:1: job[0]: ") and "dataset" in outcome["error"]
+
+
+@pytest.mark.slow
+def test_a_manifest_can_quantize_some_models_and_compress_others(workspace, manifest, matmuls):
+    from ovq.batch import run
+
+    path = manifest("""
+        [defaults]
+        data = "calib.npy"
+        subset_size = 16
+        output = "{outdir}/{name}/int8.xml"
+        [[job]]
+        name = "q"
+        model = "models/digits.xml"
+        [[job]]
+        name = "c"
+        model = "models/mlp.xml"
+        kind = "compress"
+        mode = "int4_asym"
+        group_size = 16
+    """)
+    result = run(path, workspace / "out", jobs=2, progress=False)
+    q, c = result.records
+    assert q.status == c.status == "done", result.table()
+    assert q.int8_layers == 5 and q.precisions is None
+    assert c.int8_layers is None and c.precisions == {"int4_asym g16": 1, "int8_asym": 1}  # the last MatMul stays 8-bit
+    table = result.table().splitlines()
+    assert table[0].split()[-3:] == ["weights", "per", "precision"] and "int4_asym g16: 1, int8_asym: 1" in table[3]
+    assert "int4_asym g16: 1, int8_asym: 1" in result.summary_csv.read_text()
+    x = np.load(workspace / "mlp.npy")[0]
+    assert np.abs(_infer(workspace / "out" / "c" / "int8.xml", x) - _infer(matmuls, x)).max() > 0
+    again = run(path, workspace / "out", progress=False)
+    assert [r.status for r in again.records] == ["skipped", "skipped"]
