@@ -6,6 +6,7 @@ Usage::
     python bench/batch.py kills [--trials T] [--copies N] [--seed SEED]
     python bench/batch.py ray [--copies N] [--subset-size S]
     python bench/batch.py shards [--shards K] [--subset-size S] [--repeats R]
+    python bench/batch.py compress [--copies N]
 
 **throughput**: N copies of the shipped digits CNN (``ovq.data``), calibrated on its 300
 calibration images. Wall time and models per hour of: a shell loop of ``ovq quantize``
@@ -24,6 +25,10 @@ calibrated on the first S of its 600 deterministic crops): wall time of ``ovq ba
 times (the median is reported), with the load average before and after each, the
 statistics seconds, the workers' CPU time (user + system of the worker processes) and
 whether the outputs are identical.
+
+**compress**: N copies of EfficientNet-Lite0 as ``kind = "compress"`` jobs (default
+options: int8_asym) with ``--jobs 2``: wall time, each job's seconds and the seconds
+inside ``ovq.compress_weights``, bytes before and after, weights per precision.
 
 **kills**: T trials on one output folder. Each trial starts ``ovq batch --jobs 2``, waits
 a random time, kills the driver or one of its workers (chosen at random) with SIGKILL,
@@ -287,6 +292,34 @@ def shards(count: int, subset: int, repeats: int) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def compress(copies: int) -> None:
+    """N EfficientNet-Lite0 compress jobs; see the module docstring."""
+    import ovq.batch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from ovq_testing.assets import asset_path
+
+    root = Path(tempfile.mkdtemp(prefix="ovq-bench-compress-"))
+    src = Path(asset_path("efficientnet_lite0"))
+    (root / "models").mkdir()
+    for i in range(copies):
+        shutil.copy(src, root / "models" / f"m{i:02d}.xml")
+        shutil.copy(src.with_suffix(".bin"), root / "models" / f"m{i:02d}.bin")
+    (root / "batch.toml").write_text('[[job]]\nmodel = "models/*.xml"\nkind = "compress"\n')
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    result = ovq.batch.run(root / "batch.toml", root / "out", jobs=2, progress=False)
+    wall = time.perf_counter() - t0
+    print(f"{copies} EfficientNet-Lite0 compress jobs (int8_asym), --jobs 2: {wall:.1f} s wall, "
+          f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}")
+    print("| job | seconds | in compress_weights s | MiB before | MiB after | weights per precision |")
+    print("|---|---:|---:|---:|---:|---|")
+    for r in result.records:
+        print(f"| {r.name} | {r.seconds:.1f} | {r.phases.get('compress', 0.0):.2f} | {r.size_before / 2**20:.2f} | "
+              f"{r.size_after / 2**20:.2f} | {r.precision_text()} |")
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -305,8 +338,12 @@ def main() -> None:
     s.add_argument("--shards", type=int, default=2)
     s.add_argument("--subset-size", type=int, default=300)
     s.add_argument("--repeats", type=int, default=2)
+    c = sub.add_parser("compress")
+    c.add_argument("--copies", type=int, default=4)
     args = parser.parse_args()
-    if args.what == "shards":
+    if args.what == "compress":
+        compress(args.copies)
+    elif args.what == "shards":
         shards(args.shards, args.subset_size, args.repeats)
     elif args.what == "ray":
         ray_nodes(args.copies, args.subset_size)
