@@ -24,9 +24,10 @@ one after it) whose means are combined by weight; the merge splits the samples a
 same place and combines them the same way.
 
 Each slice must see the same per-sample values as the unsharded pass: the same model,
-observations and samples, and an OpenVINO CPU plugin that reduces a tensor the same way
-(true for one thread per stream, the statistics pass's THROUGHPUT default; bit equality
-is tested on EfficientNet-Lite0 across processes).
+observations and samples, and an OpenVINO CPU plugin that reduces each tensor the same
+way in every process. That held in every run measured: EfficientNet-Lite0 sliced across
+worker processes with one and with two OpenVINO threads each
+(``tests/batch/test_shards.py``, ``bench/batch.py shards``).
 """
 
 from __future__ import annotations
