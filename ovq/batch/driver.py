@@ -3,8 +3,9 @@
 In order: check and lock the output folder, read the manifest (every manifest error
 before anything runs), finish commits a killed run left half done, remove stale staging
 folders, compute job keys and skip finished unchanged jobs, run the rest on an engine
-(admission by estimated memory, retries of jobs whose worker died), commit each job's
-outputs as it finishes, and write the summary.
+(admission by estimated memory, retries of jobs whose worker died; a sharded job as its
+statistics tasks, whose partial statistics are merged here, then its finishing task),
+commit each job's outputs as it finishes, and write the summary.
 """
 
 from __future__ import annotations
