@@ -5,6 +5,8 @@ Usage::
     python bench/batch.py throughput [--copies N] [--subset-size S] [--model ASSET]
     python bench/batch.py kills [--trials T] [--copies N] [--seed SEED]
     python bench/batch.py ray [--copies N] [--subset-size S]
+    python bench/batch.py shards [--shards K] [--subset-size S] [--repeats R]
+    python bench/batch.py compress [--copies N]
 
 **throughput**: N copies of the shipped digits CNN (``ovq.data``), calibrated on its 300
 calibration images. Wall time and models per hour of: a shell loop of ``ovq quantize``
@@ -15,6 +17,18 @@ CPU is the run's processes' user+system time over wall time × cores.
 **ray**: the same manifest on the local engine (``--jobs 2``), a local Ray with 2 CPUs
 and a two-node ``ray.cluster_utils.Cluster`` on this machine (1 CPU per node): wall time
 of the batch (Ray's start-up reported apart) and whether the outputs are identical.
+
+**shards**: one EfficientNet-Lite0 job (the ``efficientnet_lite0`` test asset,
+calibrated on the first S of its 600 deterministic crops): wall time of ``ovq batch
+--jobs 1`` (one worker, all cores), ``--jobs K`` (one worker busy, one thread) and
+``--jobs K --shards K`` (K statistics tasks at once, then the finishing task), each R
+times (the median is reported), with the load average before and after each, the
+statistics seconds, the workers' CPU time (user + system of the worker processes) and
+whether the outputs are identical.
+
+**compress**: N copies of EfficientNet-Lite0 as ``kind = "compress"`` jobs (default
+options: int8_asym) with ``--jobs 2``: wall time, each job's seconds and the seconds
+inside ``ovq.compress_weights``, bytes before and after, weights per precision.
 
 **kills**: T trials on one output folder. Each trial starts ``ovq batch --jobs 2``, waits
 a random time, kills the driver or one of its workers (chosen at random) with SIGKILL,
@@ -28,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import random
 import resource
@@ -224,6 +239,87 @@ def ray_nodes(copies: int, subset: int) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def shards(count: int, subset: int, repeats: int) -> None:
+    """One EfficientNet-Lite0 job unsharded and with --shards ``count``; see the module docstring."""
+    import statistics as stats
+
+    import ovq.batch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from ovq_testing.assets import asset_path, efficientnet_crops
+
+    root = Path(tempfile.mkdtemp(prefix="ovq-bench-shards-"))
+    np.save(root / "crops.npy", np.asarray(efficientnet_crops(subset))[:, None])
+    (root / "batch.toml").write_text(f'[[job]]\nmodel = "{asset_path("efficientnet_lite0")}"\n'
+                                     f'data = "crops.npy"\nsubset_size = {subset}\n')
+    cores = len(os.sched_getaffinity(0))
+    setups = [("unsharded, --jobs 1", 1, None), (f"unsharded, --jobs {count}", count, None),
+              (f"--shards {count} --jobs {count}", count, count)]
+    rows = []
+    digests = {}
+    for name, jobs, k in setups:
+        walls, loads, tasks, cpus = [], [], [], []
+        for r in range(repeats):
+            out = root / f"out-{jobs}-{k}-{r}"
+            load = os.getloadavg()[0]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            result = ovq.batch.run(root / "batch.toml", out, jobs=jobs, shards=k, progress=False)
+            walls.append(time.perf_counter() - t0)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers, reaped when the engine closed
+            cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+            loads.append((load, os.getloadavg()[0]))
+            record = result.records[0]
+            assert record.status == "done", result.table()
+            summary = json.loads((out / "summary.json").read_text())["jobs"][0]
+            phases = summary.get("phases", {})
+            tasks.append(phases.get("statistics_tasks", phases.get("statistics", 0.0)))
+            digests[(name, r)] = _digests(out)
+            shutil.rmtree(out, ignore_errors=True)
+        rows.append((name, stats.median(walls), walls, loads, stats.median(tasks), stats.median(cpus)))
+    same = len({tuple(sorted(d.items())) for d in digests.values()}) == 1
+    print(f"EfficientNet-Lite0, subset_size {subset}, {cores} cores, {repeats} run(s) each; "
+          f"outputs identical across all runs: {same}")
+    print("| run | wall s (median) | runs | statistics s | workers' CPU s | load average before -> after "
+          "| speed vs unsharded --jobs 1 |")
+    print("|---|---:|---|---:|---:|---|---:|")
+    base = rows[0][1]
+    for name, wall, walls, loads, stat, cpu in rows:
+        print(f"| {name} | {wall:.1f} | {', '.join(f'{w:.1f}' for w in walls)} | {stat:.1f} | {cpu:.1f} | "
+              f"{', '.join(f'{a:.1f}->{b:.1f}' for a, b in loads)} | {base / wall:.2f}x |")
+    print("statistics s: the statistics phase of the unsharded job; for the sharded one, the slowest "
+          "statistics task (its read and placement included)")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def compress(copies: int) -> None:
+    """N EfficientNet-Lite0 compress jobs; see the module docstring."""
+    import ovq.batch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from ovq_testing.assets import asset_path
+
+    root = Path(tempfile.mkdtemp(prefix="ovq-bench-compress-"))
+    src = Path(asset_path("efficientnet_lite0"))
+    (root / "models").mkdir()
+    for i in range(copies):
+        shutil.copy(src, root / "models" / f"m{i:02d}.xml")
+        shutil.copy(src.with_suffix(".bin"), root / "models" / f"m{i:02d}.bin")
+    (root / "batch.toml").write_text('[[job]]\nmodel = "models/*.xml"\nkind = "compress"\n')
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    result = ovq.batch.run(root / "batch.toml", root / "out", jobs=2, progress=False)
+    wall = time.perf_counter() - t0
+    print(f"{copies} EfficientNet-Lite0 compress jobs (int8_asym), --jobs 2: {wall:.1f} s wall, "
+          f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}")
+    print("| job | seconds | in compress_weights s | MiB before | MiB after | weights per precision |")
+    print("|---|---:|---:|---:|---:|---|")
+    for r in result.records:
+        print(f"| {r.name} | {r.seconds:.1f} | {r.phases.get('compress', 0.0):.2f} | {r.size_before / 2**20:.2f} | "
+              f"{r.size_after / 2**20:.2f} | {r.precision_text()} |")
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -238,8 +334,18 @@ def main() -> None:
     r = sub.add_parser("ray")
     r.add_argument("--copies", type=int, default=8)
     r.add_argument("--subset-size", type=int, default=300)
+    s = sub.add_parser("shards")
+    s.add_argument("--shards", type=int, default=2)
+    s.add_argument("--subset-size", type=int, default=300)
+    s.add_argument("--repeats", type=int, default=2)
+    c = sub.add_parser("compress")
+    c.add_argument("--copies", type=int, default=4)
     args = parser.parse_args()
-    if args.what == "ray":
+    if args.what == "compress":
+        compress(args.copies)
+    elif args.what == "shards":
+        shards(args.shards, args.subset_size, args.repeats)
+    elif args.what == "ray":
         ray_nodes(args.copies, args.subset_size)
     elif args.what == "throughput":
         throughput(args.copies, args.subset_size, args.model)

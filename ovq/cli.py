@@ -372,8 +372,11 @@ def hw_validate(path: Path) -> None:
 @click.option("--force", is_flag=True, help="Run every job, even those the journal has done with the same key.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="OpenVINO threads per job (default: cores // jobs).")
+@click.option("--shards", type=click.IntRange(min=1), default=None,
+              help="Split each quantize job's calibration subset into K slices whose statistics run as separate "
+                   "tasks, merged bit for bit (a job's own 'shards' field wins). Default 1.")
 def batch(manifest: Path, outdir: Path, jobs: int | None, engine: str, ray_address: str | None, retry: int,
-          force: bool, threads: int | None) -> int:
+          force: bool, threads: int | None, shards: int | None) -> int:
     """Run every job of MANIFEST (TOML/JSON), skipping those done before; see docs/batch.md.
 
     Exits 0 when every job is done, 1 when some failed, 2 on a bad manifest or output folder.
@@ -381,7 +384,7 @@ def batch(manifest: Path, outdir: Path, jobs: int | None, engine: str, ray_addre
     from ovq.batch import run
 
     result = run(manifest, outdir, jobs=jobs, engine=engine, ray_address=ray_address, retry=retry, force=force,
-                 threads=threads)
+                 threads=threads, shards=shards)
     click.echo(result.table())
     click.echo(f"summary: {result.summary_json}, {result.summary_csv}")
     return 1 if result.failed else 0

@@ -3,17 +3,19 @@
 In order: check and lock the output folder, read the manifest (every manifest error
 before anything runs), finish commits a killed run left half done, remove stale staging
 folders, compute job keys and skip finished unchanged jobs, run the rest on an engine
-(admission by estimated memory, retries of jobs whose worker died), commit each job's
-outputs as it finishes, and write the summary.
+(admission by estimated memory, retries of jobs whose worker died; a sharded job as its
+statistics tasks, whose partial statistics are merged here, then its finishing task),
+commit each job's outputs as it finishes, and write the summary.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -101,6 +103,7 @@ def run(
     memory_budget: int | None = None,
     progress: bool | None = None,
     stream: TextIO | None = None,
+    shards: int | None = None,
 ) -> BatchResult:
     """Run every job of ``manifest`` with outputs under ``outdir``; return the records.
 
@@ -117,6 +120,9 @@ def run(
             of the memory available at the start).
         progress: Live view (``None``: redraw on a terminal, plain lines elsewhere).
         stream: Where progress goes (default stderr).
+        shards: Split each quantize job's calibration subset into this many contiguous
+            slices whose statistics run as separate tasks, merged bit for bit on the
+            driver (a job's own ``shards`` field wins; docs/batch.md). Default 1.
 
     Raises:
         ManifestError: the manifest is malformed (nothing ran).
@@ -133,6 +139,8 @@ def run(
         raise OptionError(f"jobs: must be >= 1, got {jobs}")
     if retry < 0:
         raise OptionError(f"retry: must be >= 0, got {retry}")
+    if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int) or shards < 1):
+        raise OptionError(f"shards: must be a positive integer, got {shards!r}")
     out = Path(outdir).resolve()
     job_list = load_manifest(manifest, out)
     lock = _prepare_outdir(out)
@@ -171,7 +179,9 @@ def run(
                 eng = LocalEngine(workers, threads or default_threads(workers), out / "logs")
             view.t0 = time.monotonic()  # the ETA counts from a ready engine (Ray may take seconds to start)
             try:
-                _execute(todo, keys, eng, journal, memory, view, records, retry)
+                per_job = {j.index: j.shards if j.shards is not None else (shards or 1) if j.kind == "quantize" else 1
+                           for j in todo}
+                _execute(todo, keys, eng, journal, memory, view, records, retry, per_job)
             finally:
                 eng.close()
         view.close()
@@ -187,60 +197,170 @@ def run(
         lock.close()
 
 
+@dataclass
+class _Task:
+    """One unit of work for an engine: a whole job, one statistics slice of a sharded job
+    (``shard``), or a sharded job's finishing task (``finish``: quantize with the merged
+    statistics and write)."""
+
+    job: Job
+    shard: int | None = None
+    finish: bool = False
+
+    @property
+    def label(self) -> str:
+        return "job" if self.shard is None and not self.finish else "finish" if self.finish else f"shard{self.shard}"
+
+
+@dataclass
+class _Run:
+    """A started job: its staging folder, start time, slices and tasks in flight."""
+
+    staging: str
+    t0: float
+    shards: int
+    partials: dict[int, str] = field(default_factory=dict)
+    in_flight: int = 0
+    failed: bool = False
+    peak_rss: int = 0
+    shard_seconds: list[float] = field(default_factory=list)
+
+
 def _execute(todo: list[Job], keys: dict[int, str], eng: Any, journal: Journal, memory: MemoryModel,
-             view: Progress, records: dict[int, JobRecord], retry: int) -> None:
-    """Run ``todo`` on ``eng`` until every job is done or failed."""
-    queue = collections.deque(todo)
-    by_id = {j.index: j for j in todo}
+             view: Progress, records: dict[int, JobRecord], retry: int, shards: dict[int, int]) -> None:
+    """Run ``todo`` on ``eng`` until every job is done or failed.
+
+    A job with ``shards[job] > 1`` runs as that many statistics tasks (placed like
+    jobs, one slot each), whose partial statistics the driver merges (numpy only) before
+    it queues the job's finishing task first in line.
+    """
+    from ovq.batch.shards import MERGED_NAME, merge_files
+    from ovq.errors import OvqError
+
+    queue: collections.deque[_Task] = collections.deque()
+    for job in todo:
+        n = shards[job.index]
+        queue.extend([_Task(job)] if n == 1 else [_Task(job, shard=k) for k in range(n)])
     estimates = {j.index: memory.estimate(j) for j in todo}
-    running: dict[int, tuple[str, float]] = {}  # job -> (staging, start time)
-    attempts: dict[int, int] = collections.Counter()
+    running: dict[int, _Task] = {}  # task id -> task
+    runs: dict[int, _Run] = {}  # job -> its run
+    starts: dict[int, int] = collections.Counter()  # job -> times started (a new staging folder each)
+    tries: dict[tuple[int, str], int] = collections.Counter()  # (job, task) -> times submitted
+    ids = itertools.count()
+
+    def fail(task: _Task, error: str, seconds: float) -> None:
+        job = task.job
+        run = runs[job.index]
+        run.failed = True
+        queue_left = [t for t in queue if t.job.index != job.index]
+        queue.clear()
+        queue.extend(queue_left)
+        journal.failed(str(job.output), job.name, keys[job.index], error, seconds)
+        attempts = max(v for (j, _t), v in tries.items() if j == job.index)
+        records[job.index] = JobRecord.of(job.name, str(job.output), "failed", keys[job.index], None,
+                                          seconds=seconds, attempts=attempts, error=error)
+        view.finish(job.name, False, seconds, error)
+
+    def release(job: Job) -> None:
+        run = runs[job.index]
+        if run.in_flight == 0:
+            _discard(run.staging)
+            del runs[job.index]
+
     while queue or running:
         while queue and len(running) < eng.capacity:
-            job = queue[0]
+            task = queue[0]
+            job = task.job
             if (getattr(eng, "memory_admission", True)
-                    and not memory.admits(estimates[job.index], [estimates[i] for i in running])):
+                    and not memory.admits(estimates[job.index], [estimates[t.job.index] for t in running.values()])):
                 break
             queue.popleft()
             key = keys[job.index]
-            attempts[job.index] += 1
-            journal.running(str(job.output), job.name, key)
-            staging = staging_dir(job.output, key, attempts[job.index])
-            running[job.index] = (str(staging), time.monotonic())
-            view.start(job.name, attempts[job.index])
-            eng.submit(job.index, {**job.to_spec(), "_memory": estimates[job.index]}, str(staging), job.timeout)
+            if job.index not in runs:
+                starts[job.index] += 1
+                journal.running(str(job.output), job.name, key)
+                runs[job.index] = _Run(str(staging_dir(job.output, key, starts[job.index])), time.monotonic(),
+                                       shards[job.index])
+                view.start(job.name, starts[job.index])
+            run = runs[job.index]
+            tries[(job.index, task.label)] += 1
+            spec = {**job.to_spec(), "_memory": estimates[job.index]}
+            if task.shard is not None:
+                spec.update(shard=task.shard, shards=run.shards)
+            if task.finish:
+                spec["statistics"] = str(Path(run.staging) / MERGED_NAME)
+            task_id = next(ids)
+            running[task_id] = task
+            run.in_flight += 1
+            eng.submit(task_id, spec, run.staging, job.timeout)
         for ev in eng.poll(0.25):
-            job = by_id[ev.job_id]
-            if ev.kind == "phase":
-                view.phase(job.name, ev.data.get("phase", ""))
+            task = running.get(ev.job_id)
+            if task is None:
                 continue
-            staging, t0 = running.pop(ev.job_id)
-            seconds = time.monotonic() - t0
-            key, output = keys[job.index], str(job.output)
-            if ev.kind == "result" and ev.data.get("ok"):
+            job = task.job
+            run = runs[job.index]
+            where = "" if run.shards == 1 else (f"shard {task.shard + 1}/{run.shards}: " if task.shard is not None
+                                                else "finishing: ")
+            if ev.kind == "phase":
+                if not run.failed:
+                    view.phase(job.name, where + ev.data.get("phase", ""))
+                continue
+            del running[ev.job_id]
+            run.in_flight -= 1
+            seconds = time.monotonic() - run.t0
+            if run.failed:  # another task of this job failed: nothing of it is kept
+                release(job)
+                continue
+            ok = ev.kind == "result" and ev.data.get("ok")
+            if ok and task.shard is not None:
                 result = ev.data["result"]
+                run.partials[task.shard] = result["partial"]
+                run.peak_rss = max(run.peak_rss, int(result.get("peak_rss") or 0))
+                run.shard_seconds.append(round(float(result.get("seconds") or 0.0), 3))
+                if len(run.partials) == run.shards:
+                    view.phase(job.name, "merging statistics")
+                    try:
+                        merge_files([Path(run.partials[k]) for k in range(run.shards)],
+                                    Path(run.staging) / MERGED_NAME)
+                    except OvqError as exc:
+                        fail(task, f"{job.where}: {exc}", seconds)
+                        release(job)
+                        continue
+                    queue.appendleft(_Task(job, finish=True))
+                continue
+            if ok:
+                result = dict(ev.data["result"])
+                result["peak_rss"] = max(run.peak_rss, int(result.get("peak_rss") or 0))
+                if run.shards > 1:
+                    # the slowest statistics task (read, placement and its slice's pass)
+                    result.update(shards=run.shards, shard_seconds=run.shard_seconds,
+                                  phases={"statistics_tasks": max(run.shard_seconds), **result.get("phases", {})})
                 _commit(journal, job, Path(ev.data["staged"]), result, seconds)
                 memory.learn(job, int(result.get("peak_rss") or 0))
-                records[job.index] = JobRecord.of(job.name, output, "done", key, result, seconds=seconds,
-                                                  attempts=attempts[job.index])
+                attempts = max(v for (j, _t), v in tries.items() if j == job.index)
+                records[job.index] = JobRecord.of(job.name, str(job.output), "done", keys[job.index], result,
+                                                  seconds=seconds, attempts=attempts)
                 view.finish(job.name, True, seconds)
+                del runs[job.index]
                 continue
-            if ev.kind == "died" and attempts[job.index] <= retry:
-                _discard(staging)
-                view.retry(job.name, ev.data["error"])
-                queue.appendleft(job)
+            if ev.kind == "died" and tries[(job.index, task.label)] <= retry:
+                if run.shards == 1:  # the job again from scratch, in a new staging folder
+                    view.retry(job.name, ev.data["error"])
+                    release(job)
+                else:  # the task again, beside its job's other tasks' files
+                    view.phase(job.name, f"{where}retrying ({ev.data['error']})")
+                queue.appendleft(task)
                 continue
-            _discard(staging)
             if ev.kind == "timeout":
-                error = f"{job.where}: timed out after {job.timeout:g} s"
+                error = f"{job.where}: {where}timed out after {job.timeout:g} s"
             elif ev.kind == "died":
-                error = f"{job.where}: {ev.data['error']} (attempt {attempts[job.index]})"
+                error = f"{job.where}: {where}{ev.data['error']} (attempt {tries[(job.index, task.label)]})"
             else:
                 error = ev.data.get("error", "failed")
-            journal.failed(output, job.name, key, error, seconds)
-            records[job.index] = JobRecord.of(job.name, output, "failed", key, None, seconds=seconds,
-                                              attempts=attempts[job.index], error=error)
-            view.finish(job.name, False, seconds, error)
+                if where and error.startswith(job.where):
+                    error = f"{job.where}: {where}{error[len(job.where):].lstrip(': ')}"
+            fail(task, error, seconds)
+            release(job)
 
 
 def _commit(journal: Journal, job: Job, staged: Path, result: dict[str, Any], seconds: float) -> None:

@@ -107,7 +107,7 @@ def job_key(job: Job) -> str:
         parts["model"] = [(p.name, file_digest(p)) for p in model_files(job.model)]
     else:
         parts["model"] = f"missing:{job.model}"
-    parts["data"] = data_fingerprint(job.data, job.base, loader=job.data_is_loader)
+    parts["data"] = data_fingerprint(job.data, job.base, loader=job.data_is_loader) if job.data is not None else None
     if job.metric:
         parts["metric_source"] = _module_source(job.metric, job.base)
     if job.validation_data:

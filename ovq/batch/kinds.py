@@ -26,7 +26,8 @@ class JobKind:
         api: ``module:function`` of the public API whose keyword options a job may set.
         reserved: Parameters of ``api`` the batch runner fills itself (never from a manifest).
         required: Job fields a job of this kind must give (e.g. ``metric``).
-        runner: ``module:function`` called in a worker as ``runner(spec, phase)``.
+        runner: ``module:function`` called in a worker as ``runner(spec, staged, phase)``.
+        needs_data: Whether a job must name calibration ``data``.
     """
 
     name: str
@@ -34,6 +35,7 @@ class JobKind:
     reserved: frozenset[str]
     runner: str
     required: tuple[str, ...] = ()
+    needs_data: bool = True
 
     def options(self) -> tuple[str, ...]:
         """The keyword options a manifest may give for this kind (from ``api``'s signature)."""
@@ -50,9 +52,7 @@ class JobKind:
 KINDS: dict[str, JobKind] = {}
 
 #: Kinds that are designed but not available in this version, with the reason shown.
-PLANNED_KINDS: dict[str, str] = {
-    "compress": "weight-only compression (ovq.compress_weights) is not available in this ovq version yet",
-}
+PLANNED_KINDS: dict[str, str] = {}
 
 
 def register_kind(kind: JobKind) -> None:
@@ -79,3 +79,7 @@ register_kind(JobKind(
     reserved=frozenset({"model", "calibration_dataset", "validation_dataset", "validation_fn", "return_report",
                         "progress", "dump_dir", "quantize_options"}),
     runner="ovq.batch.worker:run_accuracy_control", required=("metric",)))
+register_kind(JobKind(
+    name="compress", api="ovq.compression.compress:compress_weights",
+    reserved=frozenset({"model", "dataset", "return_report", "progress", "spill_dir"}),
+    runner="ovq.batch.worker:run_compress", needs_data=False))

@@ -30,7 +30,7 @@ from ovq.errors import ManifestError
 __all__ = ["DATA_OPTIONS", "DEFAULT_OUTPUT", "JOB_FIELDS", "Job", "load_manifest"]
 
 #: Job fields that are not API options.
-JOB_FIELDS = ("name", "model", "data", "kind", "output", "metric", "validation_data", "timeout")
+JOB_FIELDS = ("name", "model", "data", "kind", "output", "metric", "validation_data", "timeout", "shards")
 #: Calibration-data options (the ``ovq quantize`` data options, see docs/quantize-data.md).
 DATA_OPTIONS = ("input_shape", "layout", "mean_values", "scale_values", "reverse_input_channels",
                 "central_fraction")
@@ -50,13 +50,17 @@ class Job:
         kind: The job kind (:mod:`ovq.batch.kinds`).
         model: The model file.
         data: A calibration-data path (as ``ovq quantize --data`` takes) or a loader
+            (``None`` for a kind that needs none: data-free ``compress``)
             ``module:function`` / ``file.py:function`` returning an iterable of samples.
         output: The ``.xml`` the job writes (its ``.bin`` beside it).
         options: Keyword options of the kind's API.
         data_options: Options for reading ``data`` (input_shape, layout, mean_values, ...).
         metric: ``module:function`` validation metric (accuracy control).
         validation_data: Data passed to the metric (default: ``data``).
-        timeout: Seconds the job may run (``None``: no limit).
+        timeout: Seconds the job may run (``None``: no limit); for a sharded job, each of
+            its tasks.
+        shards: Slices of the calibration subset whose statistics run as separate tasks
+            (``None``: as the run's ``shards``; 1: unsharded). Quantize jobs only.
         where: ``file:line (job[i])`` of the job's table, for messages.
         base: The manifest's folder (loaders are imported from there).
         error: Why the job cannot run (missing model, ...); it then fails without running.
@@ -66,13 +70,14 @@ class Job:
     name: str
     kind: str
     model: Path
-    data: str
+    data: str | None
     output: Path
     options: dict[str, Any] = field(default_factory=dict)
     data_options: dict[str, Any] = field(default_factory=dict)
     metric: str | None = None
     validation_data: str | None = None
     timeout: float | None = None
+    shards: int | None = None
     where: str = ""
     base: Path = Path(".")
     error: str | None = None
@@ -80,14 +85,14 @@ class Job:
     @property
     def data_is_loader(self) -> bool:
         """Whether ``data`` names a Python loader rather than a path."""
-        return is_loader(self.data, self.base)
+        return self.data is not None and is_loader(self.data, self.base)
 
     def to_spec(self) -> dict[str, Any]:
         """The job as plain JSON data (what a worker receives)."""
         return {"index": self.index, "name": self.name, "kind": self.kind, "model": str(self.model),
                 "data": self.data, "output": str(self.output), "options": self.options,
                 "data_options": self.data_options, "metric": self.metric, "validation_data": self.validation_data,
-                "timeout": self.timeout, "where": self.where, "base": str(self.base)}
+                "timeout": self.timeout, "shards": self.shards, "where": self.where, "base": str(self.base)}
 
 
 def is_loader(data: str, base: Path) -> bool:
@@ -204,7 +209,7 @@ def load_manifest(path: str | os.PathLike[str], outdir: str | os.PathLike[str]) 
             if key not in JOB_FIELDS and key not in DATA_OPTIONS and key not in allowed:
                 raise ManifestError(f"{at(key)}: not a job field nor an option of {kind.api.replace(':', '.')} "
                                     f"(options: {', '.join(sorted(allowed))})")
-        for key in ("model", "data"):
+        for key in ("model", "data") if kind.needs_data else ("model",):
             if key not in merged:
                 raise ManifestError(f"{at()}: the job names no {key}")
         for key in kind.required:
@@ -216,14 +221,21 @@ def load_manifest(path: str | os.PathLike[str], outdir: str | os.PathLike[str]) 
         timeout = merged.get("timeout")
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
             raise ManifestError(f"{at('timeout')}: expected a positive number of seconds")
+        shards = merged.get("shards")
+        if shards is not None:
+            if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
+                raise ManifestError(f"{at('shards')}: expected a positive number of slices, got {shards!r}")
+            if kind_name != "quantize" and shards > 1:
+                raise ManifestError(f"{at('shards')}: only quantize jobs can be sharded (this job is {kind_name!r})")
         for key in ("metric",):
             if key in merged and not _LOADER.match(merged[key]):
                 raise ManifestError(f"{at(key)}: expected module:function or file.py:function, got {merged[key]!r}")
 
         pattern = merged["model"]
         models, error = _expand(pattern, base)
-        data = merged["data"]
-        if not is_loader(data, base):
+        # a kind that needs no data (compress) reads only data its own table names, not [defaults]'s
+        data = merged.get("data") if kind.needs_data or "data" in raw else None
+        if data is not None and not is_loader(data, base):
             data = str(base / data)
         validation_data = merged.get("validation_data")
         if validation_data is not None and not is_loader(validation_data, base):
@@ -243,7 +255,8 @@ def load_manifest(path: str | os.PathLike[str], outdir: str | os.PathLike[str]) 
                 options={k: v for k, v in merged.items() if k in allowed},
                 data_options={k: v for k, v in merged.items() if k in DATA_OPTIONS},
                 metric=merged.get("metric"), validation_data=validation_data,
-                timeout=float(timeout) if timeout is not None else None, where=at(), base=base, error=error))
+                timeout=float(timeout) if timeout is not None else None, shards=shards, where=at(), base=base,
+                error=error))
     _check_outputs(jobs)
     return _unique_names(jobs)
 

@@ -45,6 +45,14 @@ class JobRecord:
     node: str | None = None
     key: str = ""
     phases: dict[str, float] = field(default_factory=dict)
+    shards: int = 1
+    precisions: dict[str, int] | None = None  # compress jobs: weights per precision label
+
+    def precision_text(self) -> str:
+        """``int4_asym g128: 10, int8_asym: 2`` (compress jobs), else ``-``."""
+        if not self.precisions:
+            return "-"
+        return ", ".join(f"{label}: {n}" for label, n in sorted(self.precisions.items()))
 
     @classmethod
     def of(cls, name: str, output: str, status: str, key: str, result: dict[str, Any] | None, **extra: Any) -> JobRecord:
@@ -52,7 +60,8 @@ class JobRecord:
         return cls(name=name, output=output, status=status, key=key, int8_coverage=r.get("int8_coverage"),
                    int8_layers=r.get("int8_layers"), audited_layers=r.get("audited_layers"),
                    size_before=r.get("size_before"), size_after=r.get("size_after"), metric=r.get("metric"),
-                   peak_rss=r.get("peak_rss"), node=r.get("node"), phases=r.get("phases") or {}, **extra)
+                   peak_rss=r.get("peak_rss"), node=r.get("node"), phases=r.get("phases") or {},
+                   shards=int(r.get("shards") or 1), precisions=r.get("precisions"), **extra)
 
 
 def _mib(n: int | None) -> str:
@@ -60,15 +69,24 @@ def _mib(n: int | None) -> str:
 
 
 def format_table(records: list[JobRecord]) -> str:
-    """The summary table: job, status, time, INT8 coverage, size before → after, metric."""
-    rows = [("job", "status", "time s", "INT8", "MiB before", "MiB after", "metric")]
+    """The summary table: job, status, time, INT8 coverage, size before → after, metric,
+    and when some job has them, the slices (``shards``) and the weights per precision
+    (``compress`` jobs)."""
+    header = ["job", "status", "time s", "INT8", "MiB before", "MiB after", "metric"]
+    sharded = any(r.shards > 1 for r in records)
+    compressed = any(r.precisions for r in records)
+    header += ["shards"] * sharded + ["weights per precision"] * compressed
+    rows = [tuple(header)]
     for r in records:
         cov = (f"{r.int8_layers}/{r.audited_layers}" if r.audited_layers is not None else "-")
-        rows.append((r.name, r.status, f"{r.seconds:.1f}" if r.seconds is not None else "-", cov,
-                     _mib(r.size_before), _mib(r.size_after), f"{r.metric:.4g}" if r.metric is not None else "-"))
+        row = [r.name, r.status, f"{r.seconds:.1f}" if r.seconds is not None else "-", cov,
+               _mib(r.size_before), _mib(r.size_after), f"{r.metric:.4g}" if r.metric is not None else "-"]
+        row += [str(r.shards)] * sharded + [r.precision_text()] * compressed
+        rows.append(tuple(row))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             for row in rows]
+    last = len(widths) - 1 if compressed else -1  # the precision list reads left-aligned
+    lines = ["  ".join(c.ljust(w) if i in (0, last) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+             .rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     for r in records:
         if r.status == "failed" and r.error:
@@ -98,11 +116,11 @@ def write_summary(outdir: Path, records: list[JobRecord], meta: dict[str, Any]) 
     _atomic_write(json_path, json.dumps(doc, indent=2, default=str) + "\n")
     buf = io.StringIO()
     columns = ["name", "status", "seconds", "attempts", "int8_layers", "audited_layers", "int8_coverage",
-               "size_before", "size_after", "metric", "peak_rss", "output", "key", "error"]
+               "size_before", "size_after", "metric", "peak_rss", "shards", "precisions", "output", "key", "error"]
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for r in records:
-        writer.writerow(asdict(r))
+        writer.writerow({**asdict(r), "precisions": r.precision_text() if r.precisions else ""})
     _atomic_write(csv_path, buf.getvalue())
     return json_path, csv_path
 

@@ -123,27 +123,94 @@ def _with_loader_name(data: Any, exc: Exception) -> Exception:
     return exc
 
 
-def run_quantize(spec: dict[str, Any], staged: Path, phase: Phase) -> dict[str, Any]:
-    """``kind = "quantize"``: :func:`ovq.quantize` with the job's options."""
-    from ovq.ir import read_model, save_model
-    from ovq.quantization.quantize import calibrate_and_quantize, run_before_placement
+def _quantize_session(spec: dict[str, Any], phase: Phase, *, dumps: bool = True, collect: Any = None) -> Any:
+    """The job's model read, its pipeline run, its data opened: a quantize session (not run)
+    as :func:`ovq.quantization.quantize.calibrate_and_quantize` builds it."""
+    from ovq.ir import read_model
+    from ovq.quantization.phases import QuantizeOptions, QuantizeSession
+    from ovq.quantization.quantize import check_not_quantized, run_before_placement
 
     options = dict(spec["options"])
     phase("read")
     graph = read_model(spec["model"])
-    ctx, _ = run_before_placement(graph, options.pop("pipeline", None), options.pop("dump_after", ()),
-                                  Path(spec["output"]).parent)
+    pipeline, dump_after = options.pop("pipeline", None), options.pop("dump_after", ())
+    ctx, _ = run_before_placement(graph, pipeline, dump_after if dumps else (), Path(spec["output"]).parent)
     ctx.instruments.append(_PhaseInstrument(phase))
     fp_model = graph.to_ov()
     phase("data")
     data = _open_data(spec["data"], spec, fp_model, "data")
+    check_not_quantized(graph)
+    opts = QuantizeOptions.build(progress=False, **options)
     try:
-        report = calibrate_and_quantize(graph, data, fp_model=fp_model, progress=False, ctx=ctx, **options)
+        session = QuantizeSession(graph, data, opts, fp_model=fp_model, ctx=ctx, collect=collect)
+    except Exception as exc:
+        raise _with_loader_name(data, exc) from None
+    return session, data
+
+
+def run_quantize(spec: dict[str, Any], staged: Path, phase: Phase) -> dict[str, Any]:
+    """``kind = "quantize"``: :func:`ovq.quantize` with the job's options.
+
+    With ``spec["statistics"]`` (the merged statistics of a sharded job, a file the
+    driver wrote), the statistics pass is replaced by those statistics.
+    """
+    from ovq.ir import save_model
+
+    collect = None
+    if spec.get("statistics"):
+        from ovq.batch.shards import merged_collector
+
+        collect = merged_collector(Path(spec["statistics"]))
+    session, data = _quantize_session(spec, phase, collect=collect)
+    try:
+        report = session.run()
     except Exception as exc:
         raise _with_loader_name(data, exc) from None
     phase("write")
-    save_model(graph, staged, fsync=True)
-    return {"report": report, "graph": graph, "metric": None}
+    save_model(session.state.graph, staged, fsync=True)
+    return {"report": report, "graph": session.state.graph, "metric": None}
+
+
+def run_shard(spec: dict[str, Any], staging: Path, phase: Phase) -> dict[str, Any]:
+    """One slice of a sharded quantize job: placement, then the statistics pass over
+    samples ``shard`` of ``shards`` of the subset; writes the
+    :class:`~ovq.quantization.shards.PartialStatistics` into the staging folder."""
+    from ovq.batch.shards import partial_path, write_partial
+    from ovq.quantization.shards import collect_partial_statistics, shard_slices
+
+    index, count = int(spec["shard"]), int(spec["shards"])
+    session, data = _quantize_session(spec, phase, dumps=False)
+    try:
+        observations = session.observations()
+        state = session.state
+        piece = shard_slices(state.subset.count, count)[index]
+        phase(f"statistics {piece.start}..{piece.stop - 1}")
+        partial = collect_partial_statistics(state.fp_model, observations, state.subset, piece)
+    except Exception as exc:
+        raise _with_loader_name(data, exc) from None
+    path = partial_path(staging, index, count)
+    write_partial(path, partial)
+    return {"partial": str(path), "samples": piece.count, "seconds_infer": partial.report.seconds_infer}
+
+
+def run_compress(spec: dict[str, Any], staged: Path, phase: Phase) -> dict[str, Any]:
+    """``kind = "compress"``: :func:`ovq.compress_weights` with the job's options (the
+    job's ``data``, if any, is passed as ``dataset``)."""
+    from ovq.compression.compress import compress_weights
+    from ovq.ir import read_model, save_model
+
+    options = dict(spec["options"])
+    phase("read")
+    graph = read_model(spec["model"])
+    if spec.get("data"):
+        phase("data")
+        options["dataset"] = _open_data(spec["data"], spec, graph.to_ov(), "data")
+    phase("compress")
+    result, report = compress_weights(graph, progress=False, spill_dir=staged.parent, return_report=True,
+                                      **options)
+    phase("write")
+    save_model(result, staged, fsync=True)
+    return {"report": None, "graph": result, "metric": None, "compression": report}
 
 
 def run_accuracy_control(spec: dict[str, Any], staged: Path, phase: Phase) -> dict[str, Any]:
@@ -207,6 +274,12 @@ def run_job(spec: dict[str, Any], staging: str, phase: Phase = lambda name: None
     _reset_peak_rss()
     staged = Path(staging) / Path(spec["output"]).name
     try:
+        if spec.get("shard") is not None:  # one statistics slice of a sharded job: no model written
+            Path(staging).mkdir(parents=True, exist_ok=True)
+            result = run_shard(spec, Path(staging), phase)
+            result.update(seconds=time.perf_counter() - t0, peak_rss=_peak_rss(),
+                          node=f"{os.uname().nodename}:{os.getpid()}")
+            return {"ok": True, "result": result}
         kind = get_kind(spec["kind"])
         if isinstance(kind, str):
             raise OvqError(kind)
@@ -214,20 +287,25 @@ def run_job(spec: dict[str, Any], staging: str, phase: Phase = lambda name: None
         runner = getattr(importlib.import_module(module), attr)
         Path(staging).mkdir(parents=True, exist_ok=True)
         out = runner(spec, staged, phase)
-        phase("audit")
-        from ovq.quantization.audit import runtime_audit
-
-        audit = runtime_audit(out["graph"])
         report = out["report"]
         result = {
-            "int8_layers": audit.int8_count, "audited_layers": len(audit.entries),
-            "int8_coverage": audit.int8_count / len(audit.entries) if audit.entries else None,
             "size_before": sum(p.stat().st_size for p in _model_files(Path(spec["model"]))),
             "size_after": _file_bytes(staged),
             "samples": report.samples if report else None,
             "phases": {k: round(v, 4) for k, v in (report.phases if report else {}).items()},
             "metric": out.get("metric"), "fp_metric": out.get("fp_metric"),
         }
+        compression = out.get("compression")
+        if compression is not None:  # weight-only: layers per precision instead of a runtime INT8 audit
+            result["precisions"] = compression.counts()
+            result["phases"] = {"compress": round(compression.seconds, 4)}
+        else:
+            phase("audit")
+            from ovq.quantization.audit import runtime_audit
+
+            audit = runtime_audit(out["graph"])
+            result.update(int8_layers=audit.int8_count, audited_layers=len(audit.entries),
+                          int8_coverage=audit.int8_count / len(audit.entries) if audit.entries else None)
         result["seconds"] = time.perf_counter() - t0
         result["peak_rss"] = _peak_rss()
         result["node"] = f"{os.uname().nodename}:{os.getpid()}"

@@ -36,11 +36,12 @@ without running the calibration data again.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import time
 
 import numpy as np
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -585,36 +586,53 @@ class StatisticsPhase(Phase):
 
     name = "statistics"
 
-    def __init__(self, later: Sequence[Phase]) -> None:
+    def __init__(self, later: Sequence[Phase], collect: Collect | None = None) -> None:
         self.later = later
+        self.collect = collect
 
-    def run(self, state: QuantizeState) -> None:
-        from ovq.quantization.statistics import collect_statistics
-
+    def planned(self, state: QuantizeState) -> list[Observation]:
+        """What the later phases ask to observe (each phase's :meth:`Phase.observations`,
+        called once: they record on ``state`` what they will read)."""
         observations: dict[Hashable, Observation] = {}
         for phase in self.later:
             if phase.enabled(state):
                 for o in phase.observations(state):
                     observations[o.key] = o
+        return list(observations.values())
+
+    def run(self, state: QuantizeState) -> None:
+        from ovq.quantization.statistics import collect_statistics
+
+        observations = self.planned(state)
+        wanted = max((p.samples_needed(state) for p in self.later if p.enabled(state)), default=0)
+        if self.collect is not None:  # measured elsewhere (ovq batch --shards): only the kept samples are read
+            state.stats, state.collection = self.collect(state, observations)
+            state.report.samples, state.report.requests = state.collection.samples, state.collection.requests
+            state.kept_samples = list(itertools.islice(iter(state.subset), wanted)) if wanted else None
+            return
         stream: Any = state.subset
         keep = None
-        wanted = max((p.samples_needed(state) for p in self.later if p.enabled(state)), default=0)
         if wanted:
             keep = _Keep(state.subset, wanted)
             stream = Subset(keep, None, state.subset.count)
         state.graph.drop_constant_pages()  # weights read so far: leave RSS room for the compile
-        state.stats, state.collection = collect_statistics(state.fp_model, list(observations.values()), stream,
+        state.stats, state.collection = collect_statistics(state.fp_model, observations, stream,
                                                            progress=state.options.progress)
         state.report.samples, state.report.requests = state.collection.samples, state.collection.requests
         if keep is not None:
             state.kept_samples = keep.kept
 
 
-def default_phases() -> list[Phase]:
-    """The phases of ``ovq.quantize``, in order."""
+Collect = Callable[[QuantizeState, list["Observation"]], tuple[dict[Hashable, "TensorStats"], "CollectionReport"]]
+"""Computes the statistics of ``observations`` over ``state.subset`` in place of the
+statistics pass (``ovq batch --shards``: merged from slices run elsewhere)."""
+
+
+def default_phases(collect: Collect | None = None) -> list[Phase]:
+    """The phases of ``ovq.quantize``, in order (``collect``: see :class:`StatisticsPhase`)."""
     later: list[Phase] = [SmoothQuantPhase(), RangesPhase(), RangeSearchPhase(), OverflowFixPhase(),
                           BiasCorrectionPhase(), CompressPhase()]
-    return [PlacementPhase(), StatisticsPhase(later), *later]
+    return [PlacementPhase(), StatisticsPhase(later, collect), *later]
 
 
 PHASE_NAMES = tuple(p.name for p in default_phases())
@@ -632,10 +650,13 @@ class QuantizeSession:
         ctx: A :class:`~ovq.pipeline.context.PassContext` whose ``dump_after``,
             ``dump_dir``, ``verify`` and ``instruments`` apply to the phases, and whose
             ``records`` receive one entry per phase.
+        collect: Computes the statistics instead of the statistics pass (given the state
+            and the observations the phases asked for); the first samples the later
+            phases keep (full bias correction, saturation probe) are still read here.
     """
 
     def __init__(self, graph: Graph, calibration_dataset: Iterable[Any], options: QuantizeOptions, *,
-                 fp_model: Any = None, ctx: PassContext | None = None) -> None:
+                 fp_model: Any = None, ctx: PassContext | None = None, collect: Collect | None = None) -> None:
         from ovq.pipeline.context import PassContext
 
         if isinstance(calibration_dataset, Dataset) and calibration_dataset.transform_fn is not None \
@@ -646,7 +667,7 @@ class QuantizeSession:
         if unknown:
             raise OptionError(f"dump_after: no phase named {', '.join(map(repr, unknown))}; "
                               f"the phases are {', '.join(PHASE_NAMES)}")
-        self.phases = default_phases()
+        self.phases = default_phases(collect)
         subset = select_subset(calibration_dataset, options.subset_size, seed=options.seed)
         self.state = QuantizeState(graph, fp_model, subset, options)
         self._calibrated: tuple[Graph, QuantizerTable, dict[Hashable, TensorStats]] | None = None
@@ -659,6 +680,15 @@ class QuantizeSession:
             self._run_phase(phase)
         self.state.graph.meta[REPORT_KEY] = self.state.report
         return self.state.report
+
+    def observations(self) -> list[Observation]:
+        """Run the phases before ``statistics``; return what that phase would measure
+        (the work of one statistics slice: :mod:`.shards`). The session is not run further."""
+        for phase in self.phases:
+            if isinstance(phase, StatisticsPhase):
+                return phase.planned(self.state)
+            self._run_phase(phase)
+        return []
 
     def requantize(self, float_ops: Iterable[str]) -> tuple[Graph, QuantizeReport]:
         """The model quantized again from the calibrated state with the ops named in

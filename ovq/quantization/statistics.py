@@ -112,6 +112,8 @@ class TensorStats:
     sample_channel_max: np.ndarray | None = None  # (samples, C) per-channel maximum of each sample
     kept: np.ndarray | None = None  # (rows, C) the first samples' values, channel axis last
     mean_weight: float | None = None  # Σ over samples of the tensor's element count: channel_mean's weight in a merge
+    sample_means: np.ndarray | None = None  # (samples, C) float32 per-sample channel means (keep_sample_means only)
+    sample_weights: np.ndarray | None = None  # (samples,) float64 element count of each sample's mean
 
 
 @dataclass
@@ -300,7 +302,7 @@ class _PackedFold:
     Callers hold the lock.
     """
 
-    def __init__(self, slots: Sequence[_Slots], packing: _Packing) -> None:
+    def __init__(self, slots: Sequence[_Slots], packing: _Packing, keep_means: bool = False) -> None:
         self.handled: set[int] = set()  # observations this fold takes entirely
         self.running: dict[int, dict[str, slice]] = {}  # observation -> running role -> span of its columns
         self.sampled: dict[int, dict[str, tuple[str, Any]]] = {}  # -> per-sample role -> ("flat", span) | ("rows", j)
@@ -310,6 +312,8 @@ class _PackedFold:
         self.cmin = self.cmax = self.mean_sum = self.weight = None
         self.pending: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
         self.samples: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        self.keep_means = keep_means
+        self.mean_rows: list[tuple[np.ndarray, np.ndarray]] = []  # (means, weights) per sample, in order
         self.next = 0
         if packing.flat is None and packing.rows is None:
             return
@@ -384,6 +388,8 @@ class _PackedFold:
             term = w[self.col_mean] * means.astype(np.float64)
             self.mean_sum = term if self.mean_sum is None else self.mean_sum + term
             self.weight = w.copy() if self.weight is None else self.weight + w
+            if self.keep_means:
+                self.mean_rows.append((means, w))
             if first_layout is not None:
                 for m, at, rank in self.dynamic:
                     self.shapes[m] = tuple(int(d) for d in first_layout[at:at + rank])
@@ -403,6 +409,9 @@ class _PackedFold:
             st.channel_mean = self.mean_sum[spans["mean"]] / self.weight[m]
             st.mean_weight = float(self.weight[m])
             st.shape = self.shapes[m]
+            if self.keep_means:
+                st.sample_means = np.stack([v[spans["mean"]] for v, _w in self.mean_rows])
+                st.sample_weights = np.array([w[m] for _v, w in self.mean_rows], np.float64)
         sampled = self.sampled.get(k)
         if not sampled:
             return
@@ -436,7 +445,9 @@ class _Running:
     column pairwise, which can differ in the last bit). Callers hold the lock.
     """
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, keep_means: bool = False) -> None:
+        self.keep_means = keep_means
+        self.mean_rows: list[list[tuple[np.ndarray, float]]] = [[] for _ in range(count)]  # (mean, weight) in order
         self.cmin: list[np.ndarray | None] = [None] * count
         self.cmax: list[np.ndarray | None] = [None] * count
         self.mean_sum: list[np.ndarray | None] = [None] * count  # Σ weight · mean, in sample order
@@ -469,6 +480,8 @@ class _Running:
                 prev = self.mean_sum[k]
                 self.mean_sum[k] = term if prev is None else prev + term
                 self.weight[k] += weight
+                if self.keep_means:
+                    self.mean_rows[k].append((mean.reshape(-1).copy(), weight))  # a view would pin the pack
                 if self.shape[k] is None:
                     self.shape[k] = tuple(int(d) for d in shape)
             self.next += 1
@@ -483,6 +496,9 @@ class _Running:
             st.channel_mean = mean_sum / self.weight[k]
             st.mean_weight = float(self.weight[k])
             st.shape = self.shape[k]
+            if self.keep_means:
+                st.sample_means = np.stack([m for m, _w in self.mean_rows[k]])
+                st.sample_weights = np.array([w for _m, w in self.mean_rows[k]], np.float64)
 
 
 def _ops_by_name(model: Any) -> dict[str, Any]:
@@ -613,6 +629,7 @@ def collect_statistics(
     requests: int | None = None,
     on_sample: Callable[[int], None] | None = None,
     specialize: bool = True,
+    keep_sample_means: bool = False,
 ) -> tuple[dict[Hashable, TensorStats], CollectionReport]:
     """Run ``samples`` through ``model`` once and reduce every observed tensor.
 
@@ -630,6 +647,9 @@ def collect_statistics(
             shape inference, static pack offsets); the first sample of another shape
             switches the rest of the pass to the dynamic model, and the two parts'
             statistics are merged.
+        keep_sample_means: Also keep every sample's per-channel means
+            (:attr:`TensorStats.sample_means` and ``sample_weights``), so that statistics
+            of consecutive slices can be merged bit for bit (:mod:`.shards`).
 
     Raises:
         CalibrationDataError: no samples, or a sample does not fit the model.
@@ -645,7 +665,7 @@ def collect_statistics(
     report = CollectionReport(observed=len(observations))
     spec = InputSpec(model)
     shared = _Shared(observations, get_kernels(), [k for k, out in enumerate(model.outputs)
-                                                   if out.get_element_type().is_real()])
+                                                   if out.get_element_type().is_real()], keep_means=keep_sample_means)
     dynamic_inputs = any(not port.get_partial_shape().is_static for port in model.inputs)
     observations = _with_batch_axes(model, observations)
     passes: list[_Pass] = []
@@ -722,6 +742,7 @@ class _Shared:
     errors: list[BaseException] = field(default_factory=list)  # raised in callbacks, re-raised by the caller
     bad_inputs: list[tuple[int, list[np.ndarray]]] = field(default_factory=list)  # (sample, inputs) with NaN outputs
     lock: threading.Lock = field(default_factory=threading.Lock)
+    keep_means: bool = False  # keep every sample's channel means (TensorStats.sample_means)
 
 
 class _Pass:
@@ -766,8 +787,8 @@ class _Pass:
                                                                "PERFORMANCE_HINT": "THROUGHPUT"})
         except RuntimeError as exc:
             raise InferenceError(f"OpenVINO cannot compile the statistics model: {_first_line(exc)}") from None
-        self.running = _Running(len(self.observations))
-        self.packed_fold = _PackedFold(self.slots, self.packing)
+        self.running = _Running(len(self.observations), self.shared.keep_means)
+        self.packed_fold = _PackedFold(self.slots, self.packing, self.shared.keep_means)
         self.busy = [bool(s.outputs) or k not in self.packed_fold.handled for k, s in enumerate(self.slots)]
         self.uses_running = any(k not in self.packed_fold.handled and any(r in RUNNING_ROLES for r in s.packed)
                                 for k, s in enumerate(self.slots))
@@ -916,6 +937,7 @@ def _merge(observations: Sequence[Observation], parts: Sequence[dict[Hashable, T
 
         st.mins, st.maxs, st.q_low, st.q_high, st.kept = (cat(n) for n in ("mins", "maxs", "q_low", "q_high", "kept"))
         st.sample_channel_min, st.sample_channel_max = cat("sample_channel_min", True), cat("sample_channel_max", True)
+        st.sample_means, st.sample_weights = cat("sample_means", True), cat("sample_weights")
         if stats[0].channel_max is not None:
             st.channel_max = np.maximum.reduce([s.channel_max for s in stats])
             st.channel_min = np.minimum.reduce([s.channel_min for s in stats])

@@ -97,24 +97,88 @@ def test_sub_table_option_points_at_its_header(workspace, manifest):
         load_manifest(path, workspace / "out")
 
 
-def test_compress_kind_is_refused_clearly_and_unknown_kinds_listed(workspace, manifest):
-    path = manifest("""
-        [[job]]
-        model = "models/digits.xml"
-        data = "calib.npy"
-        kind = "compress"
-    """)
-    with pytest.raises(ManifestError, match=r":4: job\[0\]\.kind: job kind 'compress' is not available yet"):
-        load_manifest(path, workspace / "out")
+def test_planned_kinds_are_refused_clearly_and_unknown_kinds_listed(workspace, manifest, monkeypatch):
+    from ovq.batch import kinds
+
+    monkeypatch.setitem(kinds.PLANNED_KINDS, "prune", "pruning is not in this ovq version")
     path = manifest("""
         [[job]]
         model = "models/digits.xml"
         data = "calib.npy"
         kind = "prune"
     """)
-    with pytest.raises(ManifestError, match=r"unknown job kind 'prune' \(kinds: quantize, "
+    with pytest.raises(ManifestError, match=r":4: job\[0\]\.kind: job kind 'prune' is not available yet: pruning"):
+        load_manifest(path, workspace / "out")
+    path = manifest("""
+        [[job]]
+        model = "models/digits.xml"
+        data = "calib.npy"
+        kind = "distil"
+    """)
+    with pytest.raises(ManifestError, match=r"unknown job kind 'distil' \(kinds: compress, quantize, "
                                             r"quantize-with-accuracy-control\)"):
         load_manifest(path, workspace / "out")
+
+
+def test_compress_jobs_take_compress_weights_options_and_need_no_data(workspace, manifest):
+    path = manifest("""
+        [[job]]
+        model = "models/digits.xml"
+        kind = "compress"
+        mode = "int4_asym"
+        group_size = -1
+        ratio = 0.5
+    """)
+    [job] = load_manifest(path, workspace / "out")
+    assert job.data is None and job.options == {"mode": "int4_asym", "group_size": -1, "ratio": 0.5}
+    path = manifest("""
+        [[job]]
+        model = "models/digits.xml"
+        kind = "compress"
+        subset_size = 3
+        preset = "mixed"
+    """)
+    with pytest.raises(ManifestError, match=r":5: job\[0\]\.preset: not a job field nor an option of "
+                                            r"ovq\.compression\.compress\.compress_weights \(options: .*group_size"):
+        load_manifest(path, workspace / "out")
+    path = manifest("""
+        [[job]]
+        model = "models/digits.xml"
+        kind = "compress"
+        spill_dir = "/tmp"
+    """)
+    with pytest.raises(ManifestError, match=r"job\[0\]\.spill_dir: not a job field"):
+        load_manifest(path, workspace / "out")
+
+
+def test_shards_must_be_a_positive_count_on_a_quantize_job(workspace, manifest):
+    for value, message in (("0", r":4: job\[0\]\.shards: expected a positive number of slices, got 0"),
+                           ("true", r"job\[0\]\.shards: expected a positive number of slices, got True"),
+                           ("2.5", r"job\[0\]\.shards: expected a positive number of slices, got 2\.5")):
+        path = manifest(f"""
+            [[job]]
+            model = "models/digits.xml"
+            data = "calib.npy"
+            shards = {value}
+        """)
+        with pytest.raises(ManifestError, match=message):
+            load_manifest(path, workspace / "out")
+    path = manifest("""
+        [[job]]
+        model = "models/digits.xml"
+        kind = "compress"
+        shards = 2
+    """)
+    with pytest.raises(ManifestError, match=r"job\[0\]\.shards: only quantize jobs can be sharded \(this job is "
+                                            r"'compress'\)"):
+        load_manifest(path, workspace / "out")
+    path = manifest("""
+        [[job]]
+        model = "models/digits.xml"
+        data = "calib.npy"
+        shards = 3
+    """)
+    assert load_manifest(path, workspace / "out")[0].shards == 3
 
 
 def test_accuracy_control_needs_a_metric_and_takes_its_options(workspace, manifest):

@@ -105,3 +105,17 @@ def test_two_node_cluster_on_one_machine(workspace, manifest):
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_sharded_job_on_ray_gives_the_unsharded_outputs(workspace, manifest):
+    path = manifest(FOUR_JOBS.replace("subset_size = 16", "subset_size = 12"))
+    plain = run(path, workspace / "local", jobs=2, progress=False)
+    assert all(r.status == "done" for r in plain.records), plain.table()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        result = run(path, workspace / "ray", engine="ray", shards=2, progress=False)
+    finally:
+        ray.shutdown()
+    assert all(r.status == "done" and r.shards == 2 for r in result.records), result.table()
+    assert _files(workspace / "ray") == _files(workspace / "local")
+    assert not list(workspace.rglob(".ovq-staging-*"))
