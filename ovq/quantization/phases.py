@@ -39,8 +39,6 @@ import dataclasses
 import itertools
 import logging
 import time
-
-import numpy as np
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
