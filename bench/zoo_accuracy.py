@@ -63,7 +63,6 @@ import argparse
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -429,8 +428,6 @@ def main() -> None:
         res = str(work / "eval.json")
         _child(["--evaluate-child", str(spec_path), res], dict(env, ONEDNN_MAX_CPU_ISA=isa), f"evaluation under {isa}")
         rows = json.loads(Path(res).read_text())
-        if not args.save_dir:
-            shutil.rmtree(tmp, ignore_errors=True)
     run_seconds = time.perf_counter() - t_run
     load.append(os.getloadavg())
 
