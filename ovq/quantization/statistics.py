@@ -715,7 +715,7 @@ def collect_statistics(
 
 def _with_batch_axes(model: Any, observations: Sequence[Observation]) -> list[Observation]:
     """``observations`` with :attr:`Observation.batch_axis` set from ``model`` as given:
-    dim 0 of an observed tensor is a batch when it is dynamic (or 1). A static first dim
+    dim 0 of an observed tensor is a batch when it is dynamic (or 1); a 0-d tensor has none. A static first dim
     above 1 (``[3, 5]`` into a MatMul) is part of one sample: its per-sample statistics
     then cover the whole tensor of each inference, as NNCF's do."""
     from dataclasses import replace
@@ -727,7 +727,8 @@ def _with_batch_axes(model: Any, observations: Sequence[Observation]) -> list[Ob
         batch = True
         if op is not None and obs.out_index < op.get_output_size():
             ps = op.get_output_partial_shape(obs.out_index)
-            batch = ps.rank.is_dynamic or ps.rank.get_length() == 0 or ps[0].is_dynamic or ps[0].get_length() == 1
+            # a 0-d tensor has no batch axis: reduced whole per inference
+            batch = ps.rank.is_dynamic or (ps.rank.get_length() > 0 and (ps[0].is_dynamic or ps[0].get_length() == 1))
         out.append(obs if batch == obs.batch_axis else replace(obs, batch_axis=batch))
     return out
 

@@ -100,6 +100,27 @@ def test_no_fq_inside_conv_bias_and_none_on_const_eltwise():
     assert places == {("input", ("conv1",))}
 
 
+def test_a_bias_reshaped_by_a_run_time_shape_is_a_constant():
+    """ONNX imports reshape a Conv bias to a shape computed from ShapeOf of the conv's
+    output: the Add still adds a constant, so no quantizer goes on it or before it."""
+    x = param([1, 4, 16])
+    rng = np.random.default_rng(0)
+    c = ops.convolution(x, ops.constant(rng.standard_normal((8, 4, 3)).astype(np.float32)), [1], [1], [1], [1])
+    c.set_friendly_name("conv1")
+    channels = ops.gather(ops.shape_of(c), ops.constant(np.array([1], np.int64)), ops.constant(np.int64(0)))
+    one = ops.constant(np.array([1], np.int64))
+    bias = ops.reshape(ops.constant(rng.standard_normal(8).astype(np.float32)), ops.concat([one, channels, one], 0),
+                       False)
+    add = ops.add(c, bias)
+    add.set_friendly_name("bias")
+    out = relu(add, "relu1")
+    g = ovq.Graph.from_ov(model([out], [x]))
+    g.infer_shapes()
+    plan = plan_placement(g, "CPU")
+    places = {(g.op(a.producer).name, tuple(g.op(c).name for c, _ in a.consumers)) for a in plan.activations}
+    assert places == {("input", ("conv1",))}
+
+
 def test_partial_consumers_quantize_only_the_conv_edge():
     x = param([1, 4, 6, 6])
     r = relu(conv(x, 8, 4, name="conv1"), "relu1")

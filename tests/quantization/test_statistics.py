@@ -273,3 +273,16 @@ def test_stateful_model_keeps_its_assign_sinks_and_quantizes():
     assert [s.get_type_name() for s in q.get_sinks()] == ["Assign"]
     ref, got = infer(compile_model(fp), [xs[0]])[0], infer(compile_model(q), [xs[0]])[0]
     assert np.linalg.norm(got - ref) < 0.05 * np.linalg.norm(ref)
+
+
+def test_a_0d_tensor_is_reduced_whole_per_inference():
+    """A scalar computed from the input (a dynamic scale, as in models quantized at run
+    time) has no batch axis: one min/max per inference, no reshape over a batch."""
+    x = ops.parameter([2, 5], np.float32, name="x")
+    s = ops.reduce_max(ops.abs(x), ops.constant(np.array([0, 1], np.int64)), False)
+    s.set_friendly_name("s")
+    model = ov.Model([ops.multiply(x, s)], [x])
+    rng = np.random.default_rng(0)
+    data = [rng.standard_normal((2, 5)).astype(np.float32) for _ in range(3)]
+    stats, _ = collect_statistics(model, [Observation("s", "s", 0)], select_subset(data, None))
+    np.testing.assert_allclose(stats["s"].maxs, [np.abs(d).max() for d in data], rtol=1e-6)

@@ -12,6 +12,14 @@ from ovq.hw import HardwareDescriptor
 from ovq.ir.graph import Graph
 from ovq.quantization.placement.op_tables import FLOAT_PRECISIONS
 
+SHAPE_PORTS: dict[str, frozenset[int]] = {
+    "Reshape": frozenset({1}), "Broadcast": frozenset({1, 2}), "Tile": frozenset({1}),
+    "Unsqueeze": frozenset({1}), "Squeeze": frozenset({1}),
+}
+"""Inputs that only say how an op lays out the values of its input 0: a constant moved
+by a shape computed at run time (a bias reshaped to ``ShapeOf(ShapeOf(conv))``-derived
+dims, a zero state broadcast to the batch) still holds constant values."""
+
 
 class GraphView:
     """Read-only facts about a graph used while planning.
@@ -19,8 +27,9 @@ class GraphView:
     Attributes:
         g: The graph (never edited through the view).
         order: Node ids in topological order.
-        const: Node id -> whether the node is a constant (a Const, or an op other than
-            Parameter/ReadValue whose inputs are all constant).
+        const: Node id -> whether the node holds constant values (a Const, or an op other
+            than Parameter/ReadValue whose inputs are all constant, not counting the
+            inputs of :data:`SHAPE_PORTS`).
     """
 
     def __init__(self, graph: Graph) -> None:
@@ -30,9 +39,10 @@ class GraphView:
         for n in self.order:
             op = graph.op(n)
             ins = graph.inputs_of(n)
+            shape_ports = SHAPE_PORTS.get(op.type, frozenset())
             self.const[n] = op.type == "Const" or (
                 bool(ins) and op.type not in ("Parameter", "ReadValue")
-                and all(p is not None and self.const[p[0]] for p in ins)
+                and all(p is not None and self.const[p[0]] for i, p in enumerate(ins) if i not in shape_ports)
             )
 
     def type(self, n: int) -> str:
