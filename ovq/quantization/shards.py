@@ -40,7 +40,8 @@ import numpy as np
 
 from ovq.errors import CalibrationDataError, OptionError, OvqError
 from ovq.quantization.dataset import InputSpec, Subset
-from ovq.quantization.statistics import CollectionReport, Observation, TensorStats, _merge, collect_statistics
+from ovq.quantization.statistics import (CollectionReport, Observation, TensorStats, _merge, collect_statistics,
+                                         concatenate_samples)
 
 __all__ = ["PartialStatistics", "ShardSlice", "collect_partial_statistics", "merge_partial_statistics",
            "shard_slices", "slice_subset"]
@@ -175,17 +176,7 @@ def _fold_means(rows: Sequence[np.ndarray], weights: Sequence[float]) -> tuple[n
 def _merge_one(obs: Observation, parts: Sequence[PartialStatistics], switch: int) -> TensorStats:
     """One observation's statistics over every slice (``switch``: see :func:`merge_partial_statistics`)."""
     stats = [p.stats[obs.key] for p in parts]
-    st = TensorStats(shape=stats[0].shape)
-
-    def cat(name: str, stack: bool = False) -> Any:
-        values = [getattr(s, name) for s in stats if getattr(s, name) is not None]
-        return (np.vstack(values) if stack else np.concatenate(values)) if values else None
-
-    st.mins, st.maxs, st.q_low, st.q_high, st.kept = (cat(n) for n in ("mins", "maxs", "q_low", "q_high", "kept"))
-    st.sample_channel_min, st.sample_channel_max = cat("sample_channel_min", True), cat("sample_channel_max", True)
-    if stats[0].channel_max is not None:
-        st.channel_max = np.maximum.reduce([s.channel_max for s in stats])
-        st.channel_min = np.minimum.reduce([s.channel_min for s in stats])
+    st = concatenate_samples(stats)
     if stats[0].sample_means is not None:
         rows = [r for s in stats for r in s.sample_means]
         weights = [w for s in stats for w in s.sample_weights]

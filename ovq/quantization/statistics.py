@@ -925,23 +925,34 @@ def _reshaped(model: Any, shapes: tuple[tuple[int, ...], ...]) -> Any:
     return fixed
 
 
+def concatenate_samples(stats: Sequence[TensorStats]) -> TensorStats:
+    """The statistics of consecutive runs of samples (in order) joined: per-sample rows
+    concatenated, per-channel extremes reduced. Channel means are left to the caller
+    (they are combined by weight, which depends on how the runs were split)."""
+    st = TensorStats(shape=stats[0].shape)
+
+    def cat(name: str, stack: bool = False) -> Any:
+        values = [getattr(s, name) for s in stats if getattr(s, name) is not None]
+        return (np.vstack(values) if stack else np.concatenate(values)) if values else None
+
+    st.mins, st.maxs, st.q_low, st.q_high, st.kept = (cat(n) for n in ("mins", "maxs", "q_low", "q_high", "kept"))
+    st.sample_channel_min, st.sample_channel_max = cat("sample_channel_min", True), cat("sample_channel_max", True)
+    if stats[0].channel_max is not None:
+        st.channel_max = np.maximum.reduce([s.channel_max for s in stats])
+        st.channel_min = np.minimum.reduce([s.channel_min for s in stats])
+    return st
+
+
 def _merge(observations: Sequence[Observation], parts: Sequence[dict[Hashable, TensorStats]]) -> dict[Hashable, TensorStats]:
     """One :class:`TensorStats` per observation from consecutive runs of samples (in order)."""
     out: dict[Hashable, TensorStats] = {}
     for obs in observations:
         stats = [p[obs.key] for p in parts]
-        st = TensorStats(shape=stats[0].shape)
-
-        def cat(name: str, stack: bool = False) -> Any:
-            values = [getattr(s, name) for s in stats if getattr(s, name) is not None]
-            return (np.vstack(values) if stack else np.concatenate(values)) if values else None
-
-        st.mins, st.maxs, st.q_low, st.q_high, st.kept = (cat(n) for n in ("mins", "maxs", "q_low", "q_high", "kept"))
-        st.sample_channel_min, st.sample_channel_max = cat("sample_channel_min", True), cat("sample_channel_max", True)
-        st.sample_means, st.sample_weights = cat("sample_means", True), cat("sample_weights")
-        if stats[0].channel_max is not None:
-            st.channel_max = np.maximum.reduce([s.channel_max for s in stats])
-            st.channel_min = np.minimum.reduce([s.channel_min for s in stats])
+        st = concatenate_samples(stats)
+        means = [s.sample_means for s in stats if s.sample_means is not None]
+        if means:
+            st.sample_means = np.vstack(means)
+            st.sample_weights = np.concatenate([s.sample_weights for s in stats if s.sample_weights is not None])
         if stats[0].channel_mean is not None:
             weights = np.array([s.mean_weight for s in stats], np.float64)
             st.channel_mean = sum(w * s.channel_mean for w, s in zip(weights, stats, strict=True)) / weights.sum()
