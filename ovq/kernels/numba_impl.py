@@ -1367,3 +1367,6 @@ def int8_asym_error(w, *, name="tensor"):
 
 
 pack_nibbles = _ref.pack_nibbles
+
+awq_errors = _ref.awq_errors
+group_output_error = _ref.group_output_error

@@ -48,7 +48,7 @@ def test_default_int8_all_layers_and_flags(model_xml, tmp_path):
 @pytest.mark.parametrize("args,match", [
     (("--mode", "int4_asym", "--group-size", "100"), "group_size=100 does not divide the input channels of 'MatMul"),
     (("--mode", "int4_asym", "--ratio", "2"), r"ratio=2\.0 is outside \[0, 1\]"),
-    (("--mode", "int4_asym", "--awq"), r"data-aware compression \(awq\) is not supported by ovq yet"),
+    (("--mode", "int4_asym", "--scale-estimation"), r"scale_estimation=True needs a dataset"),
     (("--ratio", "0.5",), "int8_asym quantizes every weight per channel and takes no ratio"),
 ])
 def test_bad_input_one_line_nothing_written(model_xml, tmp_path, args, match):
