@@ -210,5 +210,10 @@ def int8_asym_error(w, *, name="tensor"):
 
 pack_nibbles = _ref.pack_nibbles
 
-awq_errors = _ref.awq_errors
-group_output_error = _ref.group_output_error
+
+def awq_errors(w, x, s, floor, alphas, bits, sym):
+    return _native.awq_errors(w, x, s, floor, alphas, int(bits), bool(sym))
+
+
+def group_output_error(w, x, scale, zero_point, bits, sym):
+    return _native.group_output_error(w, x, scale, zero_point, int(bits), bool(sym))
