@@ -39,9 +39,11 @@ from ovq.ir import Graph
 
 log = logging.getLogger("ovq.compression")
 
-ATOMIC_ACTIVATIONS = ("Relu", "Clamp", "Elu", "PRelu", "Sigmoid", "HSigmoid", "HardSigmoid", "Swish", "HSwish",
-                      "Selu")
-"""NNCF's ``ATOMIC_ACTIVATIONS_OPERATIONS`` (OpenVINO op types)."""
+from ovq.ir.graph import canonical_ir_type
+
+ATOMIC_ACTIVATIONS = tuple(canonical_ir_type(t) for t in (
+    "Relu", "Clamp", "Elu", "PRelu", "Sigmoid", "HSigmoid", "HardSigmoid", "Swish", "HSwish", "Selu"))
+"""NNCF's ``ATOMIC_ACTIVATIONS_OPERATIONS`` (op types in IR spelling: ``ReLU``, ``PReLU``)."""
 
 SUBSET_SIZE = 32
 PERCENT_TO_APPLY = 0.002
