@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ovq/kernels.hpp"
+#include "ovq/simd.hpp"
 
 namespace ovq {
 namespace {
@@ -53,9 +54,24 @@ inline float dequant(float w, float s, float zp, float lo, float hi) {
     return (t - zp) * s;
 }
 
+#if OVQ_X86
+// The AVX2 part of axpy: four float64 lanes with fused multiply-adds; returns the count done.
+__attribute__((target("avx2,fma"))) int64_t axpy_avx2(double d, const float* x, int64_t n, double* y) {
+    const __m256d vd = _mm256_set1_pd(d);
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4)
+        _mm256_storeu_pd(y + j, _mm256_fmadd_pd(vd, _mm256_cvtps_pd(_mm_loadu_ps(x + j)), _mm256_loadu_pd(y + j)));
+    return j;
+}
+#endif
+
 // y[j] += d * x[j] for the n samples of one channel (float64 accumulators).
 inline void axpy(double d, const float* x, int64_t n, double* y) {
-    for (int64_t j = 0; j < n; ++j) y[j] += d * static_cast<double>(x[j]);
+    int64_t j = 0;
+#if OVQ_X86
+    if (simd_enabled()) j = axpy_avx2(d, x, n, y);
+#endif
+    for (; j < n; ++j) y[j] += d * static_cast<double>(x[j]);
 }
 
 }  // namespace

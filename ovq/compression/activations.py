@@ -84,7 +84,6 @@ class _FirstSamples:
 
     def __init__(self, dataset: Any, n: int) -> None:
         self.dataset, self.n = dataset, n
-        self.indices = None
 
     def __iter__(self):
         from ovq.quantization.dataset import Dataset

@@ -255,18 +255,28 @@ def compress_graph(graph: Graph, opts: CompressionOptions, *, ignored_scope: Any
     ignored = scope.resolve(graph, strict=strict) if not scope.is_empty() else set()
     ignored_names = {graph.op(n).name for n in ignored if graph.op(n).type == "Const"}
     sites, sel, last_skipped = find_sites(graph, ignored, ignored_names)
+    # Statistics: before the ranking when it uses them (every MatMul observed), else only
+    # for the MatMuls AWQ and scale estimation will touch (none: no pass at all).
     acts: dict[int, LayerActivations] | None = None
-    t_stats = time.perf_counter()
-    samples = 0
-    if opts.needs_statistics:
+    t_stats = 0.0
+    if opts.needs_statistics and opts.data_aware_ratio:
+        t0_stats = time.perf_counter()
         acts = collect_activations(graph, sites, opts, dataset, progress=progress)
-        samples = max((a.mean.shape[0] for a in acts.values()), default=0)
-    t_stats = time.perf_counter() - t_stats
+        t_stats = time.perf_counter() - t0_stats
     sel = select_precisions(graph, sites, sel, last_skipped, opts, sensitivity(opts, _row_errors(graph, kernels), acts))
+    targets = find_targets(graph, sel.plans) if opts.awq else []
+    if opts.needs_statistics and acts is None:
+        wanted = {t.plan.site.const for t in targets} | {t.merge.const for t in targets if t.merge is not None}
+        if opts.scale_estimation:
+            wanted |= {p.site.const for p in sel.plans if p.precision is not None and p.precision.bits <= 4
+                       and p.site.op_type == "MatMul"}
+        t0_stats = time.perf_counter()
+        acts = collect_activations(graph, [s for s in sites if s.const in wanted], opts, dataset, progress=progress)
+        t_stats = time.perf_counter() - t0_stats
+    samples = max((a.mean.shape[0] for a in acts.values()), default=0) if acts else 0
     report = CompressionReport(opts, ignored=sel.ignored, already_compressed=sel.already_compressed,
-                               statistics_seconds=t_stats if acts is not None else 0.0, samples=samples)
+                               statistics_seconds=t_stats, samples=samples)
     if opts.awq:
-        targets = find_targets(graph, sel.plans)
         with _progress(progress, len(targets), "AWQ") as bar:
             report.awq_layers = apply_awq(graph, targets, acts, kernels, progress=bar)
     estimated: dict[int, EstimatedParams] = {}
