@@ -42,15 +42,20 @@ class EstimatedParams:
 
 
 def _target(levels: np.ndarray, zp: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``q - zp`` and where it is 0 (NNCF's ``isclose(target, 0)``: the same on integer levels)."""
     target = levels if zp is None else levels - zp[:, :, None]
-    return target, np.isclose(target, 0)
+    return target, target == 0
 
 
-def _estimate(wg: np.ndarray, target: np.ndarray, zero_mask: np.ndarray, importance: np.ndarray,
+def _estimate(abs_wg: np.ndarray, target: np.ndarray, zero_mask: np.ndarray, importance: np.ndarray,
               sign: np.ndarray) -> np.ndarray:
-    zm = (ZERO_SCALE * zero_mask).astype(np.float32)
-    ideal = np.abs(wg) / (np.abs(target) + zm)
-    return (np.sum(ideal * importance, axis=-1) * sign).astype(np.float32)
+    """``Σ importance · |w| / (|target| + 0.001·[target = 0])`` per row and group, signed
+    like the scale (float32 throughout, in place on one temporary)."""
+    t = np.abs(target)
+    np.add(t, np.float32(ZERO_SCALE), out=t, where=zero_mask)
+    np.divide(abs_wg, t, out=t)
+    t *= importance
+    return (np.sum(t, axis=-1) * sign).astype(np.float32)
 
 
 def estimate_scales(w: np.ndarray, acts: LayerActivations, precision: Precision, kernels,
@@ -67,6 +72,7 @@ def estimate_scales(w: np.ndarray, acts: LayerActivations, precision: Precision,
     scale = scale.astype(np.float32)
     zp = None if zp8 is None else zp8.astype(np.float32)
     wg = w.reshape(o, groups, g)
+    abs_wg = np.abs(wg)
     eps = np.float32(np.finfo(np.float32).eps)
 
     target, zero_mask = _target(quantize_with(w, scale, zp, bits, sym), zp)
@@ -80,7 +86,7 @@ def estimate_scales(w: np.ndarray, acts: LayerActivations, precision: Precision,
     result = scale.copy()
     sign = np.sign(scale).astype(np.float32)
     for i in range(INITIAL_STEPS):
-        cand = _estimate(wg, target, zero_mask, importance, sign)
+        cand = _estimate(abs_wg, target, zero_mask, importance, sign)
         e = error(cand)
         better = e <= best
         best = np.where(better, e, best)
@@ -90,7 +96,7 @@ def estimate_scales(w: np.ndarray, acts: LayerActivations, precision: Precision,
     for step in range(SCALE_STEPS):
         factor = np.float32(1.0 - 0.05 * step)
         target, zero_mask = _target(quantize_with(w, (factor * scale).astype(np.float32), zp, bits, sym), zp)
-        cand = _estimate(wg, target, zero_mask, importance, sign)
+        cand = _estimate(abs_wg, target, zero_mask, importance, sign)
         e = error(cand)
         better = e <= best
         best = np.where(better, e, best)

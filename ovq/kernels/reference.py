@@ -507,7 +507,10 @@ def quantize_with(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | Non
     s = np.asarray(scale, np.float32)[:, :, None]
     z = np.float32(0) if zero_point is None else np.asarray(zero_point, np.float32)[:, :, None]
     lo, hi = _qdq_levels(w, bits, sym)
-    return np.clip(np.rint(g / s + z), lo, hi).astype(np.float32)
+    q = g / s
+    q += z
+    np.rint(q, out=q)
+    return np.clip(q, lo, hi, out=q)
 
 
 def group_output_error(w: np.ndarray, x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, bits: int,
