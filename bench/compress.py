@@ -1,8 +1,16 @@
 """ovq.compress_weights vs nncf.compress_weights: time, peak memory, same bits, output error.
 
 Usage: python bench/compress.py [--repeats N] [--modes int8_asym,int4_sym,int4_asym] [MODEL ...]
+       python bench/compress.py --data-aware [--samples N] [MODEL ...]
 (default models: minilm llama_tiny qwen2_tiny llama_1g; nncf==3.4.0 must be installed in
 this environment: it is a bench dependency only, never imported by ovq)
+
+``--data-aware`` runs the configurations of :data:`CONFIGS` instead of the modes: INT4_ASYM
+g128 with ratio 0.8 (data-free, then ranked by MAX_ACTIVATION_VARIANCE on data), AWQ, scale
+estimation, and all of them together, each tool given the same options and the same
+calibration samples (``--samples``, default 32: decoder LMs, batch-1 random token ids of
+seeds 100, 101, ...; MiniLM, the first sentences of its 71, one per sample), an
+``nncf.Dataset`` for NNCF and the list itself for ovq.
 
 Each tool runs in a **fresh process** per model, mode and repeat (alternating order),
 doing what a user does: read the IR, compress with the mode's defaults (4-bit: group
@@ -39,31 +47,55 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 DEFAULT = ["minilm", "llama_tiny", "qwen2_tiny", "llama_1g"]
 MODES = ["int8_asym", "int4_sym", "int4_asym"]
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
+CONFIGS = {  # name -> (compress_weights options, with data)
+    "int4_asym r0.8": (dict(mode="int4_asym", ratio=0.8), False),
+    "int4_asym r0.8 data": (dict(mode="int4_asym", ratio=0.8), True),
+    "int4_asym awq": (dict(mode="int4_asym", awq=True), True),
+    "int4_asym se": (dict(mode="int4_asym", scale_estimation=True), True),
+    "int4_asym r0.8 awq+se": (dict(mode="int4_asym", ratio=0.8, awq=True, scale_estimation=True), True),
+}
 
 
-def child(tool: str, name: str, mode: str, out: str) -> dict:
+def calibration(name: str, samples: int) -> list[dict[str, np.ndarray]]:
+    """The samples both tools get: batch-1 dicts of the model's inputs."""
+    from ovq_testing.assets import lm_inputs, minilm_inputs
+
+    if name == "minilm":
+        x = minilm_inputs()
+        return [{k: v[i : i + 1] for k, v in x.items()} for i in range(min(samples, len(x["input_ids"])))]
+    return [lm_inputs(name, batch=1, seed=100 + i) for i in range(samples)]
+
+
+def _options(mode: str) -> tuple[dict, bool]:
+    return CONFIGS.get(mode, (dict(mode=mode), False))
+
+
+def child(tool: str, name: str, mode: str, out: str, samples: int = 32) -> dict:
     from ovq_testing.assets import asset_path
 
     xml = asset_path(name)
+    kw, with_data = _options(mode)
+    data = calibration(name, samples) if with_data else None
     if tool == "ovq":
         import ovq
         from ovq.compression import compress_graph
         from ovq.compression.options import resolve_options
 
         ovq.kernels.get_kernels().compress_groups(np.ones((2, 256), np.float32), 4, sym=True)  # load the extension
-        opts = resolve_options(mode=mode, ratio=None, group_size=None, all_layers=None, backup_mode=None,
-                               sensitivity_metric=None, dataset=None, awq=None, scale_estimation=None, gptq=None,
-                               lora_correction=None, group_size_fallback_mode=None)
+        opts = resolve_options(mode=kw["mode"], ratio=kw.get("ratio"), group_size=None, all_layers=None,
+                               backup_mode=None, sensitivity_metric=None, dataset=data, awq=kw.get("awq"),
+                               scale_estimation=kw.get("scale_estimation"), gptq=None, lora_correction=None,
+                               group_size_fallback_mode=None)
         rss0 = rss_mb()
         reset_peak()
         t0 = time.perf_counter()
         graph = ovq.read_model(xml)
-        report = compress_graph(graph, opts, progress=False, spill_dir=str(Path(out).parent))
+        report = compress_graph(graph, opts, progress=False, spill_dir=str(Path(out).parent), dataset=data)
         ovq.save_model(graph, out)
         seconds = time.perf_counter() - t0
         read = sum(lay.bytes_before for lay in report.layers)
         return {"seconds": seconds, "rss_growth_mb": peak_mb() - rss0, "kernel_seconds": report.kernel_seconds,
-                "weight_bytes": read, "counts": report.counts()}
+                "weight_bytes": read, "counts": report.counts(), "statistics_seconds": report.statistics_seconds}
     import logging
 
     import nncf
@@ -75,7 +107,11 @@ def child(tool: str, name: str, mode: str, out: str) -> dict:
     reset_peak()
     t0 = time.perf_counter()
     model = core.read_model(xml)
-    model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode(mode))
+    extra = {k: v for k, v in kw.items() if k != "mode"}
+    if data is not None:
+        extra["dataset"] = nncf.Dataset(data)
+        extra["subset_size"] = samples
+    model = nncf.compress_weights(model, mode=nncf.CompressWeightsMode(kw["mode"]), **extra)
     ov.save_model(model, out, compress_to_fp16=False)
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "rss_growth_mb": peak_mb() - rss0}
@@ -141,12 +177,15 @@ def main() -> None:
     ap.add_argument("models", nargs="*", default=DEFAULT)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--data-aware", action="store_true", help="run the data-aware configurations (CONFIGS)")
+    ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--out", default="/tmp/ovq-bench-compress")
     ap.add_argument("--child", nargs=4, metavar=("TOOL", "MODEL", "MODE", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(*args.child)))
+        print(json.dumps(child(*args.child, samples=args.samples)))
         return
+    modes = list(CONFIGS) if args.data_aware else args.modes.split(",")
     from ovq_testing.assets import asset_path
 
     work = Path(args.out)
@@ -160,15 +199,16 @@ def main() -> None:
     rows = []
     for name in args.models:
         asset_path(name)  # build before timing
-        for mode in args.modes.split(","):
+        for mode in modes:
             runs: dict[str, list[dict]] = {"ovq": [], "nncf": []}
             outs = {}
             for rep in range(args.repeats):
                 for tool in (("ovq", "nncf") if rep % 2 == 0 else ("nncf", "ovq")):
-                    out = work / f"{name}-{mode}-{tool}-{rep}.xml"
+                    out = work / f"{name}-{mode.replace(' ', '_')}-{tool}-{rep}.xml"
                     for p in (out, out.with_suffix(".bin")):
                         p.unlink(missing_ok=True)
-                    proc = subprocess.run([sys.executable, __file__, "--child", tool, name, mode, str(out)], env=env,
+                    proc = subprocess.run([sys.executable, __file__, "--child", tool, name, mode, str(out),
+                                           "--samples", str(args.samples)], env=env,
                                           capture_output=True, text=True, check=False)
                     if proc.returncode:
                         sys.exit(f"{tool} {name} {mode} failed:\n{proc.stderr[-3000:]}")
@@ -181,13 +221,13 @@ def main() -> None:
             same, total = same_bits(outs["ovq"], outs["nncf"])
             err = output_error(name, asset_path(name), outs)
             rows.append((name, mode, med, kernel_gbs, same, total, err, load := os.getloadavg()[0]))
-            print(f"{name:<11} {mode:<10} time {med['ovq']['seconds']:6.2f}/{med['nncf']['seconds']:<6.2f} s "
+            print(f"{name:<11} {mode:<21} time {med['ovq']['seconds']:6.2f}/{med['nncf']['seconds']:<6.2f} s "
                   f"({med['ovq']['seconds'] / med['nncf']['seconds']:.2f}x)  RSS growth "
                   f"{med['ovq']['rss_growth_mb']:6.0f}/{med['nncf']['rss_growth_mb']:<6.0f} MiB "
                   f"({med['ovq']['rss_growth_mb'] / max(med['nncf']['rss_growth_mb'], 1):.2f}x)  kernels "
                   f"{kernel_gbs:.2f} GB/s ({100 * kernel_gbs / bw:.0f}% of copy bw)  same bits {same}/{total}  "
                   f"ovq {err['ovq']}, nncf {err['nncf']}  load {load:.1f}", flush=True)
-            for p in work.glob(f"{name}-{mode}-*"):
+            for p in work.glob(f"{name}-{mode.replace(' ', '_')}-*"):
                 p.unlink()
 
 

@@ -238,24 +238,36 @@ def quantize(model: Path | None, output: Path | None, data: Path | None, config:
                    "or adjust (a smaller power-of-two group).")
 @click.option("--ignored-scope", default=None,
               help="Op names (comma-separated), JSON {\"names\", \"types\", \"patterns\"}, or a .json file.")
-@click.option("--data", type=click.Path(path_type=Path), default=None, help="Data-aware compression (not supported yet).")
-@click.option("--awq", is_flag=True, help="AWQ (data-aware; not supported yet).")
-@click.option("--scale-estimation", is_flag=True, help="Scale estimation (data-aware; not supported yet).")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Calibration data for data-aware compression (a folder, glob, .txt list, .npy or .npz, "
+                   "as ovq quantize; docs/quantize-data.md). 4-bit modes only.")
+@click.option("--awq", is_flag=True, help="AWQ: data-aware with --data, else data-free.")
+@click.option("--scale-estimation", is_flag=True, help="Scale estimation (needs --data).")
+@click.option("--sensitivity-metric", default=None,
+              type=click.Choice(["weight_quantization_error", "hessian_input_activation", "mean_activation_variance",
+                                 "max_activation_variance", "mean_activation_magnitude"], case_sensitive=False),
+              help="Layer ranking for --ratio < 1 (default max_activation_variance with --data, else "
+                   "weight_quantization_error).")
+@click.option("--subset-size", type=int, default=128, show_default=True,
+              help="Calibration samples used for statistics (the first ones).")
 @click.option("--no-audit", is_flag=True, help="Skip compiling the result to report the FullyConnected weight precisions.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write an HTML report of the result here (a .json twin beside it; docs/report.md).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def compress(model: Path, output: Path, mode: str, group_size: int | None, ratio: float | None, all_layers: bool,
              backup_mode: str | None, group_size_fallback: str | None, ignored_scope: str | None, data: Path | None,
-             awq: bool, scale_estimation: bool, no_audit: bool, report_path: Path | None, quiet: bool) -> None:
-    """Compress MODEL's weights to 8 or 4 bits (data-free, nncf.compress_weights-compatible) and write IR."""
+             awq: bool, scale_estimation: bool, sensitivity_metric: str | None, subset_size: int, no_audit: bool,
+             report_path: Path | None, quiet: bool) -> None:
+    """Compress MODEL's weights to 8 or 4 bits (nncf.compress_weights-compatible, data-free or with --data)
+    and write IR."""
     from ovq.compression.cli import CompressJob, run_compress_job
     from ovq.quantization.quantize_cli import parse_ignored_scope
 
     job = CompressJob(model=model, output=output, mode=mode.lower(), group_size=group_size, ratio=ratio,
                       all_layers=all_layers, backup_mode=backup_mode, group_size_fallback=group_size_fallback,
                       ignored_scope=parse_ignored_scope(ignored_scope), data=data, awq=awq,
-                      scale_estimation=scale_estimation, audit=not no_audit, progress=False if quiet else None)
+                      scale_estimation=scale_estimation, sensitivity_metric=sensitivity_metric,
+                      subset_size=subset_size, audit=not no_audit, progress=False if quiet else None)
     if report_path is not None:
         from ovq.report import check_target
 
@@ -265,7 +277,8 @@ def compress(model: Path, output: Path, mode: str, group_size: int | None, ratio
         from ovq.report import report_model
 
         report_model(job.output, report_path, fp_model=model, source="ovq compress",
-                     options={"mode": job.mode, "group_size": group_size, "ratio": ratio, "all_layers": all_layers},
+                     options={"mode": job.mode, "group_size": group_size, "ratio": ratio, "all_layers": all_layers,
+                              "awq": awq, "scale_estimation": scale_estimation},
                      progress=False if quiet else None, echo=click.echo)
 
 

@@ -1,5 +1,5 @@
 // Bindings of the weight-compression kernels (see reference.py: compress_groups,
-// int8_asym_error). Weights arrive as C-contiguous 2-D arrays (f32, or f16/bf16 words).
+// int8_asym_error, awq_errors, group_output_error). Weights arrive as C-contiguous 2-D arrays (f32, or f16/bf16 words).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -10,6 +10,8 @@ namespace py = pybind11;
 namespace ovq {
 
 namespace {
+using F32Array = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
 void check_weight(const py::array& w, int code, int64_t& rows, int64_t& cols) {
     if (w.ndim() != 2) throw py::value_error("weight must be 2-D");
     if (!(w.flags() & py::array::c_style)) throw py::value_error("weight must be C-contiguous");
@@ -67,6 +69,48 @@ void register_wcompress(py::module_& m) {
         },
         py::arg("w"), py::arg("dtype_code"), py::arg("out"),
         "Per-row mean squared error of per-row INT8_ASYM quantization; False if not finite.");
+    m.def(
+        "awq_errors",
+        [](F32Array w, F32Array x, F32Array s, F32Array floor, F32Array alphas, int bits, bool sym) {
+            if (w.ndim() != 2 || x.ndim() != 2 || x.shape(0) != w.shape(1)) throw py::value_error("w (O, g), x (g, n)");
+            const int64_t rows = w.shape(0), g = w.shape(1), n = x.shape(1), na = alphas.size();
+            if (s.size() != g || floor.size() != g) throw py::value_error("s and floor need g entries");
+            if (bits != 4 && bits != 8) throw py::value_error("bits must be 4 or 8");
+            py::array_t<double> out(na);
+            double* po = out.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                awq_errors(w.data(), rows, g, x.data(), n, s.data(), floor.data(), alphas.data(), na, bits, sym, po);
+            }
+            return out;
+        },
+        py::arg("w"), py::arg("x"), py::arg("s"), py::arg("floor"), py::arg("alphas"), py::arg("bits"), py::arg("sym"),
+        "AWQ grid-search errors of one group (reference.py: awq_errors).");
+    m.def(
+        "group_output_error",
+        [](F32Array w, F32Array x, F32Array scale, py::object zp, int bits, bool sym) {
+            if (w.ndim() != 2 || x.ndim() != 2 || x.shape(0) != w.shape(1)) throw py::value_error("w (O, C), x (C, n)");
+            if (scale.ndim() != 2 || scale.shape(0) != w.shape(0)) throw py::value_error("scale (O, G)");
+            const int64_t rows = w.shape(0), cols = w.shape(1), n = x.shape(1), groups = scale.shape(1);
+            if (groups < 1 || cols % groups != 0) throw py::value_error("groups must divide the columns");
+            if (bits != 4 && bits != 8) throw py::value_error("bits must be 4 or 8");
+            F32Array z;
+            const float* pz = nullptr;
+            if (!zp.is_none()) {
+                z = zp.cast<F32Array>();
+                if (z.size() != scale.size()) throw py::value_error("zero point must match the scale");
+                pz = z.data();
+            }
+            py::array_t<double> out({rows, groups});
+            double* po = out.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                group_output_error(w.data(), rows, cols, x.data(), n, scale.data(), pz, groups, bits, sym, po);
+            }
+            return out;
+        },
+        py::arg("w"), py::arg("x"), py::arg("scale"), py::arg("zero_point"), py::arg("bits"), py::arg("sym"),
+        "Scale estimation's per-row, per-group output errors (reference.py: group_output_error).");
 }
 
 }  // namespace ovq

@@ -1,6 +1,7 @@
 """``ovq compress``: the command-line job around :func:`compress_graph`.
 
-Reads the model (weights stay memory-mapped), compresses its weights one at a time into
+Reads the model (weights stay memory-mapped), opens the calibration data if ``--data``
+is given (the forms ``ovq quantize`` reads), compresses its weights one at a time into
 a scratch file beside the output, writes the IR atomically (nothing is written on any
 failure, and never over something that is not a regular file), then prints the layers
 per precision, the ``.bin`` size before and after, the time per phase and, unless
@@ -34,6 +35,8 @@ class CompressJob:
     data: Path | None = None
     awq: bool = False
     scale_estimation: bool = False
+    sensitivity_metric: str | None = None
+    subset_size: int = 128
     audit: bool = True
     progress: bool | None = None
 
@@ -60,18 +63,29 @@ def run_compress_job(job: CompressJob, echo: Callable[[str], None] = print) -> d
 
     check_output(job.output)
     opts = resolve_options(mode=job.mode, ratio=job.ratio, group_size=job.group_size,
-                           all_layers=job.all_layers or None, backup_mode=job.backup_mode, sensitivity_metric=None,
-                           dataset=job.data, awq=job.awq, scale_estimation=job.scale_estimation, gptq=None,
-                           lora_correction=None, group_size_fallback_mode=job.group_size_fallback)
+                           all_layers=job.all_layers or None, backup_mode=job.backup_mode,
+                           sensitivity_metric=job.sensitivity_metric, dataset=job.data, awq=job.awq,
+                           scale_estimation=job.scale_estimation, gptq=None, lora_correction=None,
+                           group_size_fallback_mode=job.group_size_fallback, subset_size=job.subset_size)
     phases: dict[str, float] = {}
     t0 = time.perf_counter()
     graph = read_model(job.model)
     phases["read"] = time.perf_counter() - t0
+    data = None
+    if job.data is not None:
+        from ovq.quantization.data_sources import load_calibration_data
+        from ovq.quantization.quantize_cli import _model_inputs
+
+        data = load_calibration_data(job.data, _model_inputs(graph.to_ov()))
     echo(f"model: {job.model} ({len(graph)} layers); mode {opts.primary.label}"
-         + (f", ratio {opts.ratio:g}, backup {opts.backup_mode.value}" if not opts.is_int8 else ""))
+         + (f", ratio {opts.ratio:g}, backup {opts.backup_mode.value}" if not opts.is_int8 else "")
+         + (f"; data {job.data} ({len(data)} samples, first {min(len(data), opts.subset_size)} used)"
+            if data is not None else ""))
     report = compress_graph(graph, opts, ignored_scope=job.ignored_scope, progress=job.progress,
-                            spill_dir=job.output.parent)
-    phases["compress"] = report.seconds
+                            spill_dir=job.output.parent, dataset=data)
+    if data is not None:
+        phases["statistics"] = report.statistics_seconds
+    phases["compress"] = report.seconds - report.statistics_seconds
     t0 = time.perf_counter()
     save_model(graph, job.output)
     phases["write"] = time.perf_counter() - t0

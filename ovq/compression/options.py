@@ -6,9 +6,10 @@ Matches ``nncf.compress_weights`` spellings: :class:`CompressWeightsMode`,
 defaults (``ratio`` 1, ``group_size`` 128 for 4-bit modes and -1 for 8-bit ones,
 ``backup_mode`` INT8_ASYM) and its rejections, and returns one
 :class:`CompressionOptions` record; every bad value is an :class:`~ovq.errors.OptionError`
-naming the option. Data-aware options (``dataset``, ``awq``, ``scale_estimation``,
-``gptq``, ``lora_correction``, data-aware sensitivity metrics) are not supported yet and
-are refused the same way.
+naming the option. Data-aware options follow NNCF 3.4 too: ``dataset`` with
+``subset_size``, the four data-aware sensitivity metrics (MAX_ACTIVATION_VARIANCE is
+the default with a dataset), ``awq`` (data-aware with a dataset, data-free without) and
+``scale_estimation`` (needs a dataset); ``gptq`` and ``lora_correction`` are refused.
 """
 
 from __future__ import annotations
@@ -106,6 +107,22 @@ class CompressionOptions:
     all_layers: bool
     backup_mode: BackupMode
     group_size_fallback: GroupSizeFallbackMode
+    sensitivity_metric: SensitivityMetric = SensitivityMetric.WEIGHT_QUANTIZATION_ERROR
+    data_aware: bool = False
+    """A dataset was given (statistics are collected if an option below needs them)."""
+    awq: bool = False
+    scale_estimation: bool = False
+    subset_size: int = 128
+
+    @property
+    def data_aware_ratio(self) -> bool:
+        """Layers are ranked by activation statistics (NNCF: metric is data-aware and ratio != 1)."""
+        return self.sensitivity_metric != SensitivityMetric.WEIGHT_QUANTIZATION_ERROR and self.ratio != 1.0
+
+    @property
+    def needs_statistics(self) -> bool:
+        """A statistics pass over the dataset is needed (NNCF's data-aware mixed precision or compression)."""
+        return self.data_aware and (self.data_aware_ratio or self.awq or self.scale_estimation)
 
     @property
     def primary(self) -> Precision:
@@ -137,17 +154,16 @@ def _enum(cls: type[Enum], value: Any, option: str) -> Any:
     raise OptionError(f"{option}={value!r} is not a {cls.__name__}; valid: {valid}")
 
 
-_DATA_AWARE = "data-aware compression ({what}) is not supported by ovq yet; use the data-free modes"
-
-
 def resolve_options(*, mode: Any, ratio: Any, group_size: Any, all_layers: Any, backup_mode: Any,
                     sensitivity_metric: Any, dataset: Any, awq: Any, scale_estimation: Any, gptq: Any,
-                    lora_correction: Any, group_size_fallback_mode: Any) -> CompressionOptions:
-    """NNCF's defaults and rejections for data-free integer compression.
+                    lora_correction: Any, group_size_fallback_mode: Any, subset_size: Any = 128) -> CompressionOptions:
+    """NNCF's defaults and rejections for integer compression, data-free or data-aware.
 
     Raises:
         OptionError: an unknown or unsupported mode, ``ratio`` outside [0, 1], a bad
-            ``group_size``, an option NNCF rejects with INT8 modes, or a data-aware option.
+            ``group_size`` or ``subset_size``, an option NNCF rejects with INT8 modes,
+            ``scale_estimation`` or a data-aware metric (with a ratio) without a
+            dataset, or ``gptq`` / ``lora_correction`` (not implemented).
     """
     mode = _enum(CompressWeightsMode, CompressWeightsMode.INT8_ASYM if mode is None else mode, "mode")
     if mode not in SUPPORTED_MODES:
@@ -155,10 +171,9 @@ def resolve_options(*, mode: Any, ratio: Any, group_size: Any, all_layers: Any, 
                           + ", ".join(m.value for m in SUPPORTED_MODES))
     metric = None if sensitivity_metric is None else _enum(SensitivityMetric, sensitivity_metric,
                                                            "sensitivity_metric")
-    asked = [name for name, v in (("dataset", dataset), ("awq", awq), ("scale_estimation", scale_estimation),
+    has_data = dataset is not None
+    asked = [name for name, v in (("dataset", has_data), ("awq", awq), ("scale_estimation", scale_estimation),
                                   ("gptq", gptq), ("lora_correction", lora_correction)) if v]
-    if metric is not None and metric != SensitivityMetric.WEIGHT_QUANTIZATION_ERROR:
-        asked.append(f"sensitivity_metric={metric.value}")
     int8 = mode in (CompressWeightsMode.INT8_SYM, CompressWeightsMode.INT8_ASYM)
     if int8:
         # NNCF: INT8 modes take none of the mixed-precision or data-aware options.
@@ -171,8 +186,22 @@ def resolve_options(*, mode: Any, ratio: Any, group_size: Any, all_layers: Any, 
         if bad:
             raise OptionError(f"mode={mode.value} quantizes every weight per channel and takes no "
                               f"{', '.join(bad)} (as nncf.compress_weights); use a 4-bit mode for mixed precision")
-    if asked:
-        raise OptionError(_DATA_AWARE.format(what=", ".join(asked)))
+    refused = [name for name, v in (("gptq", gptq), ("lora_correction", lora_correction)) if v]
+    if refused:
+        raise OptionError(f"{' and '.join(refused)} {'is' if len(refused) == 1 else 'are'} not implemented in ovq; "
+                          "data-aware compression supports awq, scale_estimation and the data-aware "
+                          "sensitivity metrics")
+    if scale_estimation and not has_data:
+        raise OptionError("scale_estimation=True needs a dataset (as nncf.compress_weights: 'Scale estimation, "
+                          "GPTQ or Lora Correction algorithm is defined, but dataset is None')")
+    if (ratio not in (None, 0) and not has_data and metric is not None
+            and metric != SensitivityMetric.WEIGHT_QUANTIZATION_ERROR):
+        raise OptionError(f"sensitivity_metric={metric.value} ranks layers by activation statistics and needs a "
+                          "dataset (or use weight_quantization_error)")
+    if isinstance(subset_size, bool) or not isinstance(subset_size, numbers.Integral) or subset_size <= 0:
+        raise OptionError(f"subset_size={subset_size!r} must be a positive integer")
+    if metric is None:
+        metric = SensitivityMetric.MAX_ACTIVATION_VARIANCE if has_data else SensitivityMetric.WEIGHT_QUANTIZATION_ERROR
     r = 1.0 if ratio is None else ratio
     try:
         r = float(r)
@@ -196,4 +225,5 @@ def resolve_options(*, mode: Any, ratio: Any, group_size: Any, all_layers: Any, 
     fallback = _enum(GroupSizeFallbackMode,
                      GroupSizeFallbackMode.ERROR if group_size_fallback_mode is None else group_size_fallback_mode,
                      "group_size_fallback_mode")
-    return CompressionOptions(mode, r, gs, bool(all_layers), backup, fallback)
+    return CompressionOptions(mode, r, gs, bool(all_layers), backup, fallback, metric, has_data, bool(awq),
+                              bool(scale_estimation), int(subset_size))

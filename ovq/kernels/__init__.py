@@ -141,7 +141,7 @@ def _forward(name: str):
 
 _API = ("minmax", "reduce_min", "reduce_max", "reduce_mean", "reduce_state", "per_sample", "quantile",
         "histogram", "fake_quantize", "quantize", "dequantize", "quantization_error",
-        "compress_groups", "pack_nibbles", "int8_asym_error")
+        "compress_groups", "pack_nibbles", "int8_asym_error", "awq_errors", "group_output_error")
 for _n in _API:
     globals()[_n] = _forward(_n)
 del _n

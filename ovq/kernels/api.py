@@ -301,3 +301,51 @@ class Kernels:
         if w.ndim != 2 or w.shape[1] == 0:
             raise KernelError(f"{name}: int8_asym_error needs a non-empty 2-D weight, got shape {w.shape}")
         return self._m.int8_asym_error(np.ascontiguousarray(w), name=name)
+
+    # ------------------------------------------ data-aware weight compression
+    def awq_errors(self, w, x, s, alphas, *, bits: int, sym: bool, floor=None, name: str = "tensor"):
+        """AWQ's grid-search errors of one group (see :func:`ovq.kernels.reference.awq_errors`).
+
+        ``w`` ``(O, g)``, ``x`` ``(g, n)``, ``s`` and ``floor`` ``(g,)``, ``alphas`` ``(A,)``;
+        returns float64 ``(A,)``: for each alpha, the mean absolute MatMul output error
+        of the group quantized per row after scaling its channels by ``max(s^alpha, floor)``.
+
+        Raises:
+            KernelError: shapes that do not match, ``bits`` not 4 or 8.
+        """
+        w = np.ascontiguousarray(w, np.float32)
+        x = np.ascontiguousarray(x, np.float32)
+        s = np.ascontiguousarray(s, np.float32).reshape(-1)
+        floor = np.zeros_like(s) if floor is None else np.ascontiguousarray(floor, np.float32).reshape(-1)
+        alphas = np.ascontiguousarray(alphas, np.float32).reshape(-1)
+        if w.ndim != 2 or x.ndim != 2 or w.shape[1] != x.shape[0] or s.size != w.shape[1] or floor.size != s.size:
+            raise KernelError(f"{name}: awq_errors needs w (O, g), x (g, n), s and floor (g,); got "
+                              f"{w.shape}, {x.shape}, {s.shape}, {floor.shape}")
+        if bits not in (4, 8):
+            raise KernelError(f"{name}: bits must be 4 or 8, got {bits}")
+        if w.size == 0 or x.shape[1] == 0:
+            raise KernelError(f"{name}: awq_errors needs a non-empty weight and at least one sample")
+        return self._m.awq_errors(w, x, s, floor, alphas, int(bits), bool(sym))
+
+    def group_output_error(self, w, x, scale, zero_point, *, bits: int, sym: bool, name: str = "tensor"):
+        """Per-row, per-group MatMul output MSE of ``w`` quantized with the given scales
+        (see :func:`ovq.kernels.reference.group_output_error`); float64 ``(O, G)``.
+
+        Raises:
+            KernelError: shapes that do not match, ``bits`` not 4 or 8.
+        """
+        w = np.ascontiguousarray(w, np.float32)
+        x = np.ascontiguousarray(x, np.float32)
+        scale = np.ascontiguousarray(scale, np.float32)
+        zp = None if zero_point is None else np.ascontiguousarray(zero_point, np.float32)
+        if w.ndim != 2 or x.ndim != 2 or w.shape[1] != x.shape[0] or scale.ndim != 2 or scale.shape[0] != w.shape[0]:
+            raise KernelError(f"{name}: group_output_error needs w (O, C), x (C, n), scale (O, G); got "
+                              f"{w.shape}, {x.shape}, {scale.shape}")
+        if scale.shape[1] < 1 or w.shape[1] % scale.shape[1] or (zp is not None and zp.shape != scale.shape):
+            raise KernelError(f"{name}: {scale.shape[1]} groups do not divide {w.shape[1]} columns, or the zero "
+                              "point does not match the scale")
+        if bits not in (4, 8):
+            raise KernelError(f"{name}: bits must be 4 or 8, got {bits}")
+        if x.shape[1] == 0:
+            raise KernelError(f"{name}: group_output_error needs at least one sample")
+        return self._m.group_output_error(w, x, scale, zp, int(bits), bool(sym))

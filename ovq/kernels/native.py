@@ -209,3 +209,11 @@ def int8_asym_error(w, *, name="tensor"):
 
 
 pack_nibbles = _ref.pack_nibbles
+
+
+def awq_errors(w, x, s, floor, alphas, bits, sym):
+    return _native.awq_errors(w, x, s, floor, alphas, int(bits), bool(sym))
+
+
+def group_output_error(w, x, scale, zero_point, bits, sym):
+    return _native.group_output_error(w, x, scale, zero_point, int(bits), bool(sym))

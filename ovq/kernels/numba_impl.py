@@ -1367,3 +1367,91 @@ def int8_asym_error(w, *, name="tensor"):
 
 
 pack_nibbles = _ref.pack_nibbles
+
+
+# ------------------------------------------------------ data-aware weight compression
+# awq_errors / group_output_error: see reference.py. Same float32 quantize-dequantize as
+# _wc_params; the output error in float64 from the weight error.
+
+
+@_jit
+def _wc_deq(w, s, z, lo, hi):
+    t = np.rint(np.float32(w / s) + z)
+    t = lo if t < lo else (hi if t > hi else t)
+    return np.float32(np.float32(t - z) * s)
+
+
+@_pjit
+def _awq_k(w, x, s, floor, alphas, bits, sym, out):
+    rows, g = w.shape
+    n = x.shape[1]
+    for a in numba.prange(alphas.size):
+        c = np.empty(g, np.float32)
+        wc = np.empty(g, np.float32)
+        y = np.empty(n, np.float64)
+        for k in range(g):
+            p = np.float32(s[k] ** alphas[a])
+            c[k] = p if p > floor[k] else floor[k]
+        acc = 0.0
+        for o in range(rows):
+            mn = np.float32(np.inf)
+            mx = np.float32(-np.inf)
+            for k in range(g):
+                v = np.float32(w[o, k] * c[k])
+                wc[k] = v
+                mn = v if v < mn else mn
+                mx = v if v > mx else mx
+            sc, z, lo, hi = _wc_params(mn, mx, bits, sym)
+            y[:] = 0.0
+            for k in range(g):
+                d = np.float32(w[o, k] - np.float32(_wc_deq(wc[k], sc, z, lo, hi) / c[k]))
+                if d != 0:
+                    dd = np.float64(d)
+                    for j in range(n):
+                        y[j] += dd * np.float64(x[k, j])
+            for j in range(n):
+                acc += abs(y[j])
+        out[a] = acc / (rows * n)
+
+
+@_pjit
+def _goe_k(w, x, scale, zp, has_zp, bits, sym, out):
+    rows, cols = w.shape
+    groups = scale.shape[1]
+    g = cols // groups
+    n = x.shape[1]
+    if sym:
+        lo = np.float32(-(1 << (bits - 1)))
+        hi = np.float32((1 << (bits - 1)) - 1)
+    else:
+        lo = np.float32(0)
+        hi = np.float32((1 << bits) - 1)
+    for o in numba.prange(rows):
+        y = np.empty(n, np.float64)
+        for gi in range(groups):
+            sc = scale[o, gi]
+            z = zp[o, gi] if has_zp else np.float32(0)
+            y[:] = 0.0
+            for k in range(gi * g, gi * g + g):
+                d = np.float32(w[o, k] - _wc_deq(w[o, k], sc, z, lo, hi))
+                if d != 0:
+                    dd = np.float64(d)
+                    for j in range(n):
+                        y[j] += dd * np.float64(x[k, j])
+            acc = 0.0
+            for j in range(n):
+                acc += y[j] * y[j]
+            out[o, gi] = acc / n
+
+
+def awq_errors(w, x, s, floor, alphas, bits, sym):
+    out = np.empty(alphas.size, np.float64)
+    _awq_k(w, x, s, floor, alphas, int(bits), bool(sym), out)
+    return out
+
+
+def group_output_error(w, x, scale, zero_point, bits, sym):
+    out = np.empty(scale.shape, np.float64)
+    zp = np.zeros((1, 1), np.float32) if zero_point is None else zero_point
+    _goe_k(w, x, scale, zp, zero_point is not None, int(bits), bool(sym), out)
+    return out

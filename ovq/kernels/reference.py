@@ -443,3 +443,101 @@ def int8_asym_error(w: np.ndarray, *, name: str = "tensor") -> np.ndarray:
     q = np.clip(np.rint(g / s + zp), 0, np.float32(255))
     d = ((q - zp) * s - g).astype(np.float64)
     return (d * d).mean(axis=(1, 2))
+
+
+# ------------------------------------------------------ data-aware weight compression
+# The inner loops of AWQ and scale estimation (``ovq.compression.awq``,
+# ``ovq.compression.scale_estimation``): quantize-dequantize a weight with candidate
+# scales and measure the error of the MatMul output on calibration activations. The
+# output error is computed from the weight error, ``Σ_k (w_k - deq_k) x_kn``, which is
+# NNCF's ``W X - deq(W) X`` without the cancellation of two large products.
+
+
+def _qdq_levels(t: np.ndarray, bits: int, sym: bool) -> tuple[float, float]:
+    if sym:
+        half = np.float32(2 ** (bits - 1))
+        return -half, half - 1
+    return np.float32(0), np.float32(2**bits - 1)
+
+
+def awq_errors(w: np.ndarray, x: np.ndarray, s: np.ndarray, floor: np.ndarray, alphas: np.ndarray, bits: int,
+               sym: bool) -> np.ndarray:
+    """AWQ's grid search errors for one group of input channels.
+
+    For each ``alpha``: ``c = max(s ** alpha, floor)`` (float32, per channel), every
+    row of ``w * c`` quantized on its own (:func:`group_params` over the whole row) to
+    ``deq``, and the error ``mean over rows o and samples n of |Σ_k (w_ok - deq_ok / c_k) x_kn|``
+    (NNCF: ``mean |W X - Q(W c)(X / c)|``).
+
+    Args:
+        w: ``(O, g)`` float32 weights of the group.
+        x: ``(g, n)`` float32 activations (per-sample channel means).
+        s: ``(g,)`` float32 positive channel magnitudes.
+        floor: ``(g,)`` float32 lower bounds of the scale (0: none).
+        alphas: ``(A,)`` float32 exponents.
+
+    Returns:
+        ``(A,)`` float64 errors.
+    """
+    w = np.asarray(w, np.float32)
+    x = np.asarray(x, np.float32)
+    out = np.empty(len(alphas), np.float64)
+    lo, hi = _qdq_levels(w, bits, sym)
+    for a, alpha in enumerate(np.asarray(alphas, np.float32)):
+        c = np.maximum(np.power(np.asarray(s, np.float32), alpha), np.asarray(floor, np.float32)).astype(np.float32)
+        wc = (w * c).astype(np.float32)[:, None, :]
+        sc, zp = group_params(wc, bits, sym)
+        z = np.float32(0) if zp is None else zp
+        q = np.clip(np.rint(wc / sc + z), lo, hi)
+        deq = ((q - z) * sc).astype(np.float32)[:, 0, :]
+        d = (w - (deq / c).astype(np.float32)).astype(np.float64)
+        out[a] = float(np.mean(np.abs(d @ x.astype(np.float64))))
+    return out
+
+
+def quantize_with(w: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, bits: int, sym: bool
+                  ) -> np.ndarray:
+    """Levels of ``w`` ``(O, C)`` with given per-group ``scale`` / ``zero_point`` ``(O, G)``:
+    ``clip(rint(w / s + zp))`` as float32 ``(O, G, C / G)`` (NNCF's quantization with a
+    precomputed scale and zero point)."""
+    w = np.asarray(w, np.float32)
+    o, c = w.shape
+    groups = scale.shape[1]
+    g = w.reshape(o, groups, c // groups)
+    s = np.asarray(scale, np.float32)[:, :, None]
+    z = np.float32(0) if zero_point is None else np.asarray(zero_point, np.float32)[:, :, None]
+    lo, hi = _qdq_levels(w, bits, sym)
+    q = g / s
+    q += z
+    np.rint(q, out=q)
+    return np.clip(q, lo, hi, out=q)
+
+
+def group_output_error(w: np.ndarray, x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None, bits: int,
+                       sym: bool) -> np.ndarray:
+    """Scale estimation's error of each row and group with given scales and zero points.
+
+    ``deq = (clip(rint(w / s + zp)) - zp) * s`` per group, then
+    ``mean over samples n of (Σ_{k in group} (w_ok - deq_ok) x_kn)²`` (NNCF:
+    ``mean((W_g X_g - deq(W_g) X_g)²)``).
+
+    Args:
+        w: ``(O, C)`` float32 weight.
+        x: ``(C, n)`` float32 activations.
+        scale: ``(O, G)`` float32 scales (``G`` divides ``C``).
+        zero_point: ``(O, G)`` float32 zero points, or None (symmetric).
+
+    Returns:
+        ``(O, G)`` float64 errors.
+    """
+    w = np.asarray(w, np.float32)
+    o, c = w.shape
+    groups = scale.shape[1]
+    g = c // groups
+    q = quantize_with(w, scale, zero_point, bits, sym)
+    z = np.float32(0) if zero_point is None else np.asarray(zero_point, np.float32)[:, :, None]
+    deq = ((q - z) * np.asarray(scale, np.float32)[:, :, None]).astype(np.float32)
+    d = (w.reshape(o, groups, g) - deq).astype(np.float64)
+    xg = np.asarray(x, np.float64).reshape(groups, g, -1)
+    y = np.einsum("ogk,gkn->ogn", d, xg)
+    return np.mean(y * y, axis=2)

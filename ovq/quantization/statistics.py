@@ -17,7 +17,10 @@ per :class:`Observation`:
 * ``mean_axis``: the per-channel mean over every other axis plus the tensor's shape
   (``ShapeOf``), for bias correction; with ``mean_stride`` k the mean reads every k-th
   row and column only (large convolution inputs; see :mod:`.bias_correction`);
-* ``quantile``: the raw tensor, reduced on the fly by the native quantile kernel.
+* ``quantile``: the raw tensor, reduced on the fly by the native quantile kernel;
+* ``wc_channel_axis`` / ``wc_scalars`` (weight compression, NNCF's ``compress_weights``
+  statistics of a MatMul input): every sample's per-channel mean over the other axes and
+  its element count per channel, and per-sample scalars (:data:`WC_SCALARS`).
 
 All reductions leave the model **packed** into at most three outputs (:class:`_Packing`):
 one flat f32 vector of the static-size reductions, one ``[N, P]`` block of per-sample
@@ -74,7 +77,13 @@ from ovq.quantization.conv_decompression import fold_conv_weight_decompression
 from ovq.quantization.dataset import InputSpec, Subset
 
 
-CHECKED_ROLES = ("min", "max", "mean", "cmin", "cmax", "scmin", "scmax")
+WC_SCALARS = ("var_mean", "var_max", "absmax_mean", "sq_mean")
+"""Per-sample scalars of a MatMul input ``x`` (rank >= 2, axis -2 the tokens), NNCF 3.4's
+mixed-precision reducers: ``var_mean`` / ``var_max``, the mean / max over the other axes
+of the variance along axis -2; ``absmax_mean``, the mean of ``max |x|`` along axis -2;
+``sq_mean``, ``sum(x²) / numel(x)`` (HESSIAN_INPUT_ACTIVATION)."""
+
+CHECKED_ROLES = ("min", "max", "mean", "cmin", "cmax", "scmin", "scmax", "smean", "stokens", *WC_SCALARS)
 RUNNING_ROLES = ("cmin", "cmax", "mean", "shape")  # folded as results arrive, not kept per sample
 
 
@@ -94,6 +103,8 @@ class Observation:
     mean_stride: int = 1  # the mean reads every k-th row and column of a [N, C, H, W...] tensor
     keep_samples: int = 0  # keep the whole tensor of the first k samples (with sample_channel_axis)
     batch_axis: bool = True  # dim 0 is a batch: per-sample min/max/quantiles per item; else per inference
+    wc_channel_axis: int | None = None  # per-sample per-channel mean (every other axis) and elements per channel
+    wc_scalars: tuple[str, ...] = ()  # per-sample scalars, names from WC_SCALARS
 
 
 @dataclass
@@ -114,6 +125,9 @@ class TensorStats:
     mean_weight: float | None = None  # Σ over samples of the tensor's element count: channel_mean's weight in a merge
     sample_means: np.ndarray | None = None  # (samples, C) float32 per-sample channel means (keep_sample_means only)
     sample_weights: np.ndarray | None = None  # (samples,) float64 element count of each sample's mean
+    sample_mean: np.ndarray | None = None  # (samples, C) float32 per-channel mean of each sample (wc_channel_axis)
+    sample_tokens: np.ndarray | None = None  # (samples,) elements per channel of each sample (wc_channel_axis)
+    sample_scalars: dict[str, np.ndarray] = field(default_factory=dict)  # WC_SCALARS name -> (samples,) float64
 
 
 @dataclass
@@ -432,6 +446,17 @@ class _PackedFold:
         if "scmax" in sampled:
             st.sample_channel_min = values("scmin").astype(np.float64)
             st.sample_channel_max = values("scmax").astype(np.float64)
+        _fill_wc(st, {role: values(role) for role in sampled})
+
+
+def _fill_wc(st: TensorStats, got: dict[str, np.ndarray]) -> None:
+    """Set the weight-compression statistics on ``st`` from ``(samples, n)`` role arrays."""
+    if "smean" in got:
+        st.sample_mean = np.ascontiguousarray(got["smean"], np.float32)
+        st.sample_tokens = got["stokens"].reshape(-1).astype(np.float64)
+    for name in WC_SCALARS:
+        if name in got:
+            st.sample_scalars[name] = got[name].reshape(-1).astype(np.float64)
 
 
 class _Running:
@@ -603,6 +628,13 @@ def instrument(model: Any, observations: Sequence[Observation], *,
             axes = _other_axes(x, obs.mean_axis, obs.op_name, obs.out_index)
             add("mean", ops.reduce_mean(_strided(x, obs.mean_stride), axes, keep_dims=False))
             packer.shape(x, s)
+        if obs.wc_channel_axis is not None:
+            axes = _other_axes(x, obs.wc_channel_axis, obs.op_name, obs.out_index)
+            add("smean", ops.reduce_mean(x, axes, keep_dims=False))
+            dims = ops.gather(ops.shape_of(x), axes, ops.constant(np.array(0, np.int64)))
+            add("stokens", ops.reduce_prod(dims, ops.constant(np.array([0], np.int64)), keep_dims=False))
+        for name, node in _wc_scalars(x, obs).items():
+            add(name, node)
     packs: list[Any] = []
     packing = packer.finish(packs)
     for s in slots:
@@ -611,6 +643,39 @@ def instrument(model: Any, observations: Sequence[Observation], *,
     results = packs + extras + list(model.get_results())
     # the Assign sinks stay: without them a ReadValue has no sibling and the model does not compile
     return ov.Model(results, model.get_sinks(), model.get_parameters(), "ovq_statistics"), slots, packing
+
+
+def _wc_scalars(x: Any, obs: Observation) -> dict[str, Any]:
+    """The in-graph reductions of ``obs.wc_scalars`` on ``x`` (see :data:`WC_SCALARS`)."""
+    import openvino.opset13 as ops
+
+    if not obs.wc_scalars:
+        return {}
+    unknown = set(obs.wc_scalars) - set(WC_SCALARS)
+    if unknown:
+        raise ObservationError(f"calibration: unknown weight-compression statistics {sorted(unknown)}")
+    rank = x.get_partial_shape().rank
+    if rank.is_dynamic or rank.get_length() < 2:
+        raise ObservationError(f"calibration: output {obs.out_index} of {obs.op_name!r} needs a static rank >= 2 "
+                               "for data-aware weight compression statistics (axis -2 is the tokens)")
+    r = rank.get_length()
+    tokens = ops.constant(np.array([r - 2], np.int64))
+    rest = ops.constant(np.arange(r - 1, dtype=np.int64))
+    out: dict[str, Any] = {}
+    if "var_mean" in obs.wc_scalars or "var_max" in obs.wc_scalars:
+        d = ops.subtract(x, ops.reduce_mean(x, tokens, keep_dims=True))
+        var = ops.reduce_mean(ops.multiply(d, d), tokens, keep_dims=False)
+        if "var_mean" in obs.wc_scalars:
+            out["var_mean"] = ops.reduce_mean(var, rest, keep_dims=False)
+        if "var_max" in obs.wc_scalars:
+            out["var_max"] = ops.reduce_max(var, rest, keep_dims=False)
+    if "absmax_mean" in obs.wc_scalars:
+        out["absmax_mean"] = ops.reduce_mean(ops.reduce_max(ops.abs(x), tokens, keep_dims=False), rest,
+                                             keep_dims=False)
+    if "sq_mean" in obs.wc_scalars:
+        out["sq_mean"] = ops.reduce_mean(ops.multiply(x, x), ops.constant(np.arange(r, dtype=np.int64)),
+                                         keep_dims=False)
+    return out
 
 
 def _progress_bar(total: int | None, enabled: bool | None, desc: str):
@@ -937,6 +1002,9 @@ def concatenate_samples(stats: Sequence[TensorStats]) -> TensorStats:
 
     st.mins, st.maxs, st.q_low, st.q_high, st.kept = (cat(n) for n in ("mins", "maxs", "q_low", "q_high", "kept"))
     st.sample_channel_min, st.sample_channel_max = cat("sample_channel_min", True), cat("sample_channel_max", True)
+    st.sample_mean, st.sample_tokens = cat("sample_mean", True), cat("sample_tokens")
+    st.sample_scalars = {name: np.concatenate([s.sample_scalars[name] for s in stats])
+                         for name in stats[0].sample_scalars}
     if stats[0].channel_max is not None:
         st.channel_max = np.maximum.reduce([s.channel_max for s in stats])
         st.channel_min = np.minimum.reduce([s.channel_min for s in stats])
@@ -1022,6 +1090,9 @@ def _gather(observations: Sequence[Observation], per_sample: dict[int, list[dict
         kept = [r["kept"] for r in rows if "kept" in r]
         if kept:
             st.kept = np.concatenate([k.reshape(-1, k.shape[-1]) for k in kept])
+        wc = [role for role in ("smean", "stokens", *WC_SCALARS) if role in rows[0]]
+        if wc:
+            _fill_wc(st, {role: np.stack([r[role].reshape(-1) for r in rows]) for role in wc})
         if "q_low" in rows[0]:
             st.q_low = np.concatenate([r["q_low"].reshape(-1) for r in rows]).astype(np.float64)
             st.q_high = np.concatenate([r["q_high"].reshape(-1) for r in rows]).astype(np.float64)

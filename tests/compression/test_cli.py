@@ -48,7 +48,7 @@ def test_default_int8_all_layers_and_flags(model_xml, tmp_path):
 @pytest.mark.parametrize("args,match", [
     (("--mode", "int4_asym", "--group-size", "100"), "group_size=100 does not divide the input channels of 'MatMul"),
     (("--mode", "int4_asym", "--ratio", "2"), r"ratio=2\.0 is outside \[0, 1\]"),
-    (("--mode", "int4_asym", "--awq"), r"data-aware compression \(awq\) is not supported by ovq yet"),
+    (("--mode", "int4_asym", "--scale-estimation"), r"scale_estimation=True needs a dataset"),
     (("--ratio", "0.5",), "int8_asym quantizes every weight per channel and takes no ratio"),
 ])
 def test_bad_input_one_line_nothing_written(model_xml, tmp_path, args, match):
@@ -92,3 +92,30 @@ def test_report_of_a_compressed_model(model_xml, tmp_path):
     bad = run_cli("compress", model_xml, "-o", tmp_path / "d.xml", "--report", tmp_path / "missing" / "r.html",
                   check=False)
     assert bad.returncode == 2 and not (tmp_path / "d.xml").exists()
+
+
+def test_data_aware_options(model_xml, tmp_path):
+    """--data with AWQ, scale estimation, a metric and a subset size: statistics on the first
+    4 of 6 samples, the layers AWQ rescaled and those scale estimation set in the summary."""
+    np.save(tmp_path / "ids.npy", np.random.default_rng(0).integers(0, 512, (6, 1, 8)))
+    out = tmp_path / "c.xml"
+    p = run_cli("compress", model_xml, "-o", out, "--mode", "int4_asym", "--ratio", "0.8", "--data",
+                tmp_path / "ids.npy", "--awq", "--scale-estimation", "--sensitivity-metric", "mean_activation_variance",
+                "--subset-size", "4", "--no-audit", "-q")
+    text = p.stdout
+    assert "(6 samples, first 4 used)" in text
+    assert "statistics: 4 samples" in text and "sensitivity mean_activation_variance" in text
+    assert "AWQ (data-aware): 2 MatMul(s) rescaled" in text and "scale estimation: 3 weight(s)" in text
+    assert "time: read" in text and "statistics" in text and out.is_file()
+
+
+def test_data_of_the_wrong_shape_writes_nothing(model_xml, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "ids.npy", np.zeros((2, 1, 1, 8), np.int64))
+    out = tmp_path / "out"
+    out.mkdir()
+    p = run_cli("compress", model_xml, "-o", out / "c.xml", "--mode", "int4_asym", "--awq", "--data",
+                data / "ids.npy", check=False)
+    assert p.returncode == 2 and p.stderr.startswith("ovq: error: ") and "ids" in p.stderr
+    assert os.listdir(out) == []

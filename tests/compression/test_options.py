@@ -37,9 +37,14 @@ def test_defaults():
     (dict(mode="int8_sym", group_size=64, all_layers=True), "takes no group_size, all_layers"),
     (dict(mode="int8_asym", backup_mode="int8_sym"), "takes no backup_mode"),
     (dict(mode="int4_asym", backup_mode="fp8_e4m3"), "backup_mode='fp8_e4m3' is not supported"),
-    (dict(mode="int4_asym", dataset=[1]), "data-aware compression \\(dataset\\) is not supported by ovq yet"),
-    (dict(mode="int4_asym", awq=True, scale_estimation=True), r"\(awq, scale_estimation\) is not supported"),
-    (dict(mode="int4_asym", sensitivity_metric="max_activation_variance"), "max_activation_variance"),
+    (dict(mode="int8_asym", dataset=[1]), "int8_asym .* takes no dataset"),
+    (dict(mode="int8_sym", awq=True), "int8_sym .* takes no awq"),
+    (dict(mode="int4_asym", scale_estimation=True), "scale_estimation=True needs a dataset"),
+    (dict(mode="int4_asym", gptq=True, dataset=[1]), "gptq is not implemented in ovq"),
+    (dict(mode="int4_asym", lora_correction=True, dataset=[1]), "lora_correction is not implemented"),
+    (dict(mode="int4_asym", ratio=0.5, sensitivity_metric="max_activation_variance"),
+     "sensitivity_metric=max_activation_variance ranks layers by activation statistics and needs a dataset"),
+    (dict(mode="int4_asym", dataset=[1], subset_size=0), "subset_size=0 must be a positive integer"),
     (dict(mode="int4_asym", group_size_fallback_mode="round"), "not a GroupSizeFallbackMode"),
 ])
 def test_bad_options(kw, match):
@@ -49,6 +54,22 @@ def test_bad_options(kw, match):
 
 def test_data_free_metric_accepted():
     assert _resolve(mode="int4_sym", sensitivity_metric="weight_quantization_error").ratio == 1.0
+
+
+def test_data_aware_defaults():
+    """NNCF 3.4: the metric defaults to MAX_ACTIVATION_VARIANCE with a dataset; AWQ runs
+    without one (data-free); statistics are needed only when an option uses them."""
+    from ovq.compression.options import SensitivityMetric
+
+    o = _resolve(mode="int4_asym", dataset=[1])
+    assert o.sensitivity_metric == SensitivityMetric.MAX_ACTIVATION_VARIANCE and o.subset_size == 128
+    assert o.data_aware and not o.needs_statistics  # ratio 1, no correction: nothing to measure
+    assert _resolve(mode="int4_asym", dataset=[1], ratio=0.8).needs_statistics
+    o = _resolve(mode="int4_asym", awq=True)
+    assert o.awq and not o.data_aware and not o.needs_statistics
+    assert _resolve(mode="int4_asym").sensitivity_metric == SensitivityMetric.WEIGHT_QUANTIZATION_ERROR
+    # a data-aware metric without a ratio below 1 is accepted without data, as NNCF (ratio None)
+    assert _resolve(mode="int4_asym", sensitivity_metric="mean_activation_magnitude").ratio == 1.0
 
 
 def test_api_rejects_before_touching_the_model(tmp_path):

@@ -286,3 +286,28 @@ def test_a_0d_tensor_is_reduced_whole_per_inference():
     data = [rng.standard_normal((2, 5)).astype(np.float32) for _ in range(3)]
     stats, _ = collect_statistics(model, [Observation("s", "s", 0)], select_subset(data, None))
     np.testing.assert_allclose(stats["s"].maxs, [np.abs(d).max() for d in data], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_weight_compression_statistics_match_numpy(dynamic):
+    """wc_channel_axis / wc_scalars: per-sample channel means, elements per channel and
+    NNCF's mixed-precision scalars, equal to numpy on the observed tensor; with samples
+    of two token counts (a dynamic model switching passes) the rows stay in sample order."""
+    rng = np.random.default_rng(5)
+    x = ops.parameter([1, -1, 6] if dynamic else [1, 4, 6], ov.Type.f32, name="x")
+    y = ops.matmul(x, ops.constant(rng.standard_normal((6, 3)).astype(np.float32)), False, False)
+    y.set_friendly_name("mm")
+    model = ov.Model([y], [x])
+    lengths = [4, 4, 7, 4, 7] if dynamic else [4] * 5
+    data = [rng.standard_normal((1, t, 6)).astype(np.float32) for t in lengths]
+    obs = Observation("x", "x", minmax=False, wc_channel_axis=-1,
+                      wc_scalars=("var_mean", "var_max", "absmax_mean", "sq_mean"))
+    st = collect_statistics(model, [obs], select_subset(data, None), progress=False)[0]["x"]
+    np.testing.assert_allclose(st.sample_mean, np.stack([d.mean(axis=(0, 1)) for d in data]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(st.sample_tokens, lengths)
+    var = [d.var(axis=-2) for d in data]
+    np.testing.assert_allclose(st.sample_scalars["var_mean"], [v.mean() for v in var], rtol=1e-5)
+    np.testing.assert_allclose(st.sample_scalars["var_max"], [v.max() for v in var], rtol=1e-5)
+    np.testing.assert_allclose(st.sample_scalars["absmax_mean"], [np.abs(d).max(axis=-2).mean() for d in data],
+                               rtol=1e-5)
+    np.testing.assert_allclose(st.sample_scalars["sq_mean"], [(d * d).sum() / d.size for d in data], rtol=1e-5)

@@ -16,7 +16,7 @@ void register_reduce(pybind11::module_& m);
 void register_quant(pybind11::module_& m);
 // INT8 pair saturation (u8 x s8 products summed into int16 pairs).
 void register_saturation(pybind11::module_& m);
-// Weight compression: compress_groups, int8_asym_error.
+// Weight compression: compress_groups, int8_asym_error, awq_errors, group_output_error.
 void register_wcompress(pybind11::module_& m);
 
 namespace bind {

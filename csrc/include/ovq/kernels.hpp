@@ -86,4 +86,15 @@ bool compress_groups(DType dt, const void* data, int64_t rows, int64_t cols, int
 // Per-row mean squared error of per-row INT8_ASYM quantization; false if not finite.
 bool int8_asym_error(DType dt, const void* data, int64_t rows, int64_t cols, double* out);
 
+// ---- data-aware weight compression (wsearch.cpp); all arrays C-contiguous float32.
+// AWQ grid search of one group: w (rows x g), x (g x n), s and floor (g), alphas (na).
+// out[a] = mean over rows and samples of |sum_k (w_k - deq(w_k c_k) / c_k) x_kn| with
+// c = max(s^alpha, floor) and each row of w * c quantized per row to `bits`.
+void awq_errors(const float* w, int64_t rows, int64_t g, const float* x, int64_t n, const float* s,
+                const float* floor, const float* alphas, int64_t na, int bits, bool sym, double* out);
+// Scale estimation: w (rows x cols), x (cols x n), scale and zp (rows x groups; zp null
+// for sym). out (rows x groups) = mean over samples of (sum_{k in group} (w_k - deq_k) x_kn)^2.
+void group_output_error(const float* w, int64_t rows, int64_t cols, const float* x, int64_t n, const float* scale,
+                        const float* zp, int64_t groups, int bits, bool sym, double* out);
+
 }  // namespace ovq
