@@ -969,11 +969,16 @@ def analyze(
     import openvino as ov
 
     from ovq.ir.bridge import core
+    from ovq.quantization.conv_decompression import fold_conv_weight_decompression
     from ovq.quantization.dataset import InputSpec, select_subset
     from ovq.quantization.statistics import _progress_bar
 
     t_start = time.perf_counter()
     fp, fp_desc = _load(fp_model, "FP")
+    # the FP side only: int8-stored convolution weights of the FP model are folded to f32
+    # (an OpenVINO multi-stream bug corrupts them; docs/reliability.md); the INT8 side keeps
+    # its compressed weights, which its INT8 kernels read as they are
+    fp, _ = fold_conv_weight_decompression(fp)
     q, q_desc = _load(int8_model, "INT8")
     samples = select_subset(data, subset_size, seed=seed)
     spec = InputSpec(fp)
