@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ovq/detail.hpp"
+#include "ovq/group_params.hpp"
 #include "ovq/simd.hpp"
 
 namespace ovq {
@@ -19,33 +20,7 @@ using detail::Elem;
 using detail::load8;
 #endif
 
-struct Params {
-    float s, zp, lo, hi;  // scale, zero point (levels), clamp bounds of the levels
-};
-
-inline Params group_params(float mn, float mx, int bits, bool sym) {
-    Params p{};
-    if (sym) {
-        const float half = static_cast<float>(1 << (bits - 1));
-        const float a = std::fabs(mn);
-        p.s = (a >= mx ? a : -mx) / half;
-        if (std::fabs(p.s) < FLT_EPSILON) p.s = FLT_EPSILON;
-        p.zp = 0.0f;
-        p.lo = -half;
-        p.hi = half - 1.0f;
-    } else {
-        const float top = static_cast<float>((1 << bits) - 1);
-        const float lo = mn < 0.0f ? mn : 0.0f;
-        const float hi = mx > 0.0f ? mx : 0.0f;
-        p.s = (hi - lo) / top;
-        if (std::fabs(p.s) < FLT_EPSILON) p.s = FLT_EPSILON;
-        const float z = -std::nearbyint(lo / p.s);
-        p.zp = z < 0.0f ? 0.0f : (z > top ? top : z);
-        p.lo = 0.0f;
-        p.hi = top;
-    }
-    return p;
-}
+using Params = GroupParams;
 
 #if OVQ_X86
 // The vector part of span_minmax: returns the count consumed (a multiple of 8).

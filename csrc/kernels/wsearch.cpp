@@ -9,43 +9,23 @@
 #include <cstdint>
 #include <vector>
 
+#include "ovq/group_params.hpp"
 #include "ovq/kernels.hpp"
 #include "ovq/simd.hpp"
 
 namespace ovq {
 namespace {
 
-struct Levels {
-    float s, zp, lo, hi;
-};
+using Levels = GroupParams;
 
-// The scale / zero point of one span (as group_params in wcompress.cpp and reference.py).
+// The scale / zero point of one span, from its minimum and maximum.
 Levels span_params(const float* v, int64_t n, int bits, bool sym) {
     float mn = INFINITY, mx = -INFINITY;
     for (int64_t i = 0; i < n; ++i) {
         mn = v[i] < mn ? v[i] : mn;
         mx = v[i] > mx ? v[i] : mx;
     }
-    Levels p{};
-    if (sym) {
-        const float half = static_cast<float>(1 << (bits - 1));
-        const float a = std::fabs(mn);
-        p.s = (a >= mx ? a : -mx) / half;
-        if (std::fabs(p.s) < FLT_EPSILON) p.s = FLT_EPSILON;
-        p.lo = -half;
-        p.hi = half - 1.0f;
-    } else {
-        const float top = static_cast<float>((1 << bits) - 1);
-        const float lo = mn < 0.0f ? mn : 0.0f;
-        const float hi = mx > 0.0f ? mx : 0.0f;
-        p.s = (hi - lo) / top;
-        if (std::fabs(p.s) < FLT_EPSILON) p.s = FLT_EPSILON;
-        const float z = -std::nearbyint(lo / p.s);
-        p.zp = z < 0.0f ? 0.0f : (z > top ? top : z);
-        p.lo = 0.0f;
-        p.hi = top;
-    }
-    return p;
+    return group_params(mn, mx, bits, sym);
 }
 
 inline float dequant(float w, float s, float zp, float lo, float hi) {
