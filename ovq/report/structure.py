@@ -181,7 +181,12 @@ def _weight_range(node: Any, layer_type: str) -> tuple[np.ndarray | None, np.nda
         return None, None
     a = (lo - zero) * scale
     b = (hi - zero) * scale
-    return np.minimum(a, b).reshape(-1), np.maximum(a, b).reshape(-1)
+    low, high = np.minimum(a, b), np.maximum(a, b)
+    if low.ndim >= 2 and low.shape[0] > 1 and low[0].size > 1:
+        # group-wise (or element-wise) scales of a [O, ...] weight: the envelope per output channel
+        rest = tuple(range(1, low.ndim))
+        low, high = low.min(axis=rest), high.max(axis=rest)
+    return low.reshape(-1), high.reshape(-1)
 
 
 def _int_source(node: Any) -> Any:

@@ -89,6 +89,8 @@ def test_report_of_a_compressed_model(model_xml, tmp_path):
     run_cli("compress", model_xml, "-o", out, "--mode", "int4_asym", "--report", page, "-q")
     twin = json.loads(page.with_suffix(".json").read_text())
     assert page.read_text().startswith("<!DOCTYPE html>") and twin["summary"]
+    # group-wise INT4 ranges are shown per output channel (one envelope over its groups)
+    assert twin["weight_ranges"] and all(len(w["low"]) <= 512 for w in twin["weight_ranges"])
     bad = run_cli("compress", model_xml, "-o", tmp_path / "d.xml", "--report", tmp_path / "missing" / "r.html",
                   check=False)
     assert bad.returncode == 2 and not (tmp_path / "d.xml").exists()
