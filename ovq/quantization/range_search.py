@@ -4,17 +4,17 @@ samples (``range_search="activations" | "weights" | "all"``).
 
 The statistics give each range from extremes (mean of per-sample min/max, or quantiles),
 which keeps every outlier representable at the price of a coarser grid for everything
-else. The search trades the two directly: for each candidate range it fake-quantizes
-the layer's FP input (sampled rows or convolution patches of the first
-:data:`SEARCH_SAMPLES` calibration samples), runs the layer's product against its
-quantized weights in float, and keeps the candidate with the smallest
-Σ‖y_q − y_fp‖² / Σ‖y_fp‖² summed over the layers the activation feeds. Weight ranges are
-searched afterwards, per output channel, against the chosen activation grid (each
-output channel's error depends only on its own weight row).
+else. The search trades the two directly, on sampled rows or convolution patches of the
+layer's FP input on the first :data:`SEARCH_SAMPLES` calibration samples: for an
+activation range it keeps the candidate with the smallest estimated output error
+Σ_k ‖W[:, k]‖² Σ_r (fq(x_rk) − x_rk)², relative to the output energy and summed over the
+layers the activation feeds; weight ranges are searched afterwards, per output channel
+o, against the chosen activation grid, by Σ_k Σ_r xq_rk² (w_ok − fq(w_ok))². Both take
+the errors of different inputs as uncorrelated, so no matrix product is needed.
 
 Candidates are fractions of the range the statistics gave (:data:`ACTIVATION_GRID`,
 :data:`WEIGHT_GRID`); the unclipped range is always one of them, so the search never
-makes the measured error worse. Asymmetric activation ranges search the high and the
+makes the estimated error worse. Asymmetric activation ranges search the high and the
 low bound in turn.
 
 Matches: the layers :func:`ovq.quantization.saturation.find_layers` finds (Convolution,
@@ -94,12 +94,12 @@ def check_mode(mode: Any) -> str:
 
 def fake_quantize(x: np.ndarray, lo: Any, hi: Any, levels: int) -> np.ndarray:
     """``x`` through a FakeQuantize with input range = output range ``[lo, hi]``
-    (broadcasting) and ``levels`` levels, in float32."""
-    lo = np.asarray(lo, np.float32)
-    hi = np.asarray(hi, np.float32)
-    step = (hi - lo) / np.float32(levels - 1)
-    step = np.where(step > 0, step, np.float32(1.0))
-    return (np.rint((np.clip(x, lo, hi) - lo) / step) * step + lo).astype(np.float32)
+    (broadcasting) and ``levels`` levels, as the CPU plugin computes it (the native
+    :meth:`~ovq.kernels.api.Kernels.fake_quantize` kernel)."""
+    from ovq.kernels import get_kernels
+
+    lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
+    return get_kernels().fake_quantize(x, lo, hi, lo, hi, levels)
 
 
 @dataclass
@@ -187,7 +187,7 @@ def _activation_candidates(q: Quantizer, lo: float, hi: float, side: str) -> lis
     return list(dict.fromkeys(out))
 
 
-def search_activation(q: Quantizer, ops: Sequence[_Operand], graph: Graph) -> RangeSearchDecision | None:
+def search_activation(q: Quantizer, ops: Sequence[_Operand], graph: Graph) -> RangeSearchDecision:
     """Search ``q``'s range against the layers ``ops`` it feeds; write it if it is better."""
     from ovq.quantization.ranges import set_fq_range
 
@@ -263,10 +263,7 @@ def search_ranges(graph: Graph, layers: Sequence[SaturationLayer], inputs: Mappi
                 continue
             by_fq.setdefault(a.node, []).append(op)
             quantizer[a.node] = a
-        for node, group in by_fq.items():
-            d = search_activation(quantizer[node], group, graph)
-            if d is not None:
-                decisions.append(d)
+        decisions += [search_activation(quantizer[node], group, graph) for node, group in by_fq.items()]
     if mode in ("weights", "all"):
         decisions += [search_weight(op, graph) for op in ops.values() if op.layer.weight.levels <= 256]
     return decisions
