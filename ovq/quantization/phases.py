@@ -9,6 +9,8 @@
                           measuring what the later phases ask for
 ``smooth_quant``          SmoothQuant scales moved from activations into MatMul
                           weights (:mod:`.smooth_quant`; transformers)
+``channel_split``         outlier input channels of smoothed MatMul weights split
+                          into equal parts (:mod:`.channel_split`)
 ``ranges``                activation ranges from the statistics (:mod:`.ranges`)
 ``range_search``          optional: narrower activation/weight ranges where they lower
                           the layers' quantized output error (:mod:`.range_search`)
@@ -93,6 +95,14 @@ def smooth_quant_alpha(smooth_quant: float | bool | str | None, model_type: str 
     return alpha if alpha >= 0 else None
 
 
+def _check_channel_split(value: Any) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, (bool, np.bool_)):
+        raise OptionError(f"channel_split must be True or False, got {value!r}")
+    return bool(value)
+
+
 @dataclass(frozen=True)
 class QuantizeOptions:
     """The validated options of one quantize run (see :func:`ovq.quantize`)."""
@@ -108,6 +118,7 @@ class QuantizeOptions:
     outlier_prob: float = 1e-4
     overflow_fix: str = "auto"
     range_search: str = "none"
+    channel_split: bool = True
     smooth_quant: float | str | None = None
     """The resolved alpha, ``"search"``, or None (off)."""
     seed: int = 0
@@ -117,7 +128,7 @@ class QuantizeOptions:
     @classmethod
     def build(cls, *, target_device: Any = "ANY", preset: Any = None, model_type: Any = None,
               overflow_fix: str | None = None, smooth_quant: float | bool | str | None = None,
-              range_search: Any = None, **options: Any) -> QuantizeOptions:
+              range_search: Any = None, channel_split: Any = None, **options: Any) -> QuantizeOptions:
         """Validate user-facing options (enums or strings; ``None`` defaults) into options.
 
         Raises:
@@ -143,6 +154,7 @@ class QuantizeOptions:
         model_type = _value(model_type)
         return cls(target_device=_value(target_device), preset=_value(preset), model_type=model_type,
                    overflow_fix=overflow_fix, range_search=check_mode(range_search),
+                   channel_split=_check_channel_split(channel_split),
                    smooth_quant=smooth_quant_alpha(smooth_quant, model_type), **options)
 
     @property
@@ -314,6 +326,34 @@ class SmoothQuantPhase(Phase):
         state.report.smooth_alphas = [r.alpha for r in smoothed]
 
 
+class ChannelSplitPhase(Phase):
+    """Split the outlier input channels SmoothQuant moved into MatMul weights.
+
+    Matches the groups the ``smooth_quant`` phase rewrote (:mod:`.channel_split`); emits
+    a ``Gather`` that copies the split channels before the group's FakeQuantize ops and
+    each member's weights divided among the copies (weight ranges recomputed), and copies
+    the bias-correction means of the split channels. Preserves the FP function up to
+    rounding and every activation statistic.
+    """
+
+    name = "channel_split"
+
+    def enabled(self, state: QuantizeState) -> bool:
+        return state.options.channel_split and state.options.smooth_quant is not None
+
+    def run(self, state: QuantizeState) -> None:
+        from ovq.quantization import channel_split as cs
+
+        if not state.smoothed:
+            return
+        records, splits = cs.split_channels(state.graph, state.smoothed, state.quantizers)
+        if splits:
+            state.smoothed = records
+            cs.split_means(records, state.bias_layers, state.stats)
+            state.graph.drop_constant_pages()
+        state.report.channel_splits = splits
+
+
 class RangesPhase(Phase):
     """Set every activation quantizer's range from the statistics (:mod:`.ranges`).
 
@@ -444,7 +484,8 @@ def layer_inputs(state: QuantizeState, layers: Sequence[Any], count: int) -> dic
     """Per layer name, the FP tensors its activation FakeQuantize reads on the first
     ``count`` kept calibration samples: probed once per session (one compile, cached in
     :attr:`QuantizeState.probed` for requantize runs) and divided by the SmoothQuant
-    scales where a smoothed group's FakeQuantize feeds the layer. A smoothed layer
+    scales (and copied as :mod:`.channel_split` split them) where a smoothed group's
+    FakeQuantize feeds the layer. A smoothed layer
     behind a Reshape is left out (where the scales apply is unknown there)."""
     from ovq.quantization.saturation import probe_activations
 
@@ -465,6 +506,8 @@ def layer_inputs(state: QuantizeState, layers: Sequence[Any], count: int) -> dic
             shape = [1] * xs[0].ndim
             shape[smoothed.group.act_axis] = -1
             xs = [x / smoothed.scales.reshape(shape).astype(np.float32) for x in xs]
+            if smoothed.index is not None:  # and copies the split channels (:mod:`.channel_split`)
+                xs = [np.take(x, smoothed.index, axis=smoothed.group.act_axis) for x in xs]
         out[layer.name] = xs
     return out
 
@@ -628,7 +671,7 @@ statistics pass (``ovq batch --shards``: merged from slices run elsewhere)."""
 
 def default_phases(collect: Collect | None = None) -> list[Phase]:
     """The phases of ``ovq.quantize``, in order (``collect``: see :class:`StatisticsPhase`)."""
-    later: list[Phase] = [SmoothQuantPhase(), RangesPhase(), RangeSearchPhase(), OverflowFixPhase(),
+    later: list[Phase] = [SmoothQuantPhase(), ChannelSplitPhase(), RangesPhase(), RangeSearchPhase(), OverflowFixPhase(),
                           BiasCorrectionPhase(), CompressPhase()]
     return [PlacementPhase(), StatisticsPhase(later, collect), *later]
 

@@ -75,6 +75,7 @@ def calibrate_and_quantize(
     overflow_fix: str | None = None,
     range_search: str | None = None,
     smooth_quant: float | bool | str | None = None,
+    channel_split: bool | None = None,
     seed: int = 0,
     progress: bool | None = None,
     strict: bool = False,
@@ -86,8 +87,8 @@ def calibrate_and_quantize(
         target_device=target_device, preset=preset, subset_size=subset_size,
         fast_bias_correction=fast_bias_correction, model_type=model_type, ignored_scope=ignored_scope,
         compress_weights=compress_weights, activations_range=activations_range, outlier_prob=outlier_prob,
-        overflow_fix=overflow_fix, range_search=range_search, smooth_quant=smooth_quant, seed=seed,
-        progress=progress, strict=strict)
+        overflow_fix=overflow_fix, range_search=range_search, smooth_quant=smooth_quant,
+        channel_split=channel_split, seed=seed, progress=progress, strict=strict)
     return QuantizeSession(graph, calibration_dataset, options, fp_model=fp_model, ctx=ctx).run()
 
 
@@ -157,6 +158,7 @@ def quantize(
     overflow_fix: str | None = None,
     range_search: str | None = None,
     smooth_quant: float | bool | str | None = None,
+    channel_split: bool | None = None,
     seed: int = 0,
     progress: bool | None = None,
     strict: bool = False,
@@ -211,6 +213,11 @@ def quantize(
             inference, but seconds of numpy work: MiniLM cosine 0.9978 vs 0.9971). A
             float in ``[0, 1]``: that alpha everywhere. ``True``: 0.95. ``False`` or a
             negative value: off.
+        channel_split: Where SmoothQuant left a few input channels of a group's weights
+            far larger than the rest, split each into equal parts (a ``Gather`` copies
+            the activation channel; ``report.channel_splits``): a finer 8-bit weight grid
+            for every other channel. ``None``/``True`` (default): on wherever SmoothQuant
+            runs; ``False``: off. MiniLM: see docs/accuracy.md.
         seed: Seed of the subset draw.
         progress: Progress bar (``None``: on a terminal only).
         strict: An ignored-scope entry that matches nothing is an error, not a warning.
@@ -274,7 +281,7 @@ def quantize(
         subset_size=subset_size, fast_bias_correction=fast_bias_correction, model_type=model_type,
         ignored_scope=ignored_scope, compress_weights=compress_weights, activations_range=activations_range,
         outlier_prob=outlier_prob, overflow_fix=overflow_fix, range_search=range_search, smooth_quant=smooth_quant,
-        seed=seed,
+        channel_split=channel_split, seed=seed,
         progress=progress, strict=strict, ctx=ctx)
     qreport.phases = {"read": read_time, **({"pipeline": pipeline_time} if pipeline is not None else {}),
                      **qreport.phases}
@@ -290,7 +297,8 @@ def quantize(
         options = {"target_device": target_device, "preset": preset, "subset_size": subset_size,
                    "fast_bias_correction": fast_bias_correction, "model_type": model_type,
                    "compress_weights": compress_weights, "activations_range": activations_range,
-                   "overflow_fix": overflow_fix, "range_search": range_search, "smooth_quant": smooth_quant}
+                   "overflow_fix": overflow_fix, "range_search": range_search, "smooth_quant": smooth_quant,
+                   "channel_split": channel_split}
         report_model(result, report, fp_model=fp_model, data=calibration_dataset, quantize_report=qreport,
                      options={k: _value(v) for k, v in options.items() if v is not None}, source="ovq.quantize",
                      model_name=str(model) if isinstance(model, (str, os.PathLike)) else graph.name)

@@ -40,6 +40,7 @@ class QuantizeJob:
     smooth_quant: float | bool | str | None = None
     overflow_fix: str | None = None
     range_search: str | None = None
+    channel_split: bool | None = None
     seed: int = 0
     data_options: dict[str, Any] | None = None
     audit: bool = True
@@ -139,8 +140,9 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
         graph, data, fp_model=fp_model, target_device=job.target_device, preset=job.preset,
         subset_size=job.subset_size, fast_bias_correction=job.fast_bias_correction, model_type=job.model_type,
             ignored_scope=job.ignored_scope, compress_weights=job.compress_weights, smooth_quant=job.smooth_quant,
-            overflow_fix=job.overflow_fix, range_search=job.range_search, activations_range=job.activations_range,
-            outlier_prob=job.outlier_prob, seed=job.seed, progress=job.progress, ctx=ctx)
+            overflow_fix=job.overflow_fix, range_search=job.range_search, channel_split=job.channel_split,
+            activations_range=job.activations_range, outlier_prob=job.outlier_prob, seed=job.seed,
+            progress=job.progress, ctx=ctx)
     report.phases = {"read": t_read, **({"pipeline": t_pipeline} if job.pipeline else {}), **report.phases}
     if job.model_name:
         graph.name = job.model_name
@@ -234,7 +236,8 @@ def _with_accuracy_control(job: QuantizeJob, graph: Any, fp_model: Any, data: An
         target_device=job.target_device, preset=job.preset, subset_size=job.subset_size,
         fast_bias_correction=job.fast_bias_correction, model_type=job.model_type, ignored_scope=job.ignored_scope,
         compress_weights=job.compress_weights, smooth_quant=job.smooth_quant, overflow_fix=job.overflow_fix,
-        range_search=job.range_search, seed=job.seed, activations_range=job.activations_range,
+        range_search=job.range_search, channel_split=job.channel_split, seed=job.seed,
+        activations_range=job.activations_range,
         outlier_prob=job.outlier_prob,
         max_num_iterations=settings.max_iterations, ranking_subset_size=settings.ranking_subset_size,
         progress=job.progress, return_report=True)
@@ -265,7 +268,7 @@ def job_from_options(model: Path | None, output: Path | None, data: Path | None,
             data = pot.data_source
             data_options.update({k: v for k, v in pot.data_options().items() if v is not None})
     for key in ("target_device", "preset", "subset_size", "fast_bias_correction", "model_type", "ignored_scope",
-                "compress_weights", "seed", "overflow_fix", "range_search"):
+                "compress_weights", "seed", "overflow_fix", "range_search", "channel_split"):
         if given.get(key) is not None:
             settings[key] = given[key]
     if given.get("smooth_quant") is not None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ovq.quantization.channel_split import ChannelSplit
     from ovq.quantization.range_search import RangeSearchDecision
     from ovq.quantization.saturation import SaturationDecision
 
@@ -24,6 +25,7 @@ class QuantizeReport:
     """Ops whose weights were a constant subgraph (Transpose/Convert/... of Consts), folded to a Const."""
     smoothed: int = 0
     smooth_alphas: list[float] = field(default_factory=list)  # per smoothed group
+    channel_splits: list[ChannelSplit] = field(default_factory=list)  # groups whose channels were split
     bias_corrected: int = 0
     bias_skipped: list[tuple[str, float]] = field(default_factory=list)
     bias_shifts: dict[str, float] = field(default_factory=dict)  # applied corrections: mean |shift| per layer
@@ -48,6 +50,8 @@ class QuantizeReport:
             f"{self.quantized_ops} ops quantized",
             *([f"SmoothQuant: {self.smoothed} MatMuls smoothed, alpha {_span(self.smooth_alphas)}"]
               if self.smoothed else []),
+            *([f"channel split: {len(self.channel_splits)} smoothed groups, "
+               f"{sum(c.extra for c in self.channel_splits)} input channels added"] if self.channel_splits else []),
             f"bias correction: {self.bias_corrected} layers corrected, {len(self.bias_skipped)} left (shift too large "
             f"or zero bias)",
         ]

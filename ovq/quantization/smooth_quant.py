@@ -90,6 +90,8 @@ class Smoothed:
     scales: np.ndarray  # (C,) the weights were multiplied by these, the activation divided
     chosen: str  # member whose scales won
     alpha: float = DEFAULT_ALPHA
+    index: np.ndarray | None = None
+    """Set when :mod:`.channel_split` split the group's channels: new channel → old one."""
 
 
 def _static_dim(graph: Graph, node: int, out: int, axis: int) -> int | None:
@@ -174,13 +176,14 @@ def _broadcast(values: np.ndarray, ndim: int, axis: int) -> np.ndarray:
     return values.reshape(shape)
 
 
-def _set_weights(graph: Graph, fq: int, value: np.ndarray) -> None:
-    """Input 0 of weight FQ ``fq`` reads ``value`` (a new f32 Const replaces a Convert chain)."""
+def set_weights(graph: Graph, fq: int, value: np.ndarray, suffix: str = "smoothed") -> None:
+    """Input 0 of weight FQ ``fq`` reads ``value`` (a new f32 Const, named with ``suffix``,
+    replaces a Convert chain)."""
     src = graph.producer(fq, 0)
     if graph.op(src[0]).type == "Const":
-        set_const_input(graph, fq, 0, value, f"{graph.op(fq).name}/smoothed")
+        set_const_input(graph, fq, 0, value, f"{graph.op(fq).name}/{suffix}")
         return
-    c = graph.add_const(value, f"{graph.op(fq).name}/smoothed")
+    c = graph.add_const(value, f"{graph.op(fq).name}/{suffix}")
     graph.disconnect(fq, 0)
     graph.connect(c, 0, fq, 0)
     node = src[0]
@@ -199,7 +202,7 @@ def _weight_range_like(graph: Graph, weight: Quantizer, weights: np.ndarray) -> 
     return weight_range(weights, axes, weight.config, per_channel=bool(axes))
 
 
-def _requantize_weights(graph: Graph, weight: Quantizer, weights: np.ndarray) -> None:
+def requantize_weights(graph: Graph, weight: Quantizer, weights: np.ndarray) -> None:
     """Recompute weight quantizer ``weight``'s range for new ``weights``."""
     from ovq.quantization.ranges import set_fq_range
 
@@ -293,8 +296,8 @@ def smooth(graph: Graph, groups: Iterable[SmoothGroup], stats: Mapping[Hashable,
         for m in g.members:
             w = const_source(graph, m.weight_fq, 0)[1]
             scaled = (w.astype(np.float64) * _broadcast(s, w.ndim, m.weight_axis)).astype(np.float32)
-            _set_weights(graph, m.weight_fq, scaled)
-            _requantize_weights(graph, by_node[m.weight_fq], scaled)
+            set_weights(graph, m.weight_fq, scaled)
+            requantize_weights(graph, by_node[m.weight_fq], scaled)
         done.append(Smoothed(g, s, chosen, a))
     return done
 
