@@ -47,7 +47,7 @@ from ovq.quantization.statistics import TensorStats
 
 CANDIDATES = 32
 MAX_PIECES = 64
-MAX_EXTRA_SHARE = 0.125
+MAX_EXTRA_SHARE = 1 / 32
 MIN_GAIN_DB = 1.0
 
 

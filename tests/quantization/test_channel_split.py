@@ -16,7 +16,7 @@ from ovq.quantization.placement import apply_plan, plan_placement
 from ovq.quantization.statistics import TensorStats
 
 RNG = np.random.default_rng(5)
-K = 64
+K = 256
 OUTLIERS = (3, 17, 40)
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 EMULATED = {**F32, "LP_TRANSFORMS_MODE": False}  # FakeQuantize in float: no kernel saturation
