@@ -784,13 +784,37 @@ def _weight_stats(plans: Sequence[_LayerPlan]) -> dict[str, dict[str, Any]]:
         if not _fp_is_const(wf.get_node()):
             continue
         wq_v, wf_v = _const_value(wq), _const_value(wf)
-        if wq_v is None or wf_v is None or wq_v.shape != wf_v.shape:
-            continue
         in_axis = None
         if plan.node.get_type_name() == "MatMul":
             in_axis = -1 if plan.node.get_attributes().get("transpose_b") else -2
+        if wq_v is not None and wf_v is not None and wq_v.shape != wf_v.shape and in_axis is not None:
+            wq_v = _fold_split_channels(plan.node, wq_v, wf_v.shape, in_axis)
+        if wq_v is None or wf_v is None or wq_v.shape != wf_v.shape:
+            continue
         info["nmse"] = _weight_nmse(wq_v, wf_v, in_axis)
     return out
+
+
+def _fold_split_channels(matmul: Any, wq: np.ndarray, shape: tuple[int, ...], in_axis: int) -> np.ndarray | None:
+    """MatMul weights whose input channels :mod:`.channel_split` split (a constant-index
+    ``Gather`` on the activation, before or after its FakeQuantize) summed back onto the
+    original channels; None when there is no such Gather or the shapes do not fit."""
+    node = matmul.input_value(0).get_node()
+    for _ in range(3):
+        if node.get_type_name() == "Gather":
+            break
+        if node.get_type_name() != "FakeQuantize":
+            return None
+        node = node.input_value(0).get_node()
+    else:
+        return None
+    index = _int_const(node.input_value(1))
+    if node.get_type_name() != "Gather" or index is None or index.ndim != 1 or index.size != wq.shape[in_axis] \
+            or len(shape) != wq.ndim or index.max() >= shape[in_axis]:
+        return None
+    folded = np.zeros(shape, np.float32)
+    np.add.at(np.moveaxis(folded, in_axis, 0), index, np.moveaxis(wq, in_axis, 0))
+    return folded
 
 
 def _const_value(out: Any, depth: int = 0) -> np.ndarray | None:

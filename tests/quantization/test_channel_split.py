@@ -141,3 +141,12 @@ def test_cli_splits_by_default_and_no_channel_split_turns_it_off(tmp_path):
             "--no-audit")
     assert "channel split: 1 smoothed groups" in run_cli(*args).stdout
     assert "channel split" not in run_cli(*args, "--no-channel-split").stdout
+
+
+def test_analyze_folds_the_split_weights_back():
+    model, xs = _model(), _samples(8)
+    q = ovq.quantize(model, xs, model_type="transformer")
+    table = ovq.analyze(model, q, xs[:2])
+    rows = {r.name: r for r in table.rows}
+    for name in ("q", "k"):
+        assert rows[name].weight_nmse is not None and 0 < rows[name].weight_nmse < 1e-3
