@@ -375,7 +375,8 @@ def hw_validate(path: Path) -> None:
 @cli.command()
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder: outputs (by the manifest's template), journal, logs, summary.json/.csv.")
+              help="Output folder: outputs (by the manifest's template), journal, logs, summary.json/.csv, "
+                   "index.html.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Jobs at once (default: the cores here; on Ray, the cluster's CPUs).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -390,8 +391,11 @@ def hw_validate(path: Path) -> None:
 @click.option("--shards", type=click.IntRange(min=1), default=None,
               help="Split each quantize job's calibration subset into K slices whose statistics run as separate "
                    "tasks, merged bit for bit (a job's own 'shards' field wins). Default 1.")
+@click.option("--report", is_flag=True,
+              help="Each job also writes its HTML report (+ JSON twin) beside its output (int8.xml -> "
+                   "int8.report.html; a job's own 'report' field wins); OUTDIR/index.html links them.")
 def batch(manifest: Path, outdir: Path, jobs: int | None, engine: str, ray_address: str | None, retry: int,
-          force: bool, threads: int | None, shards: int | None) -> int:
+          force: bool, threads: int | None, shards: int | None, report: bool) -> int:
     """Run every job of MANIFEST (TOML/JSON), skipping those done before; see docs/batch.md.
 
     Exits 0 when every job is done, 1 when some failed, 2 on a bad manifest or output folder.
@@ -399,9 +403,10 @@ def batch(manifest: Path, outdir: Path, jobs: int | None, engine: str, ray_addre
     from ovq.batch import run
 
     result = run(manifest, outdir, jobs=jobs, engine=engine, ray_address=ray_address, retry=retry, force=force,
-                 threads=threads, shards=shards)
+                 threads=threads, shards=shards, report=report)
     click.echo(result.table())
     click.echo(f"summary: {result.summary_json}, {result.summary_csv}")
+    click.echo(f"index: {result.index_html}")
     return 1 if result.failed else 0
 
 

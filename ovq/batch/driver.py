@@ -5,7 +5,8 @@ before anything runs), finish commits a killed run left half done, remove stale 
 folders, compute job keys and skip finished unchanged jobs, run the rest on an engine
 (admission by estimated memory, retries of jobs whose worker died; a sharded job as its
 statistics tasks, whose partial statistics are merged here, then its finishing task),
-commit each job's outputs as it finishes, and write the summary.
+commit each job's outputs (and reports) as it finishes, and write the summary and the
+index page (``index.html``, also when jobs failed or every job was skipped).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from ovq.batch.journal import Journal
 from ovq.batch.keys import job_key
 from ovq.batch.manifest import Job, load_manifest
 from ovq.batch.memory import MemoryModel
-from ovq.batch.outputs import commit, outputs_match, staging_dir, sweep_staging
+from ovq.batch.outputs import commit, outputs_match, report_paths, staging_dir, sweep_staging
 from ovq.batch.progress import JobRecord, Progress, format_table, write_summary
+from ovq.batch.reports import write_index
 from ovq.errors import BatchError, OptionError
 
 __all__ = ["BatchResult", "run"]
@@ -34,12 +36,14 @@ LOCK_NAME = ".ovq-batch.lock"
 
 @dataclass
 class BatchResult:
-    """What a batch run did: one record per job (manifest order) and the summary files."""
+    """What a batch run did: one record per job (manifest order), the summary files and
+    the index page."""
 
     records: list[JobRecord]
     seconds: float
     summary_json: Path
     summary_csv: Path
+    index_html: Path | None = None
 
     @property
     def failed(self) -> list[JobRecord]:
@@ -81,8 +85,8 @@ def _recover(journal: Journal, jobs: list[Job]) -> None:
         output = Path(entry.output)
         staged = Path(entry.staging) / output.name if entry.staging else None
         if staged is not None and staged.parent.is_dir():
-            if staged.exists() or staged.with_suffix(".bin").exists():
-                commit(staged, output)
+            if staged.exists() or staged.with_suffix(".bin").exists():  # the .xml moves last
+                commit(staged, output, drop_report="report_html" not in (entry.digests or {}))
         if outputs_match(output, entry.digests):
             journal.done(entry.output)
         else:
@@ -104,6 +108,7 @@ def run(
     progress: bool | None = None,
     stream: TextIO | None = None,
     shards: int | None = None,
+    report: bool = False,
 ) -> BatchResult:
     """Run every job of ``manifest`` with outputs under ``outdir``; return the records.
 
@@ -123,6 +128,9 @@ def run(
         shards: Split each quantize job's calibration subset into this many contiguous
             slices whose statistics run as separate tasks, merged bit for bit on the
             driver (a job's own ``shards`` field wins; docs/batch.md). Default 1.
+        report: Each job also writes its HTML report and JSON twin beside its output
+            (``int8.xml`` -> ``int8.report.html``, ``int8.report.json``); a job's own
+            ``report`` field wins. Part of the job key: turning it on reruns done jobs.
 
     Raises:
         ManifestError: the manifest is malformed (nothing ran).
@@ -141,8 +149,10 @@ def run(
         raise OptionError(f"retry: must be >= 0, got {retry}")
     if shards is not None and (isinstance(shards, bool) or not isinstance(shards, int) or shards < 1):
         raise OptionError(f"shards: must be a positive integer, got {shards!r}")
+    if not isinstance(report, bool):
+        raise OptionError(f"report: expected True or False, got {report!r}")
     out = Path(outdir).resolve()
-    job_list = load_manifest(manifest, out)
+    job_list = load_manifest(manifest, out, report=report)
     lock = _prepare_outdir(out)
     journal = Journal(out)
     stream = stream or sys.stderr
@@ -186,12 +196,17 @@ def run(
                 eng.close()
         view.close()
         ordered = [records[j.index] for j in job_list]
+        for job, r in zip(job_list, ordered):
+            r.kind = job.kind
+            if job.report and r.status in ("done", "skipped"):
+                r.report = str(report_paths(job.output)[0])
         meta = {"manifest": str(Path(manifest).resolve()), "outdir": str(out), "engine": engine,
                 "seconds": round(time.monotonic() - t_start, 3),
                 "done": sum(r.status == "done" for r in ordered), "skipped": sum(r.status == "skipped" for r in ordered),
                 "failed": sum(r.status == "failed" for r in ordered)}
         json_path, csv_path = write_summary(out, ordered, meta)
-        return BatchResult(ordered, time.monotonic() - t_start, json_path, csv_path)
+        index = write_index(out, ordered, meta)
+        return BatchResult(ordered, time.monotonic() - t_start, json_path, csv_path, index)
     finally:
         journal.close()
         lock.close()
@@ -367,8 +382,8 @@ def _commit(journal: Journal, job: Job, staged: Path, result: dict[str, Any], se
     from ovq.batch.outputs import digests
 
     output = str(job.output)
-    journal.committing(output, str(staged.parent), digests(staged), result)
-    commit(staged, job.output)
+    journal.committing(output, str(staged.parent), digests(staged, report=job.report), result)
+    commit(staged, job.output, drop_report=not job.report)
     journal.done(output, seconds)
 
 

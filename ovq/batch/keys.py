@@ -3,7 +3,7 @@
 A job's key hashes the model's bytes (the ``.xml`` and its ``.bin``), a fingerprint of
 the calibration data (every file's bytes with its relative path; for a Python loader,
 the loader's source file), the job kind, options, data options, metric (and its source),
-the output path and the ovq version. Rerunning a batch skips a finished job only when its
+whether the job writes a report, the output path and the ovq version. Rerunning a batch skips a finished job only when its
 key is unchanged. File digests are cached per run by (path, size, mtime), so a model shared
 by several jobs is read once.
 """
@@ -103,6 +103,8 @@ def job_key(job: Job) -> str:
         "ovq": ovq.__version__, "kind": job.kind, "options": job.options, "data_options": job.data_options,
         "output": str(job.output), "metric": job.metric, "validation_data": job.validation_data,
     }
+    if job.report:  # only when asked, so a job without a report keeps the key it had before reports existed
+        parts["report"] = True
     if job.model.is_file():
         parts["model"] = [(p.name, file_digest(p)) for p in model_files(job.model)]
     else:

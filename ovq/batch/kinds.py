@@ -24,7 +24,8 @@ class JobKind:
     Attributes:
         name: The manifest's ``kind = "..."`` value.
         api: ``module:function`` of the public API whose keyword options a job may set.
-        reserved: Parameters of ``api`` the batch runner fills itself (never from a manifest).
+        reserved: Parameters of ``api`` the batch runner fills itself (never from a manifest;
+            ``report`` is the job field of that name, a report beside the output).
         required: Job fields a job of this kind must give (e.g. ``metric``).
         runner: ``module:function`` called in a worker as ``runner(spec, staged, phase)``.
         needs_data: Whether a job must name calibration ``data``.
@@ -72,12 +73,12 @@ def get_kind(name: str) -> JobKind | str:
 
 register_kind(JobKind(
     name="quantize", api="ovq.quantization.quantize:quantize",
-    reserved=frozenset({"model", "calibration_dataset", "return_report", "progress", "dump_dir"}),
+    reserved=frozenset({"model", "calibration_dataset", "return_report", "progress", "dump_dir", "report"}),
     runner="ovq.batch.worker:run_quantize"))
 register_kind(JobKind(
     name="quantize-with-accuracy-control", api="ovq.quantization.accuracy_control:quantize_with_accuracy_control",
     reserved=frozenset({"model", "calibration_dataset", "validation_dataset", "validation_fn", "return_report",
-                        "progress", "dump_dir", "quantize_options"}),
+                        "progress", "dump_dir", "quantize_options", "report"}),
     runner="ovq.batch.worker:run_accuracy_control", required=("metric",)))
 register_kind(JobKind(
     name="compress", api="ovq.compression.compress:compress_weights",

@@ -25,12 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from ovq.batch.kinds import get_kind
+from ovq.batch.outputs import report_paths
 from ovq.errors import ManifestError
 
 __all__ = ["DATA_OPTIONS", "DEFAULT_OUTPUT", "JOB_FIELDS", "Job", "load_manifest"]
 
 #: Job fields that are not API options.
-JOB_FIELDS = ("name", "model", "data", "kind", "output", "metric", "validation_data", "timeout", "shards")
+JOB_FIELDS = ("name", "model", "data", "kind", "output", "metric", "validation_data", "timeout", "shards",
+              "report")
 #: Calibration-data options (the ``ovq quantize`` data options, see docs/quantize-data.md).
 DATA_OPTIONS = ("input_shape", "layout", "mean_values", "scale_values", "reverse_input_channels",
                 "central_fraction")
@@ -61,6 +63,9 @@ class Job:
             its tasks.
         shards: Slices of the calibration subset whose statistics run as separate tasks
             (``None``: as the run's ``shards``; 1: unsharded). Quantize jobs only.
+        report: Also write the job's HTML report and its JSON twin beside the output
+            (:func:`~ovq.batch.outputs.report_paths`): the job's ``report`` field, else
+            the run's ``report``.
         where: ``file:line (job[i])`` of the job's table, for messages.
         base: The manifest's folder (loaders are imported from there).
         error: Why the job cannot run (missing model, ...); it then fails without running.
@@ -78,6 +83,7 @@ class Job:
     validation_data: str | None = None
     timeout: float | None = None
     shards: int | None = None
+    report: bool = False
     where: str = ""
     base: Path = Path(".")
     error: str | None = None
@@ -92,7 +98,8 @@ class Job:
         return {"index": self.index, "name": self.name, "kind": self.kind, "model": str(self.model),
                 "data": self.data, "output": str(self.output), "options": self.options,
                 "data_options": self.data_options, "metric": self.metric, "validation_data": self.validation_data,
-                "timeout": self.timeout, "shards": self.shards, "where": self.where, "base": str(self.base)}
+                "timeout": self.timeout, "shards": self.shards, "report": self.report, "where": self.where,
+                "base": str(self.base)}
 
 
 def is_loader(data: str, base: Path) -> bool:
@@ -159,12 +166,16 @@ def _read(path: Path) -> tuple[dict[str, Any], _Lines | None]:
         raise ManifestError(f"{path}: not valid TOML: {exc}") from None
 
 
-def load_manifest(path: str | os.PathLike[str], outdir: str | os.PathLike[str]) -> list[Job]:
+def load_manifest(path: str | os.PathLike[str], outdir: str | os.PathLike[str], *, report: bool = False) -> list[Job]:
     """Read the manifest at ``path``; return its jobs with outputs under ``outdir``.
+
+    ``report`` is whether a job that sets no ``report`` field writes its report
+    (``ovq batch --report``).
 
     Raises:
         ManifestError: malformed manifest, unknown field or kind, a bad output template,
-            an output that is not a regular file, or two jobs writing the same output.
+            an output (or, with ``report``, a report page) that is not a regular file, or two
+            jobs writing the same output.
     """
     path = Path(path)
     doc, lines = _read(path)
@@ -227,6 +238,9 @@ def load_manifest(path: str | os.PathLike[str], outdir: str | os.PathLike[str]) 
                 raise ManifestError(f"{at('shards')}: expected a positive number of slices, got {shards!r}")
             if kind_name != "quantize" and shards > 1:
                 raise ManifestError(f"{at('shards')}: only quantize jobs can be sharded (this job is {kind_name!r})")
+        wants_report = merged.get("report", report)
+        if not isinstance(wants_report, bool):
+            raise ManifestError(f"{at('report')}: expected true or false, got {wants_report!r}")
         for key in ("metric",):
             if key in merged and not _LOADER.match(merged[key]):
                 raise ManifestError(f"{at(key)}: expected module:function or file.py:function, got {merged[key]!r}")
@@ -255,8 +269,8 @@ def load_manifest(path: str | os.PathLike[str], outdir: str | os.PathLike[str]) 
                 options={k: v for k, v in merged.items() if k in allowed},
                 data_options={k: v for k, v in merged.items() if k in DATA_OPTIONS},
                 metric=merged.get("metric"), validation_data=validation_data,
-                timeout=float(timeout) if timeout is not None else None, shards=shards, where=at(), base=base,
-                error=error))
+                timeout=float(timeout) if timeout is not None else None, shards=shards, report=wants_report,
+                where=at(), base=base, error=error))
     _check_outputs(jobs)
     return _unique_names(jobs)
 
@@ -292,7 +306,7 @@ def _check_outputs(jobs: list[Job]) -> None:
             raise ManifestError(f"{job.where} and {seen[key].where} ({seen[key].model.name}) both write {job.output}: "
                                 f"use {{name}}, {{index}} or {{parent}} in output")
         seen[key] = job
-        for path in (job.output, job.output.with_suffix(".bin")):
+        for path in (job.output, job.output.with_suffix(".bin"), *(report_paths(job.output) if job.report else ())):
             if path.exists() and not path.is_file():
                 raise ManifestError(f"{job.where}: output {path} exists and is not a regular file")
 

@@ -47,6 +47,8 @@ class JobRecord:
     phases: dict[str, float] = field(default_factory=dict)
     shards: int = 1
     precisions: dict[str, int] | None = None  # compress jobs: weights per precision label
+    kind: str = ""
+    report: str | None = None  # the job's report page, when it has one (done or skipped)
 
     def precision_text(self) -> str:
         """``int4_asym g128: 10, int8_asym: 2`` (compress jobs), else ``-``."""
@@ -116,7 +118,8 @@ def write_summary(outdir: Path, records: list[JobRecord], meta: dict[str, Any]) 
     _atomic_write(json_path, json.dumps(doc, indent=2, default=str) + "\n")
     buf = io.StringIO()
     columns = ["name", "status", "seconds", "attempts", "int8_layers", "audited_layers", "int8_coverage",
-               "size_before", "size_after", "metric", "peak_rss", "shards", "precisions", "output", "key", "error"]
+               "size_before", "size_after", "metric", "peak_rss", "shards", "precisions", "kind", "output", "report",
+               "key", "error"]
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for r in records:

@@ -168,7 +168,8 @@ def run_quantize(spec: dict[str, Any], staged: Path, phase: Phase) -> dict[str, 
         raise _with_loader_name(data, exc) from None
     phase("write")
     save_model(session.state.graph, staged, fsync=True)
-    return {"report": report, "graph": session.state.graph, "metric": None}
+    return {"report": report, "graph": session.state.graph, "metric": None, "fp_model": session.state.fp_model,
+            "data": data}
 
 
 def run_shard(spec: dict[str, Any], staging: Path, phase: Phase) -> dict[str, Any]:
@@ -210,7 +211,7 @@ def run_compress(spec: dict[str, Any], staged: Path, phase: Phase) -> dict[str, 
                                       **options)
     phase("write")
     save_model(result, staged, fsync=True)
-    return {"report": None, "graph": result, "metric": None, "compression": report}
+    return {"report": None, "graph": result, "metric": None, "compression": report, "fp_model": graph}
 
 
 def run_accuracy_control(spec: dict[str, Any], staged: Path, phase: Phase) -> dict[str, Any]:
@@ -235,7 +236,7 @@ def run_accuracy_control(spec: dict[str, Any], staged: Path, phase: Phase) -> di
     phase("write")
     save_model(result, staged, fsync=True)
     return {"report": report.quantize, "graph": result, "metric": report.metric, "fp_metric": report.fp_metric,
-            "metric_met": report.met}
+            "metric_met": report.met, "fp_model": fp_model, "data": data}
 
 
 def _reset_peak_rss() -> None:
@@ -287,6 +288,14 @@ def run_job(spec: dict[str, Any], staging: str, phase: Phase = lambda name: None
         runner = getattr(importlib.import_module(module), attr)
         Path(staging).mkdir(parents=True, exist_ok=True)
         out = runner(spec, staged, phase)
+        compiled = report_seconds = None
+        if spec.get("report"):  # the HTML report and its twin beside the staged .xml
+            from ovq.batch.reports import write_job_report
+
+            phase("report")
+            compiled, report_seconds = write_job_report(spec, staged, out)
+        for held in ("fp_model", "data"):  # only the report needs them; free them before the audit
+            out.pop(held, None)
         report = out["report"]
         result = {
             "size_before": sum(p.stat().st_size for p in _model_files(Path(spec["model"]))),
@@ -303,9 +312,11 @@ def run_job(spec: dict[str, Any], staging: str, phase: Phase = lambda name: None
             phase("audit")
             from ovq.quantization.audit import runtime_audit
 
-            audit = runtime_audit(out["graph"])
+            audit = runtime_audit(out["graph"], compiled=compiled)
             result.update(int8_layers=audit.int8_count, audited_layers=len(audit.entries),
                           int8_coverage=audit.int8_count / len(audit.entries) if audit.entries else None)
+        if report_seconds is not None:
+            result["phases"]["report"] = round(report_seconds, 4)
         result["seconds"] = time.perf_counter() - t0
         result["peak_rss"] = _peak_rss()
         result["node"] = f"{os.uname().nodename}:{os.getpid()}"

@@ -8,11 +8,13 @@ die with it (``PR_SET_PDEATHSIG``). Marked ``slow``: each trial runs real quanti
 from __future__ import annotations
 
 import hashlib
+import json
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -67,9 +69,9 @@ def _leftovers(folder):
     return [p for p in folder.rglob("*") if p.name.startswith(".ovq-staging-") or p.name.endswith(".tmp")]
 
 
-def _start(path, out):
-    return subprocess.Popen([sys.executable, "-P", "-m", "ovq.cli", "batch", str(path), "-o", str(out), "--jobs", "2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _start(path, out, *extra):
+    return subprocess.Popen([sys.executable, "-P", "-m", "ovq.cli", "batch", str(path), "-o", str(out), "--jobs", "2",
+                             *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _children(pid):
@@ -114,6 +116,52 @@ def test_kill_driver_at_random_moments_then_rerun(workspace, manifest):
                 assert after[name][1] == finished and after[name][2] == key
                 assert next(r for r in result.records if r.name == name).status == "skipped"
         assert _files(out) == expected
+        assert not _leftovers(workspace)
+
+
+def _complete_reports(out):
+    """The jobs whose final report is in place; each page and twin is whole (a page ends
+    its document, a twin parses). Staging folders are not looked into."""
+    pages = sorted(p for p in out.rglob("int8.report.html") if not p.parent.name.startswith(".ovq-staging-"))
+    for page in pages:
+        assert page.read_text().rstrip().endswith("</html>"), page
+        json.loads(page.with_suffix(".json").read_text())
+    return [str(p.parent.relative_to(out)) for p in pages]
+
+
+def test_kill_driver_of_a_run_with_reports_then_rerun(workspace, manifest):
+    from ovq.batch.outputs import outputs_match
+
+    path = manifest(SIX_JOBS)
+    ref = run(path, workspace / "ref", jobs=2, progress=False)
+    expected = {k: v for k, v in _files(workspace / "ref").items() if ".report." not in k}
+    for trial, finished in enumerate((1, 4)):  # killed once the journal has this many jobs done
+        out = workspace / f"out{trial}"
+        proc = _start(path, out, "--report")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                done = [s for s, _, _ in _journal(out).values() if s == "done"]
+            except sqlite3.OperationalError:  # not created yet
+                done = []
+            if len(done) >= finished:
+                break
+            time.sleep(0.05)
+        workers = _children(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert not _wait_gone(workers), "workers outlived the killed driver"
+        before = _journal(out) if (out / "journal.sqlite").exists() else {}
+        committed = {name for name, (status, _, _) in before.items() if status in ("done", "committing")}
+        assert set(_complete_reports(out)) <= committed  # no report of a job that was not committing or done
+        result = run(path, out, jobs=2, progress=False, report=True)
+        assert all(r.status in ("done", "skipped") for r in result.records), result.table()
+        assert sorted(_complete_reports(out)) == sorted(r.name for r in ref.records)
+        db = sqlite3.connect(out / "journal.sqlite")
+        for output, digests in db.execute("SELECT output, digests FROM jobs"):
+            assert outputs_match(Path(output), json.loads(digests)) and "report_html" in json.loads(digests)
+        db.close()
+        assert {k: v for k, v in _files(out).items() if ".report." not in k} == expected
         assert not _leftovers(workspace)
 
 

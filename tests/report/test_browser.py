@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,31 +14,11 @@ import openvino as ov
 import pytest
 
 from ovq.data import demo_model_path
+from ovq_testing.browser import load
 
 pytestmark = pytest.mark.browser
 
 COMPUTE = {"Convolution", "GroupConvolution", "MatMul"}
-
-
-def _chromium() -> str:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.fail("the browser tests need Chromium: apt-get install -y chromium (.ci/run installs it)")
-    return exe
-
-
-def load(page: Path, *, extra_script: str = "") -> tuple[str, list[str]]:
-    """(DOM after the scripts ran, console lines) of ``page`` in headless Chromium."""
-    if extra_script:
-        copy = page.with_name(page.stem + ".probe.html")
-        copy.write_text(page.read_text().replace("</body>", f"<script>{extra_script}</script></body>"))
-        page = copy
-    proc = subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
-                           "--v=0", "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri()],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line]
-    return proc.stdout, console
 
 
 def check_page(page: Path, model: ov.Model) -> dict:
