@@ -173,6 +173,21 @@ class Subset:
             return iter(self.source)
         return _pick(self.source, self.indices)
 
+    def peek(self) -> Any:
+        """The first sample when it can be read without consuming a one-shot source
+        (a sequence, or an :class:`ovq.Dataset` over one); else None."""
+        first = self.indices[0] if self.indices else 0
+        data = self.source.data if isinstance(self.source, Dataset) else self.source
+        if isinstance(self.source, _ForeignDataset) or not (
+                isinstance(data, Sequence) or (hasattr(data, "__getitem__") and hasattr(data, "__len__"))):
+            return None
+        try:
+            if isinstance(self.source, Dataset):
+                return next(iter(self.source.get_inference_data([first])), None)
+            return data[first]
+        except Exception:  # noqa: BLE001 - a peek that fails only costs the optimisation that asked
+            return None
+
 
 DEFAULT_SUBSET_SIZE = 300
 

@@ -432,6 +432,16 @@ class OverflowFixPhase(Phase):
     def enabled(self, state: QuantizeState) -> bool:
         return state.options.overflow_fix != "disable"
 
+    def observations(self, state: QuantizeState) -> list[Observation]:
+        """``auto``: the analysed layers' FP inputs on the first samples, kept whole by the
+        statistics pass when they are small enough (else probed by one more compile)."""
+        from ovq.quantization import saturation as sat
+
+        if state.options.overflow_fix != "auto":
+            return []
+        layers = sat.find_layers(state.graph, state.weights(), state.activations(), state.sources)
+        return sat.inline_probe(state.fp_model, layers, state.subset.peek())
+
     def samples_needed(self, state: QuantizeState) -> int:
         from ovq.quantization.saturation import PROBE_SAMPLES
 
@@ -487,11 +497,15 @@ def layer_inputs(state: QuantizeState, layers: Sequence[Any], count: int) -> dic
     scales (and copied as :mod:`.channel_split` split them) where a smoothed group's
     FakeQuantize feeds the layer. A smoothed layer
     behind a Reshape is left out (where the scales apply is unknown there)."""
-    from ovq.quantization.saturation import probe_activations
+    from ovq.quantization.saturation import probe_activations, probe_key
 
     samples = (state.kept_samples or [])[:count]
     if not layers or not samples:
         return {}
+    for source in {layer.source for layer in layers}:  # kept whole by the statistics pass
+        st = state.stats.get(probe_key(source))
+        if st is not None and st.whole is not None and len(state.probed.get(source, ())) < len(st.whole):
+            state.probed[source] = list(st.whole)
     missing = [layer for layer in layers if len(state.probed.get(layer.source, ())) < len(samples)]
     if missing:
         state.probed.update(probe_activations(state.fp_model, missing, samples))

@@ -149,6 +149,51 @@ def find_layers(graph: Graph, weights: Iterable[Quantizer], activations: Iterabl
     return layers
 
 
+INLINE_PROBE_ELEMENTS = 4 << 20
+"""The statistics pass keeps the probed tensors whole when one sample's add up to at
+most this many elements (16 MiB of f32); else :func:`probe_activations` runs them."""
+
+
+def probe_key(source: tuple[str, int]) -> tuple[str, int, str]:
+    """The statistics key of a probed tensor kept by the statistics pass."""
+    return (source[0], source[1], "saturation_probe")
+
+
+def inline_probe(fp_model: Any, layers: Sequence[SaturationLayer], first_sample: Any = None) -> list[Any]:
+    """Observations that make the statistics pass keep the layers' FP inputs of the first
+    :data:`PROBE_SAMPLES` samples (saving :func:`probe_activations`' compile), or none
+    when those tensors are large or of unknown size. Dynamic shapes are sized on a copy
+    of the model reshaped to ``first_sample``'s inputs."""
+    from ovq.quantization.statistics import Observation
+
+    wanted = sorted({layer.source for layer in layers})
+    if not wanted or fp_model is None:
+        return []
+    model = fp_model
+    if not all(op.get_output_partial_shape(0).is_static for op in fp_model.get_parameters()):
+        if first_sample is None:
+            return []
+        from ovq.quantization.dataset import InputSpec
+
+        try:
+            arrays = InputSpec(fp_model).arrays(first_sample, 0)
+            model = fp_model.clone()
+            model.reshape({p.output(0): list(a.shape) for p, a in zip(model.get_parameters(), arrays)})
+        except Exception:  # noqa: BLE001 - unknown sizes: the separate probe reads them
+            return []
+    by_name = {op.get_friendly_name(): op for op in model.get_ops()}
+    total = 0
+    for name, port in wanted:
+        op = by_name.get(name)
+        if op is None or port >= op.get_output_size() or not op.output(port).get_partial_shape().is_static:
+            return []
+        total += int(np.prod(op.output(port).get_shape()))
+    if total > INLINE_PROBE_ELEMENTS:
+        return []
+    return [Observation(probe_key(source), source[0], source[1], minmax=False, whole_samples=PROBE_SAMPLES)
+            for source in wanted]
+
+
 def probe_activations(fp_model: Any, layers: Sequence[SaturationLayer], samples: Sequence[Any]
                       ) -> dict[tuple[str, int], list[np.ndarray]]:
     """The FP tensors the layers' activation FakeQuantize ops read, for ``samples``:
@@ -300,9 +345,11 @@ def analyse_layer(layer: SaturationLayer, graph: Graph, xs: Sequence[np.ndarray]
         cost = np.zeros_like(err_sq)
         hot = np.nonzero(saturated)[0]
         if hot.size:
-            energy = (centred.astype(np.float64) ** 2).sum(0)  # Σ_rows a_k²
-            extra = (u[hot] - c7[hot]).astype(np.float64) ** 2 - (u[hot] - c8[hot]).astype(np.float64) ** 2
-            cost[hot] = extra @ energy
+            energy = np.einsum("rk,rk->k", centred, centred)  # Σ_rows a_k²
+            uh, c7h, c8h = (u, c7, c8) if hot.size == u.shape[0] else (u[hot], c7[hot], c8[hot])
+            # (u - c7)² - (u - c8)² = (c8 - c7)(2u - c7 - c8): the 7-bit grid's extra squared error
+            extra = (c8h - c7h) * (2.0 * uh - c7h - c8h)
+            cost[hot] = extra.astype(np.float32) @ energy.astype(np.float32)
         sat_err.append(err_sq)
         halve_cost.append(cost)
         signal.append((out.astype(np.float64) ** 2).sum(0) * (centred.shape[0] / few.shape[0]))

@@ -102,6 +102,7 @@ class Observation:
     sample_channel_axis: int | None = None  # per-channel min/max of every sample (SmoothQuant)
     mean_stride: int = 1  # the mean reads every k-th row and column of a [N, C, H, W...] tensor
     keep_samples: int = 0  # keep the whole tensor of the first k samples (with sample_channel_axis)
+    whole_samples: int = 0  # keep the whole tensor, in its own layout, of the first k samples
     batch_axis: bool = True  # dim 0 is a batch: per-sample min/max/quantiles per item; else per inference
     wc_channel_axis: int | None = None  # per-sample per-channel mean (every other axis) and elements per channel
     wc_scalars: tuple[str, ...] = ()  # per-sample scalars, names from WC_SCALARS
@@ -122,6 +123,7 @@ class TensorStats:
     sample_channel_min: np.ndarray | None = None  # (samples, C) per-channel minimum of each sample
     sample_channel_max: np.ndarray | None = None  # (samples, C) per-channel maximum of each sample
     kept: np.ndarray | None = None  # (rows, C) the first samples' values, channel axis last
+    whole: list[np.ndarray] | None = None  # the first samples' tensors as the model computed them (whole_samples)
     mean_weight: float | None = None  # Σ over samples of the tensor's element count: channel_mean's weight in a merge
     sample_means: np.ndarray | None = None  # (samples, C) float32 per-sample channel means (keep_sample_means only)
     sample_weights: np.ndarray | None = None  # (samples,) float64 element count of each sample's mean
@@ -624,6 +626,8 @@ def instrument(model: Any, observations: Sequence[Observation], *,
             add("scmax", ops.reduce_max(x, axes, keep_dims=False))
             if obs.keep_samples:
                 add("kept", x)
+        if obs.whole_samples:
+            add("whole", x)
         if obs.mean_axis is not None:
             axes = _other_axes(x, obs.mean_axis, obs.op_name, obs.out_index)
             add("mean", ops.reduce_mean(_strided(x, obs.mean_stride), axes, keep_dims=False))
@@ -948,6 +952,9 @@ class _Pass:
                     if role == "kept":
                         if index < obs.keep_samples:
                             got[role] = np.moveaxis(np.array(data), obs.sample_channel_axis, -1)
+                    elif role == "whole":
+                        if index < obs.whole_samples:
+                            got[role] = np.array(data, np.float32)
                     elif role == "raw":
                         p = obs.quantile
                         q = shared.kernels.quantile(data, [p, 1.0 - p], axis=0, name=obs.op_name)
@@ -1002,6 +1009,8 @@ def concatenate_samples(stats: Sequence[TensorStats]) -> TensorStats:
 
     st.mins, st.maxs, st.q_low, st.q_high, st.kept = (cat(n) for n in ("mins", "maxs", "q_low", "q_high", "kept"))
     st.sample_channel_min, st.sample_channel_max = cat("sample_channel_min", True), cat("sample_channel_max", True)
+    whole = [w for s in stats for w in (s.whole or [])]
+    st.whole = whole or None
     st.sample_mean, st.sample_tokens = cat("sample_mean", True), cat("sample_tokens")
     st.sample_scalars = {name: np.concatenate([s.sample_scalars[name] for s in stats])
                          for name in stats[0].sample_scalars}
@@ -1090,6 +1099,9 @@ def _gather(observations: Sequence[Observation], per_sample: dict[int, list[dict
         kept = [r["kept"] for r in rows if "kept" in r]
         if kept:
             st.kept = np.concatenate([k.reshape(-1, k.shape[-1]) for k in kept])
+        whole = [r["whole"] for r in rows if "whole" in r]
+        if whole:
+            st.whole = whole
         wc = [role for role in ("smean", "stokens", *WC_SCALARS) if role in rows[0]]
         if wc:
             _fill_wc(st, {role: np.stack([r[role].reshape(-1) for r in rows]) for role in wc})

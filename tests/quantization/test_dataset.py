@@ -40,3 +40,14 @@ def test_quantize_a_model_with_a_scalar_boolean_input():
 def test_a_1d_value_for_a_scalar_input_is_refused(value):
     with pytest.raises(ovq.CalibrationDataError, match="'cond'"):
         InputSpec(if_on_scalar()).arrays({"x": np.zeros((1, 4, 8, 8), np.float32), "cond": value}, 0)
+
+
+def test_subset_peek_reads_the_first_sample_only_from_rereadable_sources():
+    from ovq.quantization.dataset import Dataset, select_subset
+
+    items = [np.full((1, 2), i, np.float32) for i in range(10)]
+    subset = select_subset(items, 4, seed=0)
+    assert (subset.peek() == next(iter(subset))).all()
+    assert select_subset(iter(items), 4, seed=0).peek() is None  # a one-shot iterator is never consumed
+    doubled = select_subset(Dataset(items, lambda x: x * 2), 4, seed=0)
+    assert (doubled.peek() == next(iter(doubled))).all()

@@ -68,6 +68,24 @@ def test_auto_halves_exactly_the_saturating_channels():
     assert "saturation" in report.format()
 
 
+def test_statistics_pass_keeps_the_probed_inputs(monkeypatch):
+    """Small inputs come from the statistics pass (no probe compile), with the decisions
+    the separate probe gives; above the size limit the probe runs."""
+    from ovq.quantization import saturation
+
+    samples = _samples()
+    calls = []
+    real = saturation.probe_activations
+    monkeypatch.setattr(saturation, "probe_activations", lambda *a, **k: calls.append(1) or real(*a, **k))
+    _, inline = ovq.quantize(_saturating_model(), iter(samples), compress_weights=False, return_report=True)
+    assert calls == []
+    monkeypatch.setattr(saturation, "INLINE_PROBE_ELEMENTS", 0)
+    _, probed = ovq.quantize(_saturating_model(), samples, compress_weights=False, return_report=True)
+    assert calls == [1]
+    assert [(d.layer, d.halved, d.saturated) for d in inline.overflow_decisions] == \
+        [(d.layer, d.halved, d.saturated) for d in probed.overflow_decisions]
+
+
 def test_other_modes_and_bad_value_keep_their_meaning():
     samples = _samples(2)
     _, report = ovq.quantize(_saturating_model(), samples, compress_weights=False, overflow_fix="enable",
