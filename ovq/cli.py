@@ -173,6 +173,8 @@ def preprocess(model: Path, output: Path, mean_values: str | None, scale_values:
 @click.option("--range-search", type=click.Choice(["none", "activations", "weights", "all"]), default=None,
               help="Narrow activation and/or per-channel weight ranges where that lowers each layer's quantized "
                    "output error on the first 4 calibration samples (default none; see docs/accuracy.md).")
+@click.option("--quantize-recurrent", "quantize_recurrent", flag_value=True, default=None,
+              help="Quantize LSTM/GRU sequences too (faster on CPU, less accurate; docs/accuracy.md).")
 @click.option("--no-channel-split", "channel_split", flag_value=False, default=None,
               help="Do not split the outlier input channels SmoothQuant moves into MatMul weights (docs/accuracy.md).")
 @click.option("--input-shape", default=None, help="Completes dynamic input dims, e.g. '1,3,224,224'.")

@@ -95,11 +95,11 @@ def smooth_quant_alpha(smooth_quant: float | bool | str | None, model_type: str 
     return alpha if alpha >= 0 else None
 
 
-def _check_channel_split(value: Any) -> bool:
+def _check_flag(name: str, value: Any, default: bool) -> bool:
     if value is None:
-        return True
+        return default
     if not isinstance(value, (bool, np.bool_)):
-        raise OptionError(f"channel_split must be True or False, got {value!r}")
+        raise OptionError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
 
@@ -119,6 +119,7 @@ class QuantizeOptions:
     overflow_fix: str = "auto"
     range_search: str = "none"
     channel_split: bool = True
+    quantize_recurrent: bool = False
     smooth_quant: float | str | None = None
     """The resolved alpha, ``"search"``, or None (off)."""
     seed: int = 0
@@ -128,7 +129,8 @@ class QuantizeOptions:
     @classmethod
     def build(cls, *, target_device: Any = "ANY", preset: Any = None, model_type: Any = None,
               overflow_fix: str | None = None, smooth_quant: float | bool | str | None = None,
-              range_search: Any = None, channel_split: Any = None, **options: Any) -> QuantizeOptions:
+              range_search: Any = None, channel_split: Any = None, quantize_recurrent: Any = None,
+              **options: Any) -> QuantizeOptions:
         """Validate user-facing options (enums or strings; ``None`` defaults) into options.
 
         Raises:
@@ -154,7 +156,8 @@ class QuantizeOptions:
         model_type = _value(model_type)
         return cls(target_device=_value(target_device), preset=_value(preset), model_type=model_type,
                    overflow_fix=overflow_fix, range_search=check_mode(range_search),
-                   channel_split=_check_channel_split(channel_split),
+                   channel_split=_check_flag("channel_split", channel_split, True),
+                   quantize_recurrent=_check_flag("quantize_recurrent", quantize_recurrent, False),
                    smooth_quant=smooth_quant_alpha(smooth_quant, model_type), **options)
 
     @property
@@ -263,7 +266,8 @@ class PlacementPhase(Phase):
         if state.fp_model is None:
             state.fp_model = graph.to_ov()
         state.plan = plan_placement(graph, opts.target_device, preset=opts.preset, model_type=opts.model_type,
-                                    ignored_scope=opts.ignored_scope, strict=opts.strict)
+                                    ignored_scope=opts.ignored_scope, strict=opts.strict,
+                                    recurrent=opts.quantize_recurrent)
         state.quantizers = apply_plan(graph, state.plan)
         graph.meta[QUANTIZED_OPS_KEY] = [graph.op(n).name for n in state.plan.quantized_ops]
         report = state.report

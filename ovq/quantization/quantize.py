@@ -76,6 +76,7 @@ def calibrate_and_quantize(
     range_search: str | None = None,
     smooth_quant: float | bool | str | None = None,
     channel_split: bool | None = None,
+    quantize_recurrent: bool = False,
     seed: int = 0,
     progress: bool | None = None,
     strict: bool = False,
@@ -88,7 +89,8 @@ def calibrate_and_quantize(
         fast_bias_correction=fast_bias_correction, model_type=model_type, ignored_scope=ignored_scope,
         compress_weights=compress_weights, activations_range=activations_range, outlier_prob=outlier_prob,
         overflow_fix=overflow_fix, range_search=range_search, smooth_quant=smooth_quant,
-        channel_split=channel_split, seed=seed, progress=progress, strict=strict)
+        channel_split=channel_split, quantize_recurrent=quantize_recurrent, seed=seed, progress=progress,
+        strict=strict)
     return QuantizeSession(graph, calibration_dataset, options, fp_model=fp_model, ctx=ctx).run()
 
 
@@ -159,6 +161,7 @@ def quantize(
     range_search: str | None = None,
     smooth_quant: float | bool | str | None = None,
     channel_split: bool | None = None,
+    quantize_recurrent: bool = False,
     seed: int = 0,
     progress: bool | None = None,
     strict: bool = False,
@@ -218,6 +221,11 @@ def quantize(
             the activation channel; ``report.channel_splits``): a finer 8-bit weight grid
             for every other channel. ``None``/``True`` (default): on wherever SmoothQuant
             runs; ``False``: off. MiniLM: see docs/accuracy.md.
+        quantize_recurrent: Quantize LSTM/GRU sequences and cells where the target's
+            descriptor allows (the CPU plugin runs LSTMSequence and GRUSequence in INT8,
+            faster, but its single range for input and hidden state loses accuracy:
+            docs/accuracy.md). ``False`` (default): they stay in float and are listed
+            in ``report.skipped``.
         seed: Seed of the subset draw.
         progress: Progress bar (``None``: on a terminal only).
         strict: An ignored-scope entry that matches nothing is an error, not a warning.
@@ -281,7 +289,7 @@ def quantize(
         subset_size=subset_size, fast_bias_correction=fast_bias_correction, model_type=model_type,
         ignored_scope=ignored_scope, compress_weights=compress_weights, activations_range=activations_range,
         outlier_prob=outlier_prob, overflow_fix=overflow_fix, range_search=range_search, smooth_quant=smooth_quant,
-        channel_split=channel_split, seed=seed,
+        channel_split=channel_split, quantize_recurrent=quantize_recurrent, seed=seed,
         progress=progress, strict=strict, ctx=ctx)
     qreport.phases = {"read": read_time, **({"pipeline": pipeline_time} if pipeline is not None else {}),
                      **qreport.phases}
@@ -298,7 +306,7 @@ def quantize(
                    "fast_bias_correction": fast_bias_correction, "model_type": model_type,
                    "compress_weights": compress_weights, "activations_range": activations_range,
                    "overflow_fix": overflow_fix, "range_search": range_search, "smooth_quant": smooth_quant,
-                   "channel_split": channel_split}
+                   "channel_split": channel_split, "quantize_recurrent": quantize_recurrent or None}
         report_model(result, report, fp_model=fp_model, data=calibration_dataset, quantize_report=qreport,
                      options={k: _value(v) for k, v in options.items() if v is not None}, source="ovq.quantize",
                      model_name=str(model) if isinstance(model, (str, os.PathLike)) else graph.name)

@@ -41,6 +41,7 @@ class QuantizeJob:
     overflow_fix: str | None = None
     range_search: str | None = None
     channel_split: bool | None = None
+    quantize_recurrent: bool = False
     seed: int = 0
     data_options: dict[str, Any] | None = None
     audit: bool = True
@@ -141,8 +142,8 @@ def run_quantize_job(job: QuantizeJob, echo: Callable[[str], None] = print) -> d
         subset_size=job.subset_size, fast_bias_correction=job.fast_bias_correction, model_type=job.model_type,
             ignored_scope=job.ignored_scope, compress_weights=job.compress_weights, smooth_quant=job.smooth_quant,
             overflow_fix=job.overflow_fix, range_search=job.range_search, channel_split=job.channel_split,
-            activations_range=job.activations_range, outlier_prob=job.outlier_prob, seed=job.seed,
-            progress=job.progress, ctx=ctx)
+            quantize_recurrent=job.quantize_recurrent, activations_range=job.activations_range,
+            outlier_prob=job.outlier_prob, seed=job.seed, progress=job.progress, ctx=ctx)
     report.phases = {"read": t_read, **({"pipeline": t_pipeline} if job.pipeline else {}), **report.phases}
     if job.model_name:
         graph.name = job.model_name
@@ -236,7 +237,8 @@ def _with_accuracy_control(job: QuantizeJob, graph: Any, fp_model: Any, data: An
         target_device=job.target_device, preset=job.preset, subset_size=job.subset_size,
         fast_bias_correction=job.fast_bias_correction, model_type=job.model_type, ignored_scope=job.ignored_scope,
         compress_weights=job.compress_weights, smooth_quant=job.smooth_quant, overflow_fix=job.overflow_fix,
-        range_search=job.range_search, channel_split=job.channel_split, seed=job.seed,
+        range_search=job.range_search, channel_split=job.channel_split, quantize_recurrent=job.quantize_recurrent,
+        seed=job.seed,
         activations_range=job.activations_range,
         outlier_prob=job.outlier_prob,
         max_num_iterations=settings.max_iterations, ranking_subset_size=settings.ranking_subset_size,
@@ -268,7 +270,7 @@ def job_from_options(model: Path | None, output: Path | None, data: Path | None,
             data = pot.data_source
             data_options.update({k: v for k, v in pot.data_options().items() if v is not None})
     for key in ("target_device", "preset", "subset_size", "fast_bias_correction", "model_type", "ignored_scope",
-                "compress_weights", "seed", "overflow_fix", "range_search", "channel_split"):
+                "compress_weights", "seed", "overflow_fix", "range_search", "channel_split", "quantize_recurrent"):
         if given.get(key) is not None:
             settings[key] = given[key]
     if given.get("smooth_quant") is not None:

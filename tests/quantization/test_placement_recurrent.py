@@ -195,7 +195,7 @@ def test_lstm_initial_cell_state_is_quantized_and_x_h_range_is_not_widened_to_on
         return {p.get_friendly_name(): rng.uniform(-0.3, 0.3, tuple(p.get_shape())).astype(np.float32)
                 for p in m.get_parameters()}
 
-    q, report = ovq.quantize(m, [feed(s) for s in range(32)], return_report=True)
+    q, report = ovq.quantize(m, [feed(s) for s in range(32)], return_report=True, quantize_recurrent=True)
     fqs = {op.get_friendly_name(): op for op in q.get_ops() if op.get_type_name() == "FakeQuantize"}
     assert set(fqs) == {"x/fq_output_0", "h/fq_output_0", "c/fq_output_0"}  # weights compressed
     high = {k: float(op.input_value(2).get_node().get_data().max()) for k, op in fqs.items()}

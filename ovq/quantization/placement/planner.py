@@ -65,8 +65,12 @@ def plan_placement(
     model_type: str | None = None,
     ignored_scope: IgnoredScope | dict | None = None,
     strict: bool = False,
+    recurrent: bool = True,
 ) -> PlacementPlan:
     """Decide where FakeQuantize ops go; the graph is not changed.
+
+    ``recurrent=False`` leaves LSTM/GRU/RNN sequences and cells in floating point (listed
+    as skipped) even where the descriptor has a rule for them.
 
     Port precisions should be known (``graph.infer_shapes()``); unknown ones count as float.
 
@@ -81,7 +85,7 @@ def plan_placement(
         preset = "mixed" if model_type == "transformer" else "performance"
     if preset not in PRESETS:
         raise PlacementError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
-    return _Planner(graph, hw, hw.effective_preset(preset), model_type, ignored_scope, strict).run()
+    return _Planner(graph, hw, hw.effective_preset(preset), model_type, ignored_scope, strict, recurrent).run()
 
 
 class _Planner:
@@ -103,8 +107,9 @@ class _Planner:
     """
 
     def __init__(self, graph: Graph, hw: HardwareDescriptor, preset: str, model_type: str | None,
-                 ignored_scope: IgnoredScope | dict | None, strict: bool) -> None:
+                 ignored_scope: IgnoredScope | dict | None, strict: bool, recurrent: bool = True) -> None:
         self.hw = hw
+        self.recurrent = recurrent
         self.preset = preset
         self.model_type = model_type
         self.lpt = hw.low_precision_transformations
@@ -204,6 +209,9 @@ class _Planner:
             return
         t = view.type(n)
         if t in RECURRENT_PORTS:
+            if not self.recurrent:
+                self._skip(n, "recurrent op left in float (quantize_recurrent=False)")
+                return
             gid = self._plan_recurrent(n, rule)
             if gid is not None:
                 self.recurrent_groups.append(gid)
