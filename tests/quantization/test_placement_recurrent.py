@@ -203,3 +203,26 @@ def test_lstm_initial_cell_state_is_quantized_and_x_h_range_is_not_widened_to_on
     assert 0.25 < high["c/fq_output_0"] < 0.31 and high["c/fq_output_0"] != high["x/fq_output_0"]
     assert report.quantized_ops == 1 and runtime_audit(q).int8_count == 1
     assert _snr(m, q, 0.3) > 34.0
+
+
+def test_quantize_leaves_recurrent_ops_float_unless_asked(tmp_path):
+    """ovq.quantize's default: no FakeQuantize on an LSTMSequence, listed as skipped with
+    the option that changes it; the CLI flag turns quantization on."""
+    from ovq_testing.cli import run_cli
+
+    m = recurrent("lstm", hidden=32, inputs=16, steps=6, seed=1)
+    rng = np.random.default_rng(0)
+    samples = [{p.get_friendly_name(): rng.uniform(-0.3, 0.3, tuple(p.get_shape())).astype(np.float32)
+                for p in m.get_parameters()} for _ in range(8)]
+    q, report = ovq.quantize(m, samples, return_report=True)
+    assert not [op for op in q.get_ops() if op.get_type_name() == "FakeQuantize"]
+    assert report.quantized_ops == 0
+    assert any("quantize_recurrent" in why for _name, why in report.skipped)
+    xml = tmp_path / "lstm.xml"
+    ov.save_model(m, xml, compress_to_fp16=False)
+    np.savez(tmp_path / "d.npz", **{k: np.stack([s[k] for s in samples]) for k in samples[0]})
+    args = ("quantize", xml, "-o", tmp_path / "q.xml", "--data", tmp_path / "d.npz", "--no-audit")
+    run_cli(*args)
+    assert not [o for o in ov.Core().read_model(tmp_path / "q.xml").get_ops() if o.get_type_name() == "FakeQuantize"]
+    run_cli(*args, "--quantize-recurrent")
+    assert runtime_audit(str(tmp_path / "q.xml")).int8_count == 1
