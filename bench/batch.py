@@ -7,6 +7,7 @@ Usage::
     python bench/batch.py ray [--copies N] [--subset-size S]
     python bench/batch.py shards [--shards K] [--subset-size S] [--repeats R]
     python bench/batch.py compress [--copies N]
+    python bench/batch.py zoo [--skip-nncf] [--only RUN ...] [--models MODEL ...]
 
 **throughput**: N copies of the shipped digits CNN (``ovq.data``), calibrated on its 300
 calibration images. Wall time and models per hour of: a shell loop of ``ovq quantize``
@@ -29,6 +30,25 @@ whether the outputs are identical.
 **compress**: N copies of EfficientNet-Lite0 as ``kind = "compress"`` jobs (default
 options: int8_asym) with ``--jobs 2``: wall time, each job's seconds and the seconds
 inside ``ovq.compress_weights``, bytes before and after, weights per precision.
+
+**zoo**: 16 jobs, the four open models (the digits CNN of ``ovq.data`` and the test
+assets ``resnet_like``, ``efficientnet_lite0``, ``minilm``) × four option sets
+(:data:`ZOO_OPTIONS`: defaults; ``preset = "mixed"``; a smaller ``subset_size``, 100, or
+18 for MiniLM's 36 sentences; ``overflow_fix = "first_layer"``; MiniLM always with
+``model_type = "transformer"``), calibrated on ``bench/quantize.py``'s ``calibration(name)``
+samples, written to one ``.npy`` stack per model (``.npz`` by input name for MiniLM).
+The same 16 jobs run, in one invocation: (a) ``ovq.quantize`` + ``ovq.save_model`` for
+every job one after another in one fresh process (reading the same files); (b) ``ovq
+batch --jobs 2``; (c) ``ovq batch --jobs 1``; (d) a sequential loop of ``nncf.quantize``
+scripts, one fresh process per job (read the model, ``nncf.quantize`` with the same
+``subset_size``, ``preset``, ``model_type`` and ``overflow_fix``, ``ov.save_model(...,
+compress_to_fp16=False)``; an option NNCF lacks would be left at NNCF's default and
+listed in the output); ``--skip-nncf`` leaves (d) out, ``--only`` runs some of
+``inprocess batch2 batch1 nncf``, ``--models`` some of the models (a quick check). Printed: a markdown table (wall s, models/hour, CPU
+busy = the run's child processes' user+system time over wall × cores, load average
+before and after), the ratios batch wall / in-process wall and batch models per hour /
+nncf-loop models per hour, and each batch run's mean per-job phase seconds (from its
+``summary.json``) beside the in-process loop's.
 
 **kills**: T trials on one output folder. Each trial starts ``ovq batch --jobs 2``, waits
 a random time, kills the driver or one of its workers (chosen at random) with SIGKILL,
@@ -320,6 +340,161 @@ def compress(copies: int) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
+ZOO_MODELS = ("digits", "resnet_like", "efficientnet_lite0", "minilm")
+#: (label, options) of the zoo bench; ``subset_size`` ``None`` = the smaller subset of the model.
+ZOO_OPTIONS = (("default", {}), ("mixed", {"preset": "mixed"}), ("subset", {"subset_size": None}),
+               ("overflow", {"overflow_fix": "first_layer"}))
+#: ovq options the NNCF script maps, and how (anything else: NNCF's default).
+_NNCF_EQUIVALENT = ("subset_size", "preset", "model_type", "overflow_fix")
+PY = [sys.executable, "-P"]  # -P: a checkout's bare ovq/ (no extension) cannot shadow the installed package
+
+_INPROCESS = """
+import json, sys, time, numpy as np, ovq
+from pathlib import Path
+root = Path(sys.argv[1])
+figures = []
+for job in json.loads((root / "jobs.json").read_text()):
+    t0 = time.perf_counter()
+    data = np.load(root / job["data"])
+    samples = ([{k: data[k][i] for k in data.files} for i in range(len(data[data.files[0]]))]
+               if job["data"].endswith(".npz") else list(data))
+    q, report = ovq.quantize(job["model"], samples, progress=False, return_report=True, **job["options"])
+    out = root / "inprocess" / job["name"] / "int8.xml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ovq.save_model(q, out)
+    figures.append({"name": job["name"], "seconds": time.perf_counter() - t0, "phases": report.phases})
+(root / "inprocess.json").write_text(json.dumps(figures))
+"""
+
+_NNCF_JOB = """
+import json, logging, sys, numpy as np, nncf, openvino as ov
+from pathlib import Path
+from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+logging.getLogger("nncf").setLevel(logging.ERROR)
+root, job = Path(sys.argv[1]), json.loads(sys.argv[2])
+opts = job["options"]
+model = ov.Core().read_model(job["model"])
+data = np.load(root / job["data"])
+samples = ([{k: data[k][i] for k in data.files} for i in range(len(data[data.files[0]]))]
+           if job["data"].endswith(".npz") else list(data))
+kwargs = {"subset_size": opts.get("subset_size", 300)}
+if "preset" in opts:
+    kwargs["preset"] = nncf.QuantizationPreset(opts["preset"])
+if "model_type" in opts:
+    kwargs["model_type"] = nncf.ModelType(opts["model_type"])
+if "overflow_fix" in opts:
+    fix = {"first_layer": OverflowFix.FIRST_LAYER, "enable": OverflowFix.ENABLE, "disable": OverflowFix.DISABLE}
+    kwargs["advanced_parameters"] = AdvancedQuantizationParameters(overflow_fix=fix[opts["overflow_fix"]])
+q = nncf.quantize(model, nncf.Dataset(samples), **kwargs)
+out = root / "nncf" / job["name"] / "int8.xml"
+out.parent.mkdir(parents=True, exist_ok=True)
+ov.save_model(q, str(out), compress_to_fp16=False)
+"""
+
+
+def _zoo_workspace(models: tuple[str, ...]) -> tuple[Path, list[dict]]:
+    """The zoo's calibration files, its 16 jobs (``jobs.json``) and their manifest (``batch.toml``)."""
+    import importlib.util
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from ovq_testing.assets import asset_path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/quantize.py imports bench/memory.py
+    spec = importlib.util.spec_from_file_location("ovq_bench_quantize", Path(__file__).with_name("quantize.py"))
+    bq = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bq)
+
+    root = Path(tempfile.mkdtemp(prefix="ovq-bench-zoo-"))
+    (root / "data").mkdir()
+    jobs, lines = [], []
+    for model in models:
+        samples = bq.calibration(model)
+        if isinstance(samples[0], dict):  # MiniLM: one stack per input name
+            data = f"data/{model}.npz"
+            np.savez(root / data, **{k: np.stack([s[k] for s in samples]) for k in samples[0]})
+        else:
+            data = f"data/{model}.npy"
+            np.save(root / data, np.stack(samples))
+        for label, options in ZOO_OPTIONS:
+            opts = dict(options)
+            if "subset_size" in opts:
+                opts["subset_size"] = min(100, len(samples) // 2)
+            if model == "minilm":
+                opts["model_type"] = "transformer"
+            job = {"name": f"{model}-{label}", "model": str(asset_path(model)), "data": data, "options": opts}
+            jobs.append(job)
+            lines += ["[[job]]", f'name = "{job["name"]}"', f'model = "{job["model"]}"', f'data = "{data}"',
+                      *(f"{k} = {json.dumps(v)}" for k, v in opts.items()), ""]
+    (root / "jobs.json").write_text(json.dumps(jobs, indent=1))
+    (root / "batch.toml").write_text('[defaults]\noutput = "{outdir}/{name}/int8.xml"\n\n' + "\n".join(lines))
+    return root, jobs
+
+
+def _timed_all(cmds: list[list[str]]) -> tuple[float, float]:
+    """Wall seconds of running ``cmds`` one after another, and their (and their children's) CPU seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    for cmd in cmds:
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tempfile.gettempdir())
+        if proc.returncode:
+            raise SystemExit(f"{' '.join(cmd[:4])} ... failed:\n{proc.stderr.decode(errors='replace')[-3000:]}")
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def zoo(skip_nncf: bool, only: list[str] | None, models: tuple[str, ...] = ZOO_MODELS) -> None:
+    """The 16 zoo jobs four ways; see the module docstring."""
+    root, jobs = _zoo_workspace(models)
+    cores = len(os.sched_getaffinity(0))
+    runs = {
+        "inprocess": ("(a) `ovq.quantize` one after another, one process",
+                      [[*PY, "-c", _INPROCESS, str(root)]]),
+        "batch2": ("(b) `ovq batch --jobs 2`",
+                   [[*PY, "-m", "ovq.cli", "batch", str(root / "batch.toml"), "-o", str(root / "batch2"), "--jobs", "2"]]),
+        "batch1": ("(c) `ovq batch --jobs 1`",
+                   [[*PY, "-m", "ovq.cli", "batch", str(root / "batch.toml"), "-o", str(root / "batch1"), "--jobs", "1"]]),
+        "nncf": ("(d) loop of `nncf.quantize` scripts, one process per job",
+                 [[*PY, "-c", _NNCF_JOB, str(root), json.dumps(job)] for job in jobs]),
+    }
+    chosen = [k for k in runs if (only is None or k in only) and not (skip_nncf and k == "nncf")]
+    rows = {}
+    for key in chosen:
+        load = os.getloadavg()[0]
+        wall, cpu = _timed_all(runs[key][1])
+        rows[key] = (wall, cpu, load, os.getloadavg()[0])
+        print(f"{key}: {wall:.1f} s, load average {load:.1f} -> {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
+    n = len(jobs)
+    unmapped = sorted({k for job in jobs for k in job["options"] if k not in _NNCF_EQUIVALENT})
+    print(f"{n} jobs ({', '.join(models)} x {', '.join(label for label, _ in ZOO_OPTIONS)}), {cores} cores")
+    if "nncf" in rows:
+        print("NNCF scripts: every option has an NNCF equivalent" if not unmapped else
+              f"NNCF scripts: left at NNCF's default (no equivalent): {', '.join(unmapped)}")
+    print("| run | wall s | models/hour | CPU busy | load average before -> after |")
+    print("|---|---:|---:|---:|---|")
+    for key, (wall, cpu, la, lb) in rows.items():
+        print(f"| {runs[key][0]} | {wall:.1f} | {n * 3600 / wall:.0f} | {cpu / (wall * cores):.0%} | {la:.1f} -> {lb:.1f} |")
+    for key in ("inprocess", "batch2", "batch1"):
+        if key not in rows:
+            continue
+        parts = []
+        if "inprocess" in rows and key != "inprocess":
+            parts.append(f"wall / in-process wall {rows[key][0] / rows['inprocess'][0]:.2f}")
+        if "nncf" in rows:
+            parts.append(f"models per hour / nncf loop's {rows['nncf'][0] / rows[key][0]:.2f}x")
+        if parts:
+            print(f"{runs[key][0]}: " + ", ".join(parts))
+        summary = (json.loads((root / "inprocess.json").read_text()) if key == "inprocess"
+                   else json.loads((root / key / "summary.json").read_text())["jobs"])
+        phases: dict[str, float] = {}
+        for job in summary:
+            for phase, seconds in (job.get("phases") or {}).items():
+                phases[phase] = phases.get(phase, 0.0) + seconds
+        print(f"  {key}: sum of job seconds {sum(j.get('seconds') or 0 for j in summary):.1f}, of which phases "
+              + ", ".join(f"{k} {v:.1f}" for k, v in phases.items()))
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -340,8 +515,15 @@ def main() -> None:
     s.add_argument("--repeats", type=int, default=2)
     c = sub.add_parser("compress")
     c.add_argument("--copies", type=int, default=4)
+    z = sub.add_parser("zoo")
+    z.add_argument("--skip-nncf", action="store_true", help="leave out the loop of nncf.quantize scripts")
+    z.add_argument("--only", nargs="+", choices=("inprocess", "batch2", "batch1", "nncf"), default=None)
+    z.add_argument("--models", nargs="+", choices=ZOO_MODELS, default=ZOO_MODELS,
+                   help="a part of the zoo (a quick check; the issue's goals are about all four)")
     args = parser.parse_args()
-    if args.what == "compress":
+    if args.what == "zoo":
+        zoo(args.skip_nncf, args.only, tuple(args.models))
+    elif args.what == "compress":
         compress(args.copies)
     elif args.what == "shards":
         shards(args.shards, args.subset_size, args.repeats)

@@ -28,11 +28,16 @@ Phase = Callable[[str], None]
 
 
 def configure_threads(threads: int) -> None:
-    """Use ``threads`` OpenVINO inference threads and native-kernel threads in this process."""
+    """Use ``threads`` OpenVINO inference threads and native-kernel threads in this process.
+
+    CPU pinning is turned off: OpenVINO pins each process's inference threads to cores
+    chosen without regard to other processes, so two one-thread workers on two cores
+    both pinned to the same core and ran at about half a core each.
+    """
     from ovq.ir.bridge import core
     from ovq.kernels import set_num_threads
 
-    core().set_property("CPU", {"INFERENCE_NUM_THREADS": int(threads)})
+    core().set_property("CPU", {"INFERENCE_NUM_THREADS": int(threads), "ENABLE_CPU_PINNING": False})
     try:
         set_num_threads(int(threads))
     except Exception:  # noqa: BLE001 - numba/numpy backends have no thread setting of their own here
