@@ -444,7 +444,7 @@ class OverflowFixPhase(Phase):
         if state.options.overflow_fix != "auto":
             return []
         layers = sat.find_layers(state.graph, state.weights(), state.activations(), state.sources)
-        return sat.inline_probe(state.fp_model, layers, state.subset.peek())
+        return sat.inline_probe(state.fp_model, layers, state.subset.peek(), state.subset.count)
 
     def samples_needed(self, state: QuantizeState) -> int:
         from ovq.quantization.saturation import PROBE_SAMPLES

@@ -151,7 +151,11 @@ def find_layers(graph: Graph, weights: Iterable[Quantizer], activations: Iterabl
 
 INLINE_PROBE_ELEMENTS = 4 << 20
 """The statistics pass keeps the probed tensors whole when one sample's add up to at
-most this many elements (16 MiB of f32); else :func:`probe_activations` runs them."""
+most this many elements (16 MiB of f32) ..."""
+INLINE_PROBE_TOTAL = 64 << 20
+"""... and over every calibration sample at most this many (the statistics model then
+outputs them for each sample: measured, EfficientNet-Lite0's 300 samples cost 3.2 s
+more that way, MiniLM's 36 nothing). Else :func:`probe_activations` runs them."""
 
 
 def probe_key(source: tuple[str, int]) -> tuple[str, int, str]:
@@ -159,15 +163,17 @@ def probe_key(source: tuple[str, int]) -> tuple[str, int, str]:
     return (source[0], source[1], "saturation_probe")
 
 
-def inline_probe(fp_model: Any, layers: Sequence[SaturationLayer], first_sample: Any = None) -> list[Any]:
+def inline_probe(fp_model: Any, layers: Sequence[SaturationLayer], first_sample: Any = None,
+                 samples: int | None = None) -> list[Any]:
     """Observations that make the statistics pass keep the layers' FP inputs of the first
     :data:`PROBE_SAMPLES` samples (saving :func:`probe_activations`' compile), or none
-    when those tensors are large or of unknown size. Dynamic shapes are sized on a copy
-    of the model reshaped to ``first_sample``'s inputs."""
+    when those tensors are large, of unknown size, or the number of ``samples`` the pass
+    runs is unknown. Dynamic shapes are sized on a copy of the model reshaped to
+    ``first_sample``'s inputs."""
     from ovq.quantization.statistics import Observation
 
     wanted = sorted({layer.source for layer in layers})
-    if not wanted or fp_model is None:
+    if not wanted or fp_model is None or not samples:
         return []
     model = fp_model
     if not all(op.get_output_partial_shape(0).is_static for op in fp_model.get_parameters()):
@@ -188,7 +194,7 @@ def inline_probe(fp_model: Any, layers: Sequence[SaturationLayer], first_sample:
         if op is None or port >= op.get_output_size() or not op.output(port).get_partial_shape().is_static:
             return []
         total += int(np.prod(op.output(port).get_shape()))
-    if total > INLINE_PROBE_ELEMENTS:
+    if total > INLINE_PROBE_ELEMENTS or total * samples > INLINE_PROBE_TOTAL:
         return []
     return [Observation(probe_key(source), source[0], source[1], minmax=False, whole_samples=PROBE_SAMPLES)
             for source in wanted]
