@@ -70,18 +70,21 @@ def test_auto_halves_exactly_the_saturating_channels():
 
 def test_statistics_pass_keeps_the_probed_inputs(monkeypatch):
     """Small inputs come from the statistics pass (no probe compile), with the decisions
-    the separate probe gives; above the size limit the probe runs."""
+    the separate probe gives; above the size limit, or for data of unknown length, the
+    probe runs."""
     from ovq.quantization import saturation
 
     samples = _samples()
     calls = []
     real = saturation.probe_activations
     monkeypatch.setattr(saturation, "probe_activations", lambda *a, **k: calls.append(1) or real(*a, **k))
-    _, inline = ovq.quantize(_saturating_model(), iter(samples), compress_weights=False, return_report=True)
+    _, inline = ovq.quantize(_saturating_model(), samples, compress_weights=False, return_report=True)
     assert calls == []
-    monkeypatch.setattr(saturation, "INLINE_PROBE_ELEMENTS", 0)
-    _, probed = ovq.quantize(_saturating_model(), samples, compress_weights=False, return_report=True)
+    ovq.quantize(_saturating_model(), iter(samples), compress_weights=False)  # how many samples: unknown
     assert calls == [1]
+    monkeypatch.setattr(saturation, "INLINE_PROBE_TOTAL", 0)
+    _, probed = ovq.quantize(_saturating_model(), samples, compress_weights=False, return_report=True)
+    assert calls == [1, 1]
     assert [(d.layer, d.halved, d.saturated) for d in inline.overflow_decisions] == \
         [(d.layer, d.halved, d.saturated) for d in probed.overflow_decisions]
 
