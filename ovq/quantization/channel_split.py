@@ -53,7 +53,7 @@ MIN_GAIN_DB = 1.0
 
 @dataclass(frozen=True)
 class ChannelSplit:
-    """What splitting did to one group: ``index`` maps the new channels to the old."""
+    """What splitting did to one group (its channel map is :attr:`.Smoothed.index`)."""
 
     group: str  # the group's source op
     channels: int
