@@ -496,8 +496,9 @@ class OverflowFixPhase(Phase):
 
 def layer_inputs(state: QuantizeState, layers: Sequence[Any], count: int) -> dict[str, list[np.ndarray]]:
     """Per layer name, the FP tensors its activation FakeQuantize reads on the first
-    ``count`` kept calibration samples: probed once per session (one compile, cached in
-    :attr:`QuantizeState.probed` for requantize runs) and divided by the SmoothQuant
+    ``count`` kept calibration samples: kept whole by the statistics pass
+    (:func:`.saturation.inline_probe`) or else probed once per session (one compile),
+    cached in :attr:`QuantizeState.probed` for requantize runs, and divided by the SmoothQuant
     scales (and copied as :mod:`.channel_split` split them) where a smoothed group's
     FakeQuantize feeds the layer. A smoothed layer
     behind a Reshape is left out (where the scales apply is unknown there)."""
