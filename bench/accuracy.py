@@ -326,8 +326,9 @@ def evaluate_child(spec_path: str, result_path: str) -> None:
 # ------------------------------------------------------------------ parent
 
 
-def _child(args: list[str], env: dict, what: str) -> None:
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], env=env,
+def _child(args: list[str], env: dict, what: str, script: str = __file__) -> None:
+    """Run ``script`` (this bench by default) with ``args`` in a fresh interpreter; exit on failure."""
+    proc = subprocess.run([sys.executable, str(Path(script).resolve()), *args], env=env,
                           capture_output=True, text=True, cwd=tempfile.gettempdir())
     if proc.returncode:
         raise SystemExit(f"{what} failed:\n{proc.stderr[-3000:]}")

@@ -63,7 +63,6 @@ import argparse
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -312,10 +311,7 @@ def evaluate_child(spec_path: str, result_path: str) -> None:
 
 
 def _child(args: list[str], env: dict, what: str) -> None:
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], env=env,
-                          capture_output=True, text=True, cwd=tempfile.gettempdir())
-    if proc.returncode:
-        raise SystemExit(f"{what} failed:\n{proc.stderr[-3000:]}")
+    _bench_accuracy()._child(args, env, what, script=__file__)
 
 
 def _label(key: str) -> str:

@@ -263,6 +263,10 @@ def _execute(todo: list[Job], keys: dict[int, str], eng: Any, journal: Journal, 
     tries: dict[tuple[int, str], int] = collections.Counter()  # (job, task) -> times submitted
     ids = itertools.count()
 
+    def attempts(job: Job) -> int:
+        """Submissions of the job's most-tried task."""
+        return max(v for (j, _t), v in tries.items() if j == job.index)
+
     def fail(task: _Task, error: str, seconds: float) -> None:
         job = task.job
         run = runs[job.index]
@@ -271,9 +275,8 @@ def _execute(todo: list[Job], keys: dict[int, str], eng: Any, journal: Journal, 
         queue.clear()
         queue.extend(queue_left)
         journal.failed(str(job.output), job.name, keys[job.index], error, seconds)
-        attempts = max(v for (j, _t), v in tries.items() if j == job.index)
         records[job.index] = JobRecord.of(job.name, str(job.output), "failed", keys[job.index], None,
-                                          seconds=seconds, attempts=attempts, error=error)
+                                          seconds=seconds, attempts=attempts(job), error=error)
         view.finish(job.name, False, seconds, error)
 
     def release(job: Job) -> None:
@@ -352,9 +355,8 @@ def _execute(todo: list[Job], keys: dict[int, str], eng: Any, journal: Journal, 
                                   phases={"statistics_tasks": max(run.shard_seconds), **result.get("phases", {})})
                 _commit(journal, job, Path(ev.data["staged"]), result, seconds)
                 memory.learn(job, int(result.get("peak_rss") or 0))
-                attempts = max(v for (j, _t), v in tries.items() if j == job.index)
                 records[job.index] = JobRecord.of(job.name, str(job.output), "done", keys[job.index], result,
-                                                  seconds=seconds, attempts=attempts)
+                                                  seconds=seconds, attempts=attempts(job))
                 view.finish(job.name, True, seconds)
                 del runs[job.index]
                 continue

@@ -19,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["STAGING_PREFIX", "commit", "digests", "outputs_match", "report_paths", "staging_dir", "sweep_staging"]
+__all__ = ["STAGING_PREFIX", "commit", "digests", "fsync_path", "outputs_match", "report_paths", "staging_dir", "sweep_staging"]
 
 STAGING_PREFIX = ".ovq-staging-"
 
@@ -75,15 +75,20 @@ def outputs_match(output: Path, expected: dict[str, str] | None) -> bool:
         return False
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
+def fsync_path(path: Path) -> None:
+    """Flush ``path`` (a file or a folder's entries) to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fsync_path(folder)
+    except OSError:
+        pass
 
 
 def commit(staged_xml: Path, output: Path, *, drop_report: bool = False) -> None:

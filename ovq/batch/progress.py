@@ -96,10 +96,11 @@ def format_table(records: list[JobRecord]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary beside it renamed over it (mode 0644)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", newline="") as f:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
@@ -115,7 +116,7 @@ def write_summary(outdir: Path, records: list[JobRecord], meta: dict[str, Any]) 
     """Write ``summary.json`` (``meta`` and every record) and ``summary.csv`` atomically."""
     doc = {**meta, "jobs": [asdict(r) for r in records]}
     json_path, csv_path = outdir / "summary.json", outdir / "summary.csv"
-    _atomic_write(json_path, json.dumps(doc, indent=2, default=str) + "\n")
+    write_text_atomically(json_path, json.dumps(doc, indent=2, default=str) + "\n")
     buf = io.StringIO()
     columns = ["name", "status", "seconds", "attempts", "int8_layers", "audited_layers", "int8_coverage",
                "size_before", "size_after", "metric", "peak_rss", "shards", "precisions", "kind", "output", "report",
@@ -124,7 +125,7 @@ def write_summary(outdir: Path, records: list[JobRecord], meta: dict[str, Any]) 
     writer.writeheader()
     for r in records:
         writer.writerow({**asdict(r), "precisions": r.precision_text() if r.precisions else ""})
-    _atomic_write(csv_path, buf.getvalue())
+    write_text_atomically(csv_path, buf.getvalue())
     return json_path, csv_path
 
 

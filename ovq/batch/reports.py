@@ -26,20 +26,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ovq.batch.outputs import report_paths
+from ovq.batch.outputs import fsync_path, report_paths
 
 __all__ = ["INDEX_NAME", "render_index", "write_index", "write_job_report"]
 
 INDEX_NAME = "index.html"
 """The index page in the output folder."""
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_job_report(spec: dict[str, Any], staged: Path, out: dict[str, Any]) -> tuple[Any, float]:
@@ -73,7 +65,7 @@ def write_job_report(spec: dict[str, Any], staged: Path, out: dict[str, Any]) ->
     except OvqError as exc:
         raise ReportError(f"report: {exc}") from None
     for path in (json_path, html_path):  # as durable as the staged .xml and .bin before the driver commits
-        _fsync(path)
+        fsync_path(path)
     return compiled, time.perf_counter() - t0
 
 
@@ -149,18 +141,9 @@ def render_index(records: Sequence[Any], folder: Path, meta: dict[str, Any]) -> 
 
 
 def write_index(folder: Path, records: Sequence[Any], meta: dict[str, Any]) -> Path:
-    """Write ``folder/index.html`` atomically (a temporary file renamed over it); return its path."""
-    import tempfile
+    """Write ``folder/index.html`` atomically (as the summary files); return its path."""
+    from ovq.batch.progress import write_text_atomically
 
     path = folder / INDEX_NAME
-    page = render_index(records, folder, meta).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{INDEX_NAME}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(page)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomically(path, render_index(records, folder, meta))
     return path

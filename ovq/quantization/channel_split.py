@@ -42,7 +42,7 @@ import numpy as np
 from ovq.ir.graph import Graph, Port
 from ovq.quantization.consts import const_source
 from ovq.quantization.records import QuantizerTable
-from ovq.quantization.smooth_quant import Smoothed, requantize_weights, set_weights
+from ovq.quantization.smooth_quant import Smoothed, broadcast_along, requantize_weights, set_weights
 from ovq.quantization.statistics import TensorStats
 
 CANDIDATES = 32
@@ -73,7 +73,14 @@ def choose_pieces(weights: Iterable[tuple[np.ndarray, int]]) -> tuple[np.ndarray
 
     ``weights``: each member's 2-D weights with their input-channel axis.
     """
-    rows = [_as_rows(w, axis) for w, axis in weights]
+    chosen = _choose([_as_rows(w, axis) for w, axis in weights])
+    return None if chosen is None else chosen[:2]
+
+
+def _choose(rows: list[np.ndarray]) -> tuple[np.ndarray, float, np.ndarray] | None:
+    """:func:`choose_pieces` on the members' |weights| as [out, in], with each input
+    channel's peak ``c`` (the largest over members of its largest weight relative to the
+    member's largest)."""
     rows = [a for a in rows if a.size and a.max() > 0]
     if not rows:
         return None
@@ -106,7 +113,7 @@ def choose_pieces(weights: Iterable[tuple[np.ndarray, int]]) -> tuple[np.ndarray
         return None
     pieces = np.ones(k, np.int64)
     pieces[top] = best[1]
-    return pieces, gain
+    return pieces, gain, c
 
 
 def split_index(pieces: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
@@ -127,12 +134,6 @@ def split_index(pieces: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     return channels[paired].astype(np.int64)
 
 
-def _broadcast(values: np.ndarray, ndim: int, axis: int) -> np.ndarray:
-    shape = [1] * ndim
-    shape[axis] = values.size
-    return values.reshape(shape)
-
-
 def split_group(graph: Graph, smoothed: Smoothed, quantizers: QuantizerTable) -> tuple[Smoothed, ChannelSplit] | None:
     """Split ``smoothed``'s outlier channels in ``graph`` (see the module doc); return the
     group's record with its ``index`` set, and what was done; None if it was left alone."""
@@ -147,12 +148,11 @@ def split_group(graph: Graph, smoothed: Smoothed, quantizers: QuantizerTable) ->
         if found is None or found[1].ndim != 2:
             return None
         weights[m.op] = found[1]
-    chosen = choose_pieces((weights[m.op], m.weight_axis) for m in group.members)
+    chosen = _choose([_as_rows(weights[m.op], m.weight_axis) for m in group.members])
     if chosen is None:
         return None
-    pieces, gain = chosen
-    rows = [_as_rows(weights[m.op], m.weight_axis) for m in group.members]
-    index = split_index(pieces, np.max([a.max(0) / max(float(a.max()), 1e-30) for a in rows], axis=0))
+    pieces, gain, peaks = chosen
+    index = split_index(pieces, peaks)
     out = graph.op(mul[0]).outputs[mul[1]]
     rank = len(out.shape)
     shape = list(out.shape)
@@ -173,7 +173,7 @@ def split_group(graph: Graph, smoothed: Smoothed, quantizers: QuantizerTable) ->
     for m in group.members:
         w = weights[m.op]
         split = (np.take(w, index, axis=m.weight_axis)
-                 / _broadcast(pieces[index].astype(np.float32), w.ndim, m.weight_axis)).astype(np.float32)
+                 / broadcast_along(pieces[index].astype(np.float32), w.ndim, m.weight_axis)).astype(np.float32)
         set_weights(graph, m.weight_fq, split, "split")
         requantize_weights(graph, by_node[m.weight_fq], split)
         graph.op(m.weight_fq).outputs[0].shape = list(split.shape)

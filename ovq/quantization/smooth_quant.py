@@ -170,7 +170,8 @@ def smoothing_scales(act_absmax: np.ndarray, weights: np.ndarray, weight_axis: i
     return np.clip(s, np.quantile(s, SCALE_LOW_QUANTILE), SCALE_MAX)
 
 
-def _broadcast(values: np.ndarray, ndim: int, axis: int) -> np.ndarray:
+def broadcast_along(values: np.ndarray, ndim: int, axis: int) -> np.ndarray:
+    """``values`` shaped to broadcast along ``axis`` of an ``ndim``-d array."""
     shape = [1] * ndim
     shape[axis] = values.size
     return values.reshape(shape)
@@ -243,7 +244,7 @@ def reconstruction_error(graph: Graph, group: SmoothGroup, s: np.ndarray, st: Te
     err = 0.0
     for m in group.members:
         w = const_source(graph, m.weight_fq, 0)[1]
-        ws = (w * _broadcast(s, 2, m.weight_axis)).astype(np.float32)  # stored layout
+        ws = (w * broadcast_along(s, 2, m.weight_axis)).astype(np.float32)  # stored layout
         wl, wh = _weight_range_like(graph, by_node[m.weight_fq], ws)
         wq = k.fake_quantize(ws, wl, wh, wl, wh, by_node[m.weight_fq].levels)
         y = references[m.op]
@@ -283,7 +284,7 @@ def smooth(graph: Graph, groups: Iterable[SmoothGroup], stats: Mapping[Hashable,
         a = search_alpha(graph, g, st, quantizers) if alpha == "search" else float(alpha)
         s, chosen = _group_scales(graph, g, _absmax(st), a)
         rank = len(graph.op(g.source[0]).outputs[g.source[1]].shape)
-        inv = graph.add_const(_broadcast((1.0 / s).astype(np.float32), rank, g.act_axis), f"{g.source_name}/smooth_scale")
+        inv = graph.add_const(broadcast_along((1.0 / s).astype(np.float32), rank, g.act_axis), f"{g.source_name}/smooth_scale")
         out = graph.op(g.source[0]).outputs[g.source[1]]
         mul = graph.add_op("Multiply", f"{g.source_name}/smooth_quant", version="opset1",
                            attrs={"auto_broadcast": "numpy"}, num_inputs=2,
@@ -295,7 +296,7 @@ def smooth(graph: Graph, groups: Iterable[SmoothGroup], stats: Mapping[Hashable,
             graph.connect(mul, 0, fq, 0)
         for m in g.members:
             w = const_source(graph, m.weight_fq, 0)[1]
-            scaled = (w.astype(np.float64) * _broadcast(s, w.ndim, m.weight_axis)).astype(np.float32)
+            scaled = (w.astype(np.float64) * broadcast_along(s, w.ndim, m.weight_axis)).astype(np.float32)
             set_weights(graph, m.weight_fq, scaled)
             requantize_weights(graph, by_node[m.weight_fq], scaled)
         done.append(Smoothed(g, s, chosen, a))
