@@ -66,6 +66,18 @@ def test_nothing_to_revert_when_the_drop_is_already_small():
     assert isinstance(q, ov.Model)
 
 
+def test_a_drop_equal_to_max_drop_meets_it_despite_rounding():
+    """297 of 300 right is a drop of 0.01 from 1.0; ``1.0 - 0.99`` rounds above 0.01."""
+    m = _chain()
+    answers = iter([1.0, 0.99])
+    q, report = ovq.quantize_with_accuracy_control(m, _samples(16, 1), _samples(4, 2),
+                                                   lambda compiled, data: next(answers), max_drop=0.01,
+                                                   return_report=True)
+    assert 1.0 - 0.99 > 0.01  # the rounding this guards against
+    assert report.calls == 2 and report.met and report.float_layers == []
+    assert not ac.within_drop(0.0101, 0.01) and ac.within_drop(0.0099, 0.01)
+
+
 def test_bisection_reverts_the_shortest_prefix_of_the_ranking(monkeypatch):
     m = _chain()
     order = ["conv3", "conv2", "conv1", "conv0"]
