@@ -1200,9 +1200,32 @@ def dequantize(q, scale, zero_point, axis=None):
 @_pjit
 def _pair_saturation(a, w, err_sq, saturated):
     rows, k = a.shape
+    # per-column code bounds: weight rows no pair of which can leave int16 skip the rows
+    amin = np.full(k, 255, np.int32)
+    amax = np.zeros(k, np.int32)
+    for p in range(rows):
+        for j in range(k):
+            amin[j] = min(amin[j], np.int32(a[p, j]))
+            amax[j] = max(amax[j], np.int32(a[p, j]))
     for o in numba.prange(w.shape[0]):
         sq = 0.0
         cnt = 0
+        possible = False
+        for j in range(0, k, 2):
+            top = 0
+            bottom = 0
+            for i in range(j, j + 2):
+                lo = amin[i] * np.int32(w[o, i])
+                hi = amax[i] * np.int32(w[o, i])
+                top += max(lo, hi)
+                bottom += min(lo, hi)
+            if top > 32767 or bottom < -32768:
+                possible = True
+                break
+        if not possible:
+            err_sq[o] = 0.0
+            saturated[o] = 0
+            continue
         for p in range(rows):
             e = 0
             for j in range(0, k, 2):
