@@ -346,8 +346,8 @@ def analyse_layer(layer: SaturationLayer, graph: Graph, xs: Sequence[np.ndarray]
         err_sq, saturated = kernels.pair_saturation(np.ascontiguousarray(a), np.ascontiguousarray(c8, np.int8))
         centred = a.astype(np.float32) - zeros.astype(np.float32)
         # the output energy only normalizes the reported errors: a few rows suffice
-        few = centred[:: max(1, centred.shape[0] // SIGNAL_ROWS)]
-        out = few @ u.astype(np.float32).T
+        few = np.ascontiguousarray(centred[:: max(1, centred.shape[0] // SIGNAL_ROWS)])
+        out = few @ u.astype(np.float32, copy=False).T
         cost = np.zeros_like(err_sq)
         hot = np.nonzero(saturated)[0]
         if hot.size:

@@ -255,13 +255,18 @@ class _Planner:
             return act_ports, []
         if t in ELTWISE:
             act_ports = [i for i in range(n_in) if view.is_activation_input(n, i)]
+            own = view.runtime_quantization
+            if own.found and any(own.keeps_input(view, n, i) for i in act_ports):
+                self._skip(n, "part of the model's own run-time quantization (rounding, integer or range arithmetic)")
+                return [], []
             if len(act_ports) < 2:
                 act_ports = []
             elif "single_fq_add" in self.hw.placement_rules and t == "Add" and len(act_ports) == 2:
                 act_ports = self._single_fq_add_ports(n, act_ports)
             return act_ports, []
         if n_in and rule.activations:
-            return ([0] if view.is_activation_input(n, 0) else []), []
+            own = view.runtime_quantization
+            return ([0] if view.is_activation_input(n, 0) and not own.keeps_input(view, n, 0) else []), []
         return [], []
 
     def _weighted_ports(self, n: int, t: str) -> tuple[list[int], list[int]] | None:

@@ -8,9 +8,12 @@ the descriptor op type whose rule applies to it.
 
 from __future__ import annotations
 
+import functools
+
 from ovq.hw import HardwareDescriptor
 from ovq.ir.graph import Graph
 from ovq.quantization.placement.op_tables import FLOAT_PRECISIONS
+from ovq.quantization.placement.runtime_quantization import RuntimeQuantization, find_runtime_quantization
 
 SHAPE_PORTS: dict[str, frozenset[int]] = {
     "Reshape": frozenset({1}), "Broadcast": frozenset({1, 2}), "Tile": frozenset({1}),
@@ -44,6 +47,11 @@ class GraphView:
                 bool(ins) and op.type not in ("Parameter", "ReadValue")
                 and all(p is not None and self.const[p[0]] for i, p in enumerate(ins) if i not in shape_ports)
             )
+
+    @functools.cached_property
+    def runtime_quantization(self) -> RuntimeQuantization:
+        """The model's own run-time quantization arithmetic, which placement leaves alone."""
+        return find_runtime_quantization(self)
 
     def type(self, n: int) -> str:
         """The OpenVINO op type of ``n``."""
