@@ -236,9 +236,9 @@ def _activation_codes(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, levels: int
     return codes.astype(np.uint8), np.rint(-lo / step)
 
 
-def _weight_grids(w: np.ndarray, q: Quantizer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``w`` in weight steps (clipped to the range), its 8-bit codes and its codes on the
-    halved (7-bit) grid in 8-bit steps, all shaped like ``w``."""
+def _weight_grids(w: np.ndarray, q: Quantizer) -> tuple[np.ndarray, np.ndarray]:
+    """``w`` in weight steps (clipped to the range) and its 8-bit codes, both shaped like
+    ``w`` (the 7-bit codes, :func:`_halved_codes`, are only needed where pairs saturate)."""
     lo = np.asarray(q.low, np.float32)
     hi = np.asarray(q.high, np.float32)
     if lo.size > 1:
@@ -247,8 +247,12 @@ def _weight_grids(w: np.ndarray, q: Quantizer) -> tuple[np.ndarray, np.ndarray, 
     u = np.clip(w, lo, hi) / step
     base = np.rint(lo / step)
     code8 = np.rint(u - base) + base
-    code7 = 2.0 * np.rint(u / 2.0)
-    return u, code8, code7
+    return u, code8
+
+
+def _halved_codes(u: np.ndarray) -> np.ndarray:
+    """Codes on the halved (7-bit) grid, in 8-bit steps, of weights ``u`` in weight steps."""
+    return 2.0 * np.rint(u / 2.0)
 
 
 def _pad_even(m: np.ndarray) -> np.ndarray:
@@ -289,17 +293,17 @@ def _conv_patches(x: np.ndarray, kernel: Sequence[int], attrs: Mapping[str, str]
     return np.concatenate(out)
 
 
-Operands = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Operands = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _layer_operands(layer: SaturationLayer, graph: Graph, xs: Sequence[np.ndarray],
                     rng: np.random.Generator) -> list[Operands]:
     """Per group of output channels (one unless grouped): activation codes ``A`` (rows ×
-    K, uint8), the code of 0.0 per column, and the weights in weight steps, as 8-bit codes
-    and as 7-bit codes in 8-bit steps (channels × K); K in the kernels' pair order (tap
-    major, input channels minor, padded to even)."""
+    K, uint8), the code of 0.0 per column, and the weights in weight steps and as 8-bit
+    codes (channels × K); K in the kernels' pair order (tap major, input channels minor,
+    padded to even)."""
     w = np.asarray(graph.const_value(graph.producer(layer.weight.node, 0)[0]), np.float32)
-    u, c8, c7 = _weight_grids(w, layer.weight)
+    u, c8 = _weight_grids(w, layer.weight)
     a_q = layer.activation
     lo, hi = np.asarray(a_q.low).reshape(-1), np.asarray(a_q.high).reshape(-1)
     if layer.kind == "matmul":
@@ -308,21 +312,21 @@ def _layer_operands(layer: SaturationLayer, graph: Graph, xs: Sequence[np.ndarra
             x = x[np.sort(rng.choice(x.shape[0], MAX_ROWS, replace=False))]
         codes, zero = _activation_codes(x, lo, hi, a_q.levels)
         if (graph.op(layer.op).attrs or {}).get("transpose_b") != "true":
-            u, c8, c7 = u.T, c8.T, c7.T
+            u, c8 = u.T, c8.T
         zero = np.broadcast_to(zero, (x.shape[1],))
-        return [(_pad_even(codes), _pad_even(zero), *(_pad_even(m) for m in (u, c8, c7)))]
+        return [(_pad_even(codes), _pad_even(zero), *(_pad_even(m) for m in (u, c8)))]
     attrs = graph.op(layer.op).attrs or {}
     x = np.concatenate(xs)
     if layer.kind == "conv":
-        parts = [(x, u, c8, c7, lo, hi)]
+        parts = [(x, u, c8, lo, hi)]
     else:
         cg = w.shape[2]
         per_channel = lo.size > 1
-        parts = [(x[:, k * cg:(k + 1) * cg], u[k], c8[k], c7[k],
+        parts = [(x[:, k * cg:(k + 1) * cg], u[k], c8[k],
                   lo[k * cg:(k + 1) * cg] if per_channel else lo, hi[k * cg:(k + 1) * cg] if per_channel else hi)
                  for k in range(w.shape[0])]
     out = []
-    for xg, ug, c8g, c7g, lo_g, hi_g in parts:
+    for xg, ug, c8g, lo_g, hi_g in parts:
         cin = ug.shape[1]
         patches = _conv_patches(xg, ug.shape[2:], attrs, rng, MAX_ROWS)  # (P, T, C), 0.0 in the padding
         codes, zero = _activation_codes(patches, lo_g, hi_g, a_q.levels)
@@ -332,7 +336,7 @@ def _layer_operands(layer: SaturationLayer, graph: Graph, xs: Sequence[np.ndarra
             return np.moveaxis(m.reshape(m.shape[0], cin, -1), 1, 2)
 
         out.append((_pad_even(codes).reshape(codes.shape[0], -1), _pad_even(zero).reshape(-1),
-                    *(_pad_even(tap_major(m)).reshape(m.shape[0], -1) for m in (ug, c8g, c7g))))
+                    *(_pad_even(tap_major(m)).reshape(m.shape[0], -1) for m in (ug, c8g))))
     return out
 
 
@@ -342,7 +346,7 @@ def analyse_layer(layer: SaturationLayer, graph: Graph, xs: Sequence[np.ndarray]
     per-output-channel mask of channels to halve (flattened in weight order)."""
     rng = np.random.default_rng(_SEED)
     sat_err, halve_cost, signal, counts, pairs, masks = [], [], [], [], 0, []
-    for a, zeros, u, c8, c7 in _layer_operands(layer, graph, xs, rng):
+    for a, zeros, u, c8 in _layer_operands(layer, graph, xs, rng):
         err_sq, saturated = kernels.pair_saturation(np.ascontiguousarray(a), np.ascontiguousarray(c8, np.int8))
         centred = a.astype(np.float32) - zeros.astype(np.float32)
         # the output energy only normalizes the reported errors: a few rows suffice
@@ -352,7 +356,8 @@ def analyse_layer(layer: SaturationLayer, graph: Graph, xs: Sequence[np.ndarray]
         hot = np.nonzero(saturated)[0]
         if hot.size:
             energy = np.einsum("rk,rk->k", centred, centred)  # Σ_rows a_k²
-            uh, c7h, c8h = (u, c7, c8) if hot.size == u.shape[0] else (u[hot], c7[hot], c8[hot])
+            uh, c8h = (u, c8) if hot.size == u.shape[0] else (u[hot], c8[hot])
+            c7h = _halved_codes(uh)
             # (u - c7)² - (u - c8)² = (c8 - c7)(2u - c7 - c8): the 7-bit grid's extra squared error
             extra = (c8h - c7h) * (2.0 * uh - c7h - c8h)
             cost[hot] = extra.astype(np.float32) @ energy.astype(np.float32)
