@@ -132,16 +132,18 @@ def collect_partial_statistics(model: Any, observations: Sequence[Observation], 
                                *, progress: bool | None = False, requests: int | None = None) -> PartialStatistics:
     """Run the statistics pass on slice ``piece`` of ``subset`` (the whole chosen subset).
 
-    ``observations`` are those of the whole run: a ``keep_samples`` count (the first
-    samples SmoothQuant's search keeps whole) is shifted to the slice, so the
-    concatenated slices keep exactly the first samples. Errors name the slice.
+    ``observations`` are those of the whole run: the ``keep_samples`` and
+    ``whole_samples`` counts (the first samples SmoothQuant's search and the saturation
+    analysis keep) are shifted to the slice, so the concatenated slices keep exactly the
+    first samples. Errors name the slice.
 
     Raises:
         CalibrationDataError, NonFiniteError, InferenceError, ObservationError: as
             :func:`~.statistics.collect_statistics`, with the slice's sample range added.
     """
-    local = [replace(o, keep_samples=max(0, o.keep_samples - piece.start)) if o.keep_samples else o
-             for o in observations]
+    local = [replace(o, keep_samples=max(0, o.keep_samples - piece.start),
+                     whole_samples=max(0, o.whole_samples - piece.start))
+             if o.keep_samples or o.whole_samples else o for o in observations]
     stream = _Shapes(slice_subset(subset, piece), InputSpec(model))
     try:
         stats, report = collect_statistics(model, local, Subset(stream, None, piece.count), progress=progress,

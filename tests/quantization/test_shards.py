@@ -58,6 +58,7 @@ OBSERVATIONS = [
     Observation("relu/pc", "relu", minmax=False, channel_axis=1),
     Observation("bias2", "conv2/bias", minmax=True, quantile=0.01, mean_axis=1, mean_stride=2),
     Observation("pool", "pool", minmax=False, sample_channel_axis=1, keep_samples=5, mean_axis=1),
+    Observation("relu/whole", "relu", minmax=True, whole_samples=2),
 ]
 FIELDS = [f.name for f in dataclasses.fields(TensorStats) if f.name not in ("sample_means", "sample_weights")]
 
@@ -68,7 +69,9 @@ def _assert_identical(merged: dict, whole: dict) -> None:
         for name in FIELDS:
             a, b = getattr(merged[key], name), getattr(whole[key], name)
             assert (a is None) == (b is None), (key, name)
-            if isinstance(b, np.ndarray):
+            if isinstance(b, list):  # whole tensors of the first samples
+                assert len(a) == len(b) and all(x.tobytes() == y.tobytes() for x, y in zip(a, b)), (key, name)
+            elif isinstance(b, np.ndarray):
                 assert a.dtype == b.dtype and a.shape == b.shape, (key, name)
                 assert a.tobytes() == b.tobytes(), (key, name)  # bit for bit
             else:
@@ -89,6 +92,7 @@ def test_merged_slices_equal_the_unsharded_pass_bit_for_bit(shards):
     _assert_identical(merged, whole)
     assert report.samples == 9
     assert merged["pool"].kept.shape[0] == 5  # the first five samples, not five per slice
+    assert len(merged["relu/whole"].whole) == 2  # the first two, not two per slice
 
 
 @pytest.mark.parametrize("shards", [2, 3])
