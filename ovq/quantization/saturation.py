@@ -31,7 +31,7 @@ Preserves: every other range, the graph's structure.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,14 +226,20 @@ def probe_activations(fp_model: Any, layers: Sequence[SaturationLayer], samples:
     return out
 
 
-def _activation_codes(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
+def _activation_codes(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, levels: int, axis: int = -1
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """u8 level indices of ``x`` on the grid ``[lo, hi]`` (per-tensor, or per channel on
-    the last axis of ``x``) and the code of 0.0 per channel (one value per tensor)."""
+    ``axis`` of ``x``) and the code of 0.0 per channel (one value per tensor)."""
     lo = np.asarray(lo, np.float64).reshape(-1)
     hi = np.asarray(hi, np.float64).reshape(-1)
     step = (hi - lo) / (levels - 1)
+    zero = np.rint(-lo / step)
+    if lo.size > 1 and axis % x.ndim != x.ndim - 1:
+        shape = [1] * x.ndim
+        shape[axis] = -1
+        lo, hi, step = lo.reshape(shape), hi.reshape(shape), step.reshape(shape)
     codes = np.rint((np.clip(x, lo, hi) - lo) / step)
-    return codes.astype(np.uint8), np.rint(-lo / step)
+    return codes.astype(np.uint8), zero
 
 
 def _weight_grids(w: np.ndarray, q: Quantizer) -> tuple[np.ndarray, np.ndarray]:
@@ -263,9 +269,11 @@ def _pad_even(m: np.ndarray) -> np.ndarray:
 
 
 def _conv_patches(x: np.ndarray, kernel: Sequence[int], attrs: Mapping[str, str], rng: np.random.Generator,
-                  rows: int) -> np.ndarray:
-    """Sampled input patches of a convolution, ``(positions, taps, channels)`` float,
-    zero outside the input (the padding)."""
+                  rows: int, encode: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """Sampled input patches of a convolution, ``(positions, taps, channels)``, zero
+    outside the input (the padding). ``encode`` maps the padded input (``N, C, *spatial``)
+    elementwise before the patches are gathered: each value is encoded once, not once
+    per tap that reads it."""
     from ovq.quantization.bias_correction import conv_windows
 
     n, c = x.shape[:2]
@@ -276,6 +284,8 @@ def _conv_patches(x: np.ndarray, kernel: Sequence[int], attrs: Mapping[str, str]
         last = (outputs - 1) * stride + (int(k) - 1) * dilation - begin
         pad.append((begin, max(0, last - (int(size) - 1))))
     xp = np.pad(x, [(0, 0), (0, 0), *pad])
+    if encode is not None:
+        xp = encode(xp)
     padded = xp.shape[2:]
     total = int(np.prod([w[3] for w in windows]))
     per_sample = max(1, min(total, rows // max(n, 1)))
@@ -328,9 +338,13 @@ def _layer_operands(layer: SaturationLayer, graph: Graph, xs: Sequence[np.ndarra
     out = []
     for xg, ug, c8g, lo_g, hi_g in parts:
         cin = ug.shape[1]
-        patches = _conv_patches(xg, ug.shape[2:], attrs, rng, MAX_ROWS)  # (P, T, C), 0.0 in the padding
-        codes, zero = _activation_codes(patches, lo_g, hi_g, a_q.levels)
-        zero = np.broadcast_to(zero, (patches.shape[1], cin))
+        zero = _activation_codes(np.zeros(1, np.float32), lo_g, hi_g, a_q.levels)[1]
+
+        def encode(xp: np.ndarray, lo_g: np.ndarray = lo_g, hi_g: np.ndarray = hi_g) -> np.ndarray:
+            return _activation_codes(xp, lo_g, hi_g, a_q.levels, axis=1)[0]
+
+        codes = _conv_patches(xg, ug.shape[2:], attrs, rng, MAX_ROWS, encode)  # (P, T, C) u8, 0.0's code in the padding
+        zero = np.broadcast_to(zero, (codes.shape[1], cin))
 
         def tap_major(m: np.ndarray, cin: int = cin) -> np.ndarray:  # (O, C, *k) -> (O, T, C)
             return np.moveaxis(m.reshape(m.shape[0], cin, -1), 1, 2)
