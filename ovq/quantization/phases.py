@@ -17,6 +17,9 @@
 ``overflow_fix``          7-bit effective weights where 8-bit products saturate
                           (``auto``: measured per output channel, :mod:`.saturation`)
 ``bias_correction``       fast (analytic) or full bias correction (:mod:`.bias_correction`)
+``pair_spread``           the saturating convolutions with few input channels that
+                          ``overflow_fix`` chose read each channel beside a zero
+                          (:mod:`.pair_spread`)
 ``compress``              weight FakeQuantize ops folded into integer constants
                           (:mod:`.compress`)
 ========================  =====================================================
@@ -57,6 +60,7 @@ if TYPE_CHECKING:
     from ovq.pipeline.context import PassContext
     from ovq.quantization.bias_correction import BiasLayer
     from ovq.quantization.placement import PlacementPlan
+    from ovq.quantization.saturation import SaturationLayer
     from ovq.quantization.smooth_quant import Smoothed, SmoothGroup
     from ovq.quantization.statistics import CollectionReport, Observation, TensorStats
 
@@ -187,6 +191,8 @@ class QuantizeState:
         smoothed: What SmoothQuant did per group.
         probed: FP tensors of the kept samples by (op name, output), read by the
             saturation analysis (kept for :meth:`QuantizeSession.requantize`).
+        spread_layers: Layers ``overflow_fix`` chose to spread (``pair_spread`` rewrites
+            them after bias correction, which then sees the layers as they compute).
     """
 
     graph: Graph
@@ -204,6 +210,7 @@ class QuantizeState:
     kept_samples: list[Any] | None = None
     smoothed: list[Smoothed] = field(default_factory=list)
     probed: dict[tuple[str, int], list[np.ndarray]] = field(default_factory=dict)
+    spread_layers: list[SaturationLayer] = field(default_factory=list)
 
     def activations(self) -> list[Quantizer]:
         """Live activation and output quantizers."""
@@ -476,9 +483,11 @@ class OverflowFixPhase(Phase):
     def _auto(self, state: QuantizeState) -> None:
         from ovq.kernels import get_kernels
         from ovq.quantization import saturation as sat
+        from ovq.quantization.pair_spread import can_spread
         from ovq.quantization.ranges import halve_weight_range
 
         graph = state.graph
+        state.spread_layers = []
         layers = sat.find_layers(graph, state.weights(), state.activations(), state.sources)
         inputs = layer_inputs(state, layers, sat.PROBE_SAMPLES)
         kernels = get_kernels()
@@ -487,11 +496,14 @@ class OverflowFixPhase(Phase):
             if layer.name not in inputs:
                 continue
             decision, mask = sat.analyse_layer(layer, graph, inputs[layer.name], kernels)
-            decisions.append(decision)
-            if mask.any():
+            if mask.any() and can_spread(graph, layer):
+                state.spread_layers.append(layer)  # rewritten by PairSpreadPhase, after bias correction
+                decision = dataclasses.replace(decision, halved=0, residual_nmse=0.0, spread=True)
+            elif mask.any():
                 halve_weight_range(graph, layer.weight, mask)
+            decisions.append(decision)
         state.report.overflow_decisions = decisions
-        state.report.overflow_fixed = sum(d.halved > 0 for d in decisions)
+        state.report.overflow_fixed = sum(d.halved > 0 or d.spread for d in decisions)
 
 
 def layer_inputs(state: QuantizeState, layers: Sequence[Any], count: int) -> dict[str, list[np.ndarray]]:
@@ -599,6 +611,24 @@ class BiasCorrectionPhase(Phase):
         state.report.bias_shifts = {d.layer: float(np.mean(np.abs(d.shift))) for d in decisions if d.applied}
 
 
+class PairSpreadPhase(Phase):
+    """Spread the input channels of the layers ``overflow_fix`` chose (:mod:`.pair_spread`):
+    a ``Gather`` repeats each channel and the copies get zero weights, so no pair sum
+    saturates. It runs after bias correction: the FP function and the 8-bit grid are
+    unchanged, so the correction computed on the unspread layer holds."""
+
+    name = "pair_spread"
+
+    def enabled(self, state: QuantizeState) -> bool:
+        return bool(state.spread_layers)
+
+    def run(self, state: QuantizeState) -> None:
+        from ovq.quantization.pair_spread import spread_pairs
+
+        for layer in state.spread_layers:
+            spread_pairs(state.graph, layer)
+
+
 class CompressPhase(Phase):
     """Fold weight FakeQuantize ops into integer constants (:mod:`.compress`; ~4× smaller
     weights, the form the CPU plugin runs in INT8)."""
@@ -691,7 +721,7 @@ statistics pass (``ovq batch --shards``: merged from slices run elsewhere)."""
 def default_phases(collect: Collect | None = None) -> list[Phase]:
     """The phases of ``ovq.quantize``, in order (``collect``: see :class:`StatisticsPhase`)."""
     later: list[Phase] = [SmoothQuantPhase(), ChannelSplitPhase(), RangesPhase(), RangeSearchPhase(), OverflowFixPhase(),
-                          BiasCorrectionPhase(), CompressPhase()]
+                          BiasCorrectionPhase(), PairSpreadPhase(), CompressPhase()]
     return [PlacementPhase(), StatisticsPhase(later, collect), *later]
 
 

@@ -64,8 +64,10 @@ class QuantizeReport:
         if self.overflow_decisions:
             hit = [d for d in self.overflow_decisions if d.saturated]
             halved = sum(d.halved for d in self.overflow_decisions)
+            spread = sum(d.spread for d in self.overflow_decisions)
             lines.append(f"saturation (x86 without VNNI): {len(hit)} of {len(self.overflow_decisions)} layers saturate; "
-                         f"7-bit weights on {halved} channels of {self.overflow_fixed} layers")
+                         f"7-bit weights on {halved} channels of {self.overflow_fixed - spread} layers"
+                         + (f"; input channels spread beside zeros in {spread} layers" if spread else ""))
         elif self.overflow_fixed:
             lines.append(f"overflow fix: 7-bit weights on {self.overflow_fixed} layers")
         if self.weights_folded:

@@ -88,7 +88,9 @@ class SaturationDecision:
         halved: Output channels given 7-bit weights.
         saturation_nmse: Σ saturation error² / Σ output², over all channels.
         residual_nmse: The same after the decision (halved channels no longer saturate;
-            their extra rounding error counted instead).
+            their extra rounding error counted instead; 0 for a spread layer).
+        spread: The layer's input channels were spread beside zeros instead
+            (:mod:`.pair_spread`): no pair can saturate, no channel is halved.
     """
 
     layer: str
@@ -98,6 +100,7 @@ class SaturationDecision:
     halved: int
     saturation_nmse: float
     residual_nmse: float
+    spread: bool = False
 
     @property
     def share(self) -> float:
