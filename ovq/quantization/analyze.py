@@ -787,19 +787,21 @@ def _weight_stats(plans: Sequence[_LayerPlan]) -> dict[str, dict[str, Any]]:
         in_axis = None
         if plan.node.get_type_name() == "MatMul":
             in_axis = -1 if plan.node.get_attributes().get("transpose_b") else -2
-        if wq_v is not None and wf_v is not None and wq_v.shape != wf_v.shape and in_axis is not None:
-            wq_v = _fold_split_channels(plan.node, wq_v, wf_v.shape, in_axis)
+        fold_axis = 1 if plan.node.get_type_name() == "Convolution" else in_axis
+        if wq_v is not None and wf_v is not None and wq_v.shape != wf_v.shape and fold_axis is not None:
+            wq_v = _fold_split_channels(plan.node, wq_v, wf_v.shape, fold_axis)
         if wq_v is None or wf_v is None or wq_v.shape != wf_v.shape:
             continue
         info["nmse"] = _weight_nmse(wq_v, wf_v, in_axis)
     return out
 
 
-def _fold_split_channels(matmul: Any, wq: np.ndarray, shape: tuple[int, ...], in_axis: int) -> np.ndarray | None:
-    """MatMul weights whose input channels :mod:`.channel_split` split (a constant-index
-    ``Gather`` on the activation, before or after its FakeQuantize) summed back onto the
-    original channels; None when there is no such Gather or the shapes do not fit."""
-    node = matmul.input_value(0).get_node()
+def _fold_split_channels(layer: Any, wq: np.ndarray, shape: tuple[int, ...], in_axis: int) -> np.ndarray | None:
+    """Weights whose input channels a constant-index ``Gather`` on the activation (before
+    or after its FakeQuantize) copies, summed back onto the original channels: MatMuls
+    :mod:`.channel_split` split, convolutions :mod:`.pair_spread` spread (their copies
+    hold zeros); None when there is no such Gather or the shapes do not fit."""
+    node = layer.input_value(0).get_node()
     for _ in range(3):
         if node.get_type_name() == "Gather":
             break

@@ -89,3 +89,13 @@ def test_only_small_unshared_plain_convolutions_are_spread():
         stem = next(d for d in report.overflow_decisions if d.layer == "stem")
         assert not stem.spread and stem.halved > 0
     assert pair_spread.MAX_SPREAD_CHANNELS == 4
+
+
+def test_analyze_folds_the_spread_weights_back():
+    """``ovq analyze`` compares the spread layer's weights with the FP ones (the zero
+    copies summed back onto their channels)."""
+    images = _images(8, 1)
+    fp = _stem()
+    table = ovq.analyze(fp, ovq.quantize(_stem(), images), _images(2, 2))
+    stem = next(row for row in table.rows if row.name == "stem")
+    assert stem.weight_nmse is not None and stem.weight_nmse < 1e-3
