@@ -22,8 +22,8 @@ layer twice its multiply-adds, so it is kept for layers with at most
 would halve a channel); the ``pair_spread`` phase rewrites them after bias correction.
 
 Matches: a plain Convolution (not grouped) with at most :data:`MAX_SPREAD_CHANNELS`
-input channels whose activation FakeQuantize feeds only it, directly, and reads a tensor
-no other quantizer shares. Emits: the ``Gather`` and the widened weights (the weight
+input channels whose per-tensor activation FakeQuantize feeds only it, directly (other
+readers of the tensor before that FakeQuantize are not affected). Emits: the ``Gather`` and the widened weights (the weight
 quantizer's per-output-channel range is unchanged: only zeros are added). Preserves:
 the FP function (the copies meet zero weights), the activation range and levels.
 """
@@ -45,8 +45,8 @@ def can_spread(graph: Graph, layer: SaturationLayer) -> bool:
     """Whether ``layer`` matches (see the module docstring)."""
     if layer.kind != "conv" or not layer.direct or graph.op(layer.op).type != "Convolution":
         return False
-    if graph.consumers(layer.activation.node, 0) != [(layer.op, 0)]:
-        return False
+    if graph.consumers(layer.activation.node, 0) != [(layer.op, 0)] or np.asarray(layer.activation.low).size != 1:
+        return False  # shared, or per-channel ranges that would need repeating too
     found = const_source(graph, layer.weight.node, 0)
     if found is None or found[1].ndim < 3:
         return False
