@@ -40,7 +40,7 @@ import numpy as np
 
 from ovq.errors import CalibrationDataError, OptionError, OvqError
 from ovq.quantization.dataset import InputSpec, Subset
-from ovq.quantization.statistics import (CollectionReport, Observation, TensorStats, _merge, collect_statistics,
+from ovq.quantization.statistics import (CollectionReport, Observation, TensorStats, collect_statistics,
                                          concatenate_samples)
 
 __all__ = ["PartialStatistics", "ShardSlice", "collect_partial_statistics", "merge_partial_statistics",
