@@ -134,6 +134,28 @@ def split_index(pieces: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     return channels[paired].astype(np.int64)
 
 
+def gather_channels(graph: Graph, source: tuple[int, int], fqs: Iterable[int], index: np.ndarray, axis: int,
+                    prefix: str) -> None:
+    """Put a ``Gather`` of ``index`` along ``axis`` between tensor ``source`` and the
+    FakeQuantize ops ``fqs`` that read it (named ``{prefix}_channels``, its constants
+    ``{prefix}_index`` and ``{prefix}_axis``); the FakeQuantize outputs take the new shape."""
+    out = graph.op(source[0]).outputs[source[1]]
+    rank = len(out.shape)
+    shape = list(out.shape)
+    shape[axis] = int(index.size)
+    idx = graph.add_const(index, f"{prefix}_index")
+    ax = graph.add_const(np.array(axis % rank, np.int64), f"{prefix}_axis")
+    gather = graph.add_op("Gather", f"{prefix}_channels", version="opset8", attrs={"batch_dims": "0"}, num_inputs=3,
+                          outputs=[Port(id=0, precision=out.precision, shape=shape)])
+    graph.connect(*source, gather, 0)
+    graph.connect(idx, 0, gather, 1)
+    graph.connect(ax, 0, gather, 2)
+    for fq in fqs:
+        graph.disconnect(fq, 0)
+        graph.connect(gather, 0, fq, 0)
+        graph.op(fq).outputs[0].shape = list(shape)
+
+
 def split_group(graph: Graph, smoothed: Smoothed, quantizers: QuantizerTable) -> tuple[Smoothed, ChannelSplit] | None:
     """Split ``smoothed``'s outlier channels in ``graph`` (see the module doc); return the
     group's record with its ``index`` set, and what was done; None if it was left alone."""
@@ -153,22 +175,7 @@ def split_group(graph: Graph, smoothed: Smoothed, quantizers: QuantizerTable) ->
         return None
     pieces, gain, peaks = chosen
     index = split_index(pieces, peaks)
-    out = graph.op(mul[0]).outputs[mul[1]]
-    rank = len(out.shape)
-    shape = list(out.shape)
-    shape[group.act_axis] = int(index.size)
-    idx = graph.add_const(index, f"{group.source_name}/split_index")
-    axis = graph.add_const(np.array(group.act_axis % rank, np.int64), f"{group.source_name}/split_axis")
-    gather = graph.add_op("Gather", f"{group.source_name}/split_channels", version="opset8",
-                          attrs={"batch_dims": "0"}, num_inputs=3,
-                          outputs=[Port(id=0, precision=out.precision, shape=shape)])
-    graph.connect(*mul, gather, 0)
-    graph.connect(idx, 0, gather, 1)
-    graph.connect(axis, 0, gather, 2)
-    for fq in group.fqs:
-        graph.disconnect(fq, 0)
-        graph.connect(gather, 0, fq, 0)
-        graph.op(fq).outputs[0].shape = list(shape)
+    gather_channels(graph, mul, group.fqs, index, group.act_axis, f"{group.source_name}/split")
     by_node = quantizers.by_node()
     for m in group.members:
         w = weights[m.op]

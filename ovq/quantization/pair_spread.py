@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ovq.ir.graph import Graph, Port
+from ovq.ir.graph import Graph
+from ovq.quantization.channel_split import gather_channels
 from ovq.quantization.consts import const_source
 from ovq.quantization.saturation import SaturationLayer
 from ovq.quantization.smooth_quant import set_weights
@@ -61,21 +62,9 @@ def spread_pairs(graph: Graph, layer: SaturationLayer) -> None:
     sits beside a zero-weight copy of itself."""
     fq = layer.activation.node
     src = graph.producer(fq, 0)
-    out = graph.op(src[0]).outputs[src[1]]
-    channels = int(out.shape[1])
-    shape = list(out.shape)
-    shape[1] = 2 * channels
-    name = graph.op(layer.op).name
-    index = graph.add_const(np.repeat(np.arange(channels, dtype=np.int64), 2), f"{name}/spread_index")
-    axis = graph.add_const(np.array(1, np.int64), f"{name}/spread_axis")
-    gather = graph.add_op("Gather", f"{name}/spread_channels", version="opset8", attrs={"batch_dims": "0"},
-                          num_inputs=3, outputs=[Port(id=0, precision=out.precision, shape=shape)])
-    graph.connect(*src, gather, 0)
-    graph.connect(index, 0, gather, 1)
-    graph.connect(axis, 0, gather, 2)
-    graph.disconnect(fq, 0)
-    graph.connect(gather, 0, fq, 0)
-    graph.op(fq).outputs[0].shape = list(shape)
+    channels = int(graph.op(src[0]).outputs[src[1]].shape[1])
+    gather_channels(graph, src, [fq], np.repeat(np.arange(channels, dtype=np.int64), 2), 1,
+                    f"{graph.op(layer.op).name}/spread")
     w = const_source(graph, layer.weight.node, 0)[1]
     wide = np.zeros((w.shape[0], 2 * w.shape[1], *w.shape[2:]), np.float32)
     wide[:, 0::2] = w

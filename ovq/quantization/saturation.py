@@ -236,13 +236,19 @@ def _activation_codes(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, levels: int
     lo = np.asarray(lo, np.float64).reshape(-1)
     hi = np.asarray(hi, np.float64).reshape(-1)
     step = (hi - lo) / (levels - 1)
-    zero = np.rint(-lo / step)
+    zero = _zero_code(lo, hi, levels)
     if lo.size > 1 and axis % x.ndim != x.ndim - 1:
         shape = [1] * x.ndim
         shape[axis] = -1
         lo, hi, step = lo.reshape(shape), hi.reshape(shape), step.reshape(shape)
     codes = np.rint((np.clip(x, lo, hi) - lo) / step)
     return codes.astype(np.uint8), zero
+
+
+def _zero_code(lo: np.ndarray, hi: np.ndarray, levels: int) -> np.ndarray:
+    """The code of 0.0 on the grid ``[lo, hi]`` (per channel or one value)."""
+    lo = np.asarray(lo, np.float64).reshape(-1)
+    return np.rint(-lo / ((np.asarray(hi, np.float64).reshape(-1) - lo) / (levels - 1)))
 
 
 def _weight_grids(w: np.ndarray, q: Quantizer) -> tuple[np.ndarray, np.ndarray]:
@@ -341,7 +347,7 @@ def _layer_operands(layer: SaturationLayer, graph: Graph, xs: Sequence[np.ndarra
     out = []
     for xg, ug, c8g, lo_g, hi_g in parts:
         cin = ug.shape[1]
-        zero = _activation_codes(np.zeros(1, np.float32), lo_g, hi_g, a_q.levels)[1]
+        zero = _zero_code(lo_g, hi_g, a_q.levels)
 
         def encode(xp: np.ndarray, lo_g: np.ndarray = lo_g, hi_g: np.ndarray = hi_g) -> np.ndarray:
             return _activation_codes(xp, lo_g, hi_g, a_q.levels, axis=1)[0]
